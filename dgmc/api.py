@@ -1,0 +1,41 @@
+"""The Python API: a spec (path or text) -> checked graph IR, and its views.
+
+    >>> import dgmc
+    >>> model = dgmc.load("specs/hm.dgm")
+    >>> model.order
+    ('z4', 'z3', 'y2', 'z2', 'z1', 'y1')
+    >>> dgmc.to_networkx(model)         # networkx.MultiDiGraph, edge key = lag
+    >>> dgmc.to_digraph(model)          # graphviz.Digraph
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import order
+from .check import check
+from .errors import Diagnostic
+from .ir import Model
+from .parse import parse
+
+
+def loads(text: str, filename: str = "<string>") -> Model:
+    """Parse and check spec text; raises `DgmError` with every error."""
+    return check_text(text, filename)[0]
+
+
+def load(path: str | Path) -> Model:
+    """Parse and check a `.dgm` file; raises `DgmError` with every error."""
+    return loads(Path(path).read_text(), str(path))
+
+
+def check_text(text: str, filename: str = "<string>") -> tuple[Model, list[Diagnostic]]:
+    """The checked model and its warnings (for tools that show warnings)."""
+    return check(parse(text, filename), text, filename)
+
+
+def topological_order(model: Model) -> tuple[str, ...]:
+    return model.order
+
+
+to_networkx = order.to_networkx

@@ -1,0 +1,48 @@
+"""The two things every IR element shares: immutability and a source span.
+
+Both IR layers (`dgmc.syntax`, what the user wrote, and `dgmc.ir`, what it means) are
+frozen pydantic models that forbid unknown fields, so a stage can never mutate what an
+earlier stage produced and a typo in a field name fails loudly.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, model_serializer
+
+
+class Frozen(BaseModel):
+    """Base of every IR model: immutable, no extra fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Span(Frozen):
+    """A region of the source: 1-based lines and columns, `end_column` exclusive;
+    `start`/`end` are character offsets (end exclusive)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int
+    end: int
+
+    @model_serializer
+    def _compact(self) -> str:
+        """IR dumps show spans as `line:col-line:col`, so golden files stay readable."""
+        return f"{self.line}:{self.column}-{self.end_line}:{self.end_column}"
+
+    def __str__(self) -> str:
+        return self._compact()
+
+    @staticmethod
+    def cover(first: Span, last: Span) -> Span:
+        """The span from the start of `first` to the end of `last`."""
+        return Span(
+            line=first.line, column=first.column, end_line=last.end_line,
+            end_column=last.end_column, start=first.start, end=last.end,
+        )
+
+
+NOWHERE = Span(line=1, column=1, end_line=1, end_column=1, start=0, end=0)
+"""The span of things no text wrote (defaults filled in by the checker)."""

@@ -1,0 +1,46 @@
+"""Syntax IR -> graph IR: every check of a spec, with all errors collected.
+
+The stages run in file-independent order (declarations, edges and guides, initial
+values, data, recipes, cycles); each reports through the shared `Context` and carries
+on, so one run reports every mistake. Only a spec with no errors becomes a `Model`.
+"""
+
+from __future__ import annotations
+
+from .. import ir, order
+from .. import syntax as s
+from ..errors import DgmError, Diagnostic
+from .context import Context
+from .data import check_data
+from .edges import add_edges, add_inits, default_network
+from .graph import check_cycles, warn_unobserved
+from .nodes import declare_consts, declare_nodes, declare_time
+from .recipes import check_distill, check_train
+
+
+def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diagnostic]]:
+    """The checked model and its warnings; raises `DgmError` with every error found."""
+    ctx = Context()
+    declare_consts(ctx, spec)
+    time = declare_time(ctx, spec)
+    drafts = declare_nodes(ctx, spec, time)
+    default_net = default_network(ctx, spec)
+    add_edges(ctx, spec, drafts, time)
+    add_inits(ctx, spec, drafts)
+    data = check_data(ctx, spec, drafts, time)
+    train = check_train(ctx, spec, drafts, data is not None)
+    distill = check_distill(ctx, spec, drafts, train)
+    rank = {name: i for i, name in enumerate(drafts)}
+    check_cycles(ctx, drafts, rank)
+    if ctx.failed:
+        raise DgmError(ctx.diagnostics, source, filename)
+    warn_unobserved(ctx, drafts)
+    nodes = tuple(d.freeze(default_net) for d in drafts.values())
+    graph = order.build(drafts, [(p.name, n.name, p.lag) for n in nodes for p in n.parents])
+    model = ir.Model(
+        name=spec.name.text, consts=ctx.consts, time=time, nodes=nodes,
+        order=tuple(order.topological_order(graph, rank)), data=data, train=train,
+        distill=distill, span=spec.span,
+    )
+    order.lint(model)
+    return model, ctx.diagnostics

@@ -1,0 +1,112 @@
+"""The checker's shared state: collected diagnostics and the resolution of values.
+
+Every check function takes a `Context`, reports through `error`/`warn`, and carries on:
+one mistake never stops the others from being found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .. import syntax as s
+from ..base import Span
+from ..errors import Diagnostic, did_you_mean
+
+LEARNED = "learned"
+KEYWORDS = frozenset({
+    "model", "const", "time", "in", "input", "latent", "observed", "deterministic",
+    "via", "init", "default", "data", "guide", "train", "distill",
+})
+
+
+@dataclass
+class Context:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    consts: dict[str, int | float] = field(default_factory=dict)
+
+    def error(self, span: Span, message: str) -> None:
+        self.diagnostics.append(Diagnostic(severity="error", phase="semantic", span=span, message=message))
+
+    def warn(self, span: Span, message: str) -> None:
+        self.diagnostics.append(Diagnostic(severity="warning", phase="semantic", span=span, message=message))
+
+    @property
+    def failed(self) -> bool:
+        return any(d.severity == "error" for d in self.diagnostics)
+
+    def unknown(self, what: str, name: s.Name, known: Iterable[str]) -> None:
+        """`Unknown node 'zz'. Did you mean 'z'?`"""
+        self.error(name.span, f"Unknown {what} '{name.text}'.{did_you_mean(name.text, known)}")
+
+    def number(self, value: s.Value, what: str) -> float | None:
+        """A numeric value: a literal or a constant's name."""
+        if isinstance(value, s.Number):
+            number = value.value
+        elif isinstance(value, s.Name) and value.text in self.consts:
+            number = self.consts[value.text]
+        elif isinstance(value, s.Name):
+            self.unknown("constant", value, self.consts)
+            return None
+        else:
+            self.error(value.span, f"{what} must be a single number, not a list.")
+            return None
+        if not math.isfinite(number):
+            self.error(value.span, f"{what} must be a finite number.")
+            return None
+        return number
+
+    def integer(self, value: s.Value, what: str, minimum: int) -> int | None:
+        number = self.number(value, what)
+        if number is None:
+            return None
+        if not isinstance(number, int) or number < minimum:
+            self.error(value.span, f"{what} must be an integer >= {minimum}, not {_show(number)}.")
+            return None
+        return number
+
+    def positive(self, value: s.Value, what: str) -> float | None:
+        number = self.number(value, what)
+        if number is not None and number <= 0:
+            self.error(value.span, f"{what} must be positive, not {_show(number)}.")
+            return None
+        return None if number is None else float(number)
+
+    def number_or_learned(self, value: s.Value, what: str) -> float | str | None:
+        if isinstance(value, s.Name) and value.text == LEARNED:
+            return LEARNED
+        number = self.number(value, what)
+        return None if number is None else float(number)
+
+    def keyword_args(self, args: Sequence[s.Arg], allowed: Sequence[str], where: str) -> dict[str, s.Arg]:
+        """The `key = value` arguments of a call, by key; reports positional arguments,
+        repeated keys and keys not in `allowed`."""
+        found: dict[str, s.Arg] = {}
+        for arg in args:
+            if arg.key is None:
+                self.error(arg.span, f"{where} takes only named arguments, such as {allowed[0]} = ..."
+                           if allowed else f"{where} takes no arguments.")
+            elif arg.key.text not in allowed:
+                hint = did_you_mean(arg.key.text, allowed)
+                known = ", ".join(allowed) if allowed else "none"
+                self.error(arg.key.span, f"{where} has no argument '{arg.key.text}'.{hint} It takes: {known}.")
+            elif arg.key.text in found:
+                self.error(arg.key.span, f"Argument '{arg.key.text}' is given twice.")
+            else:
+                found[arg.key.text] = arg
+        return found
+
+
+def scalars(value: s.Value) -> tuple[s.Number | s.Name, ...]:
+    """The items of a list, or the value itself as a one-item tuple."""
+    return value.items if isinstance(value, s.ListValue) else (value,)
+
+
+def _show(number: float) -> str:
+    return repr(number)
+
+
+def stmts_of(spec: s.Spec, kind: type) -> list:
+    """The top-level statements of one kind, in file order."""
+    return [stmt for stmt in spec.stmts if isinstance(stmt, kind)]

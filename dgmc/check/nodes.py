@@ -1,0 +1,180 @@
+"""Declarations: constants, the time statement, and the nodes with their types.
+
+Produces one `Draft` per declared node (even a badly declared one, so that later checks
+do not cascade into "unknown node" errors); edges and guides are added to the drafts by
+`dgmc.check.edges`, and `freeze` turns them into graph-IR nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import ir
+from .. import syntax as s
+from ..families import DETERMINISTIC_DOMAINS, DOMAINS, FAMILIES
+from .context import KEYWORDS, Context, stmts_of
+
+
+@dataclass
+class Draft:
+    """A node being checked: its declaration, then its edges, guide and init."""
+
+    decl: s.NodeDecl
+    type: str
+    size: int = 1
+    params: dict[str, ir.Param] = field(default_factory=dict)
+    parents: list[ir.Parent] = field(default_factory=list)
+    net: ir.Network | None = None
+    via: s.Network | None = None
+    guide_parents: list[ir.Parent] = field(default_factory=list)
+    guide_net: ir.Network | None = None
+    guide_via: s.Network | None = None
+    init: ir.Param | None = None
+    init_stmt: s.InitStmt | None = None
+
+    @property
+    def name(self) -> str:
+        return self.decl.name.text
+
+    @property
+    def kind(self) -> ir.NodeKind:
+        return self.decl.kind
+
+    @property
+    def timed(self) -> bool:
+        return self.decl.time_var is not None
+
+    def freeze(self, default_net: ir.Network) -> ir.Node:
+        net = (self.net or default_net) if self.parents else None
+        guide = None
+        if self.guide_parents:
+            span = self.guide_parents[0].span
+            guide = ir.Guide(parents=tuple(self.guide_parents), net=self.guide_net or default_net, span=span)
+        return ir.Node(
+            name=self.name, kind=self.kind, type=self.type, size=self.size, params=self.params,
+            timed=self.timed, init=self.init, parents=tuple(self.parents), net=net, guide=guide,
+            span=self.decl.span,
+        )
+
+
+def declare_consts(ctx: Context, spec: s.Spec) -> None:
+    spans: dict[str, s.ConstStmt] = {}
+    for stmt in stmts_of(spec, s.ConstStmt):
+        name = stmt.name.text
+        if name in spans:
+            ctx.error(stmt.name.span, f"Constant '{name}' is defined twice (first on line {spans[name].span.line}).")
+            continue
+        _not_keyword(ctx, stmt.name)
+        spans[name] = stmt
+        value = ctx.number(stmt.value, f"Constant '{name}'")
+        if value is not None:
+            ctx.consts[name] = value
+
+
+def declare_time(ctx: Context, spec: s.Spec) -> ir.Time | None:
+    stmts = stmts_of(spec, s.TimeStmt)
+    for extra in stmts[1:]:
+        ctx.error(extra.span, f"The model has one time variable, already declared on line {stmts[0].span.line}.")
+    if not stmts:
+        return None
+    stmt = stmts[0]
+    first = ctx.integer(stmt.first, "The first step", 0)
+    last = ctx.integer(stmt.last, "The last step", 0)
+    if first is None or last is None:
+        return None
+    if last < first:
+        ctx.error(stmt.span, f"The step range {first}..{last} is empty: the last step must be >= the first.")
+        return None
+    return ir.Time(var=stmt.var.text, first=first, last=last, span=stmt.span)
+
+
+def declare_nodes(ctx: Context, spec: s.Spec, time: ir.Time | None) -> dict[str, Draft]:
+    drafts: dict[str, Draft] = {}
+    has_time = bool(stmts_of(spec, s.TimeStmt))
+    for decl in stmts_of(spec, s.NodeDecl):
+        name = decl.name.text
+        if name in drafts:
+            first = drafts[name].decl.span.line
+            ctx.error(decl.name.span, f"Node '{name}' is declared twice (first on line {first}).")
+            continue
+        _not_keyword(ctx, decl.name)
+        if name in ctx.consts:
+            ctx.error(decl.name.span, f"'{name}' is already a constant; a node needs another name.")
+        drafts[name] = _declare(ctx, decl)
+        _check_time_var(ctx, decl, time, has_time)
+    return drafts
+
+
+def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
+    type_name = decl.type.text
+    draft = Draft(decl=decl, type=type_name)
+    if not _type_fits_kind(ctx, decl):
+        return draft
+    family = FAMILIES.get(type_name)
+    minimum = family.min_size if family else 1
+    size = ctx.integer(decl.size, f"The size of '{decl.name.text}'", minimum)
+    draft.size = size if size is not None else minimum
+    if family is None:
+        ctx.keyword_args(decl.args, (), f"The domain {type_name}")
+        return draft
+    given = ctx.keyword_args(decl.args, family.params, f"The family {type_name}")
+    for param in family.params:
+        arg = given.get(param)
+        value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else "learned"
+        if value is None or not _param_in_range(ctx, family, param, value, arg):
+            value = "learned"
+        draft.params[param] = value
+    return draft
+
+
+def _param_in_range(ctx: Context, family, param: str, value: ir.Param, arg: s.Arg | None) -> bool:
+    if value == "learned" or arg is None:
+        return True
+    if param in family.positive and value <= 0:
+        ctx.error(arg.value.span, f"'{param}' of {family.name} must be positive, not {value:g}.")
+        return False
+    if param in family.unit and not 0 <= value <= 1:
+        ctx.error(arg.value.span, f"'{param}' of {family.name} is a probability, in [0, 1], not {value:g}.")
+        return False
+    return True
+
+
+def _type_fits_kind(ctx: Context, decl: s.NodeDecl) -> bool:
+    """Latent and observed nodes take a family; input nodes a domain; deterministic
+    nodes the Real domain."""
+    kind, type_name, span = decl.kind, decl.type.text, decl.type.span
+    if kind in ("latent", "observed"):
+        if type_name in FAMILIES:
+            return True
+        if type_name in DOMAINS:
+            ctx.error(span, f"A {kind} node is random: give it a distribution family "
+                      f"({', '.join(FAMILIES)}), not the domain '{type_name}'.")
+        else:
+            ctx.unknown("distribution family", decl.type, FAMILIES)
+        return False
+    allowed = DOMAINS if kind == "input" else DETERMINISTIC_DOMAINS
+    if type_name in allowed:
+        return True
+    article = "An input" if kind == "input" else "A deterministic"
+    if type_name in FAMILIES:
+        why = "is given, not modelled" if kind == "input" else "is computed, not sampled"
+        ctx.error(span, f"{article} node {why}: its type is {' or '.join(allowed)}, not the family '{type_name}'.")
+    else:
+        ctx.unknown(f"type for {article.lower()} node", decl.type, allowed)
+    return False
+
+
+def _check_time_var(ctx: Context, decl: s.NodeDecl, time: ir.Time | None, has_time: bool) -> None:
+    var = decl.time_var
+    if var is None:
+        return
+    if not has_time:
+        ctx.error(var.span, f"'{decl.name.text}[{var.text}]' is time-indexed, but the model declares no "
+                  f"time variable: add `time {var.text} in 1..T`.")
+    elif time is not None and var.text != time.var:
+        ctx.error(var.span, f"Unknown time variable '{var.text}': the model's is '{time.var}'.")
+
+
+def _not_keyword(ctx: Context, name: s.Name) -> None:
+    if name.text in KEYWORDS:
+        ctx.error(name.span, f"'{name.text}' is a reserved word and cannot be used as a name.")

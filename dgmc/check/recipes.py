@@ -1,0 +1,196 @@
+"""The training recipe (`train`) and the distillation (`distill`), with their defaults.
+
+Defaults follow ../shared/METHOD.md where it says: Adam with weight decay 1e-4
+everywhere; distillation reuses the teacher's steps, batch and learning rate.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from .. import syntax as s
+from ..base import NOWHERE
+from ..families import DIVERGENCES, FAMILIES
+from ..networks import NETWORKS
+from .context import Context, scalars, stmts_of
+from .edges import network
+from .nodes import Draft
+
+OBJECTIVES = {
+    "elbo": "evidence lower bound, latents reparametrized (continuous latents)",
+    "wake_sleep": "wake-sleep: generative and guide networks in alternation (discrete latents)",
+    "mle": "maximum likelihood of the observed nodes given the inputs (no latents)",
+}
+METHODS = ("ours", "local", "scratch")
+OPTIMISER = ("steps", "batch", "lr", "weight_decay")
+DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3, "weight_decay": 1e-4, "warmup": 0}
+
+
+def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: bool) -> ir.Train | None:
+    stmts = stmts_of(spec, s.TrainStmt)
+    for extra in stmts[1:]:
+        ctx.error(extra.span, f"The model has one train statement, already given on line {stmts[0].span.line}.")
+    if not stmts:
+        return None
+    stmt = stmts[0]
+    if not has_data:
+        ctx.error(stmt.span, "The teacher is trained on data: add a `data` statement.")
+    objective = stmt.objective.text
+    if objective not in OBJECTIVES:
+        ctx.unknown("objective", stmt.objective, OBJECTIVES)
+        return None
+    allowed = OPTIMISER + (("warmup",) if objective == "elbo" else ())
+    args = ctx.keyword_args(stmt.args, allowed, f"train {objective}")
+    values = _optimiser(ctx, args, DEFAULTS)
+    if "warmup" in args:
+        values["warmup"] = ctx.integer(args["warmup"].value, "warmup", 0) or 0
+    _objective_fits(ctx, stmt, drafts)
+    return ir.Train(objective=objective, span=stmt.span, **values)
+
+
+def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -> None:
+    objective = stmt.objective.text
+    latents = [d for d in drafts.values() if d.kind == "latent"]
+    if objective == "mle":
+        for draft in latents:
+            ctx.error(draft.decl.name.span, f"mle fits models without latents, but '{draft.name}' is "
+                      "latent: train with elbo (continuous latents) or wake_sleep (discrete).")
+        return
+    if not latents:
+        ctx.error(stmt.objective.span, f"{objective} needs latent nodes; this model has none: use mle.")
+    for draft in latents:
+        family = FAMILIES.get(draft.type)
+        if objective == "elbo" and family is not None and family.discrete:
+            ctx.error(draft.decl.type.span, f"elbo reparametrizes latents, but '{draft.name}' is "
+                      f"{draft.type} (discrete): train with wake_sleep.")
+        if not draft.guide_parents:
+            ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective} "
+                      f"needs: add an edge `... -> {draft.name}` inside `guide {{ }}`.")
+
+
+def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: ir.Train | None) -> ir.Distill:
+    stmts = stmts_of(spec, s.DistillStmt)
+    for extra in stmts[1:]:
+        ctx.error(extra.span, f"The model has one distill statement, already given on line {stmts[0].span.line}.")
+    stmt = stmts[0] if stmts else s.DistillStmt(args=(), items=(), span=NOWHERE)
+    allowed = ("width", "lambda", "method", "seed", *OPTIMISER)
+    args = ctx.keyword_args(stmt.args, allowed, "distill")
+    inherited = {k: getattr(train, k) for k in OPTIMISER} if train else DEFAULTS
+    divergences, student_nets = _items(ctx, stmt, drafts)
+    return ir.Distill(
+        widths=_list(ctx, args.get("width"), (0.25,), lambda v: ctx.positive(v, "A width")),
+        lam=_lambda(ctx, args.get("lambda")),
+        methods=_list(ctx, args.get("method"), METHODS, lambda v: _method(ctx, v)),
+        seeds=_list(ctx, args.get("seed"), (0,), lambda v: ctx.integer(v, "A seed", 0)),
+        divergences=divergences, student_nets=student_nets, span=stmt.span,
+        **_optimiser(ctx, args, inherited),
+    )
+
+
+def _items(
+    ctx: Context, stmt: s.DistillStmt, drafts: dict[str, Draft]
+) -> tuple[dict[str, str], dict[str, ir.Network]]:
+    divergences = {d.name: FAMILIES[d.type].default_divergence
+                   for d in drafts.values() if d.kind in ("latent", "observed") and d.type in FAMILIES}
+    given: dict[str, s.DistillItem] = {}
+    student_nets: dict[str, ir.Network] = {}
+    for item in stmt.items:
+        draft = drafts.get(item.node.text)
+        if draft is None:
+            ctx.unknown("node", item.node, drafts)
+            continue
+        divergence = item.divergence
+        if divergence and _divergence_fits(ctx, divergence, draft) and _once(ctx, given, item, "divergence"):
+            divergences[draft.name] = divergence.text
+        if item.via is not None:
+            net = _student_net(ctx, item.via, draft)
+            if net is not None and _once(ctx, given, item, "via"):
+                student_nets[draft.name] = net
+    return divergences, student_nets
+
+
+def _once(ctx: Context, given: dict[str, s.DistillItem], item: s.DistillItem, part: str) -> bool:
+    key = f"{item.node.text}.{part}"
+    if key in given:
+        what = "divergence" if part == "divergence" else "student network"
+        ctx.error(item.span, f"The {what} of '{item.node.text}' is already given on line {given[key].span.line}.")
+        return False
+    given[key] = item
+    return True
+
+
+def _divergence_fits(ctx: Context, name: s.Name, draft: Draft) -> bool:
+    if draft.kind not in ("latent", "observed"):
+        ctx.error(name.span, f"'{draft.name}' is {draft.kind}: it has no distillation term, so no divergence.")
+        return False
+    if name.text not in DIVERGENCES:
+        ctx.unknown("divergence", name, DIVERGENCES)
+        return False
+    family = FAMILIES.get(draft.type)
+    if family is not None and name.text not in family.divergences:
+        ctx.error(name.span, f"The divergence {name.text} does not fit '{draft.name}', which is "
+                  f"{family.name}: use one of {', '.join(family.divergences)}.")
+        return False
+    return True
+
+
+def _student_net(ctx: Context, via: s.Network, draft: Draft) -> ir.Network | None:
+    if not draft.parents or draft.kind == "input":
+        ctx.error(via.span, f"'{draft.name}' has no parents, so no network for the student to resize.")
+        return None
+    net = network(ctx, via)
+    teacher = draft.net.name if draft.net else "mlp"
+    if net is not None and NETWORKS[net.name].recurrent != NETWORKS[teacher].recurrent:
+        ctx.error(via.span, f"The student's network for '{draft.name}' must be of the teacher's kind "
+                  f"({'a recurrent cell' if NETWORKS[teacher].recurrent else 'mlp or linear'}).")
+        return None
+    return net
+
+
+def _optimiser(ctx: Context, args: dict[str, s.Arg], defaults: dict) -> dict:
+    values = {k: defaults[k] for k in OPTIMISER}
+    for key in ("steps", "batch"):
+        if key in args:
+            values[key] = ctx.integer(args[key].value, key, 1) or defaults[key]
+    if "lr" in args:
+        values["lr"] = ctx.positive(args["lr"].value, "lr") or defaults["lr"]
+    if "weight_decay" in args:
+        decay = ctx.number(args["weight_decay"].value, "weight_decay")
+        if decay is not None and decay < 0:
+            ctx.error(args["weight_decay"].value.span, "weight_decay must be >= 0.")
+        elif decay is not None:
+            values["weight_decay"] = float(decay)
+    return values
+
+
+def _lambda(ctx: Context, arg: s.Arg | None) -> float:
+    if arg is None:
+        return 1.0
+    value = ctx.number(arg.value, "lambda")
+    if value is not None and value < 0:
+        ctx.error(arg.value.span, f"lambda weighs the latent terms and must be >= 0, not {value:g}.")
+        return 1.0
+    return 1.0 if value is None else float(value)
+
+
+def _method(ctx: Context, value: s.Value) -> str | None:
+    if isinstance(value, s.Name) and value.text in METHODS:
+        return value.text
+    if isinstance(value, s.Name):
+        ctx.unknown("method", value, METHODS)
+    else:
+        ctx.error(value.span, f"A method is one of {', '.join(METHODS)}.")
+    return None
+
+
+def _list(ctx: Context, arg: s.Arg | None, default: tuple, read) -> tuple:
+    """A value or a list of values, each read by `read`; duplicates are errors."""
+    if arg is None:
+        return tuple(default)
+    out: list = []
+    for item in scalars(arg.value):
+        value = read(item)
+        if value is not None and value in out:
+            ctx.error(item.span, f"'{arg.key.text}' lists {value} twice.")
+        elif value is not None:
+            out.append(value)
+    return tuple(out) or tuple(default)

@@ -1,0 +1,101 @@
+"""The one error type of dgmc, and its rendering in stanc3's form.
+
+Every user mistake, syntactic or semantic, becomes a `Diagnostic` with a span; a stage
+collects all of its diagnostics and raises one `DgmError` holding them, so the user sees
+every mistake of a check at once. Rendering:
+
+    Semantic error in 'vae.dgm', line 4, column 3 to 4:
+       -------------------------------------------------
+         3:    observed x : Bernoulli[64]
+         4:    zz -> x
+               ^^
+       -------------------------------------------------
+
+    Unknown node 'zz'. Did you mean 'z'?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from .base import Frozen, Span
+
+Severity = Literal["error", "warning"]
+Phase = Literal["syntax", "semantic"]
+
+_RULE = "   " + "-" * 49
+_CONTEXT_BEFORE = 2
+_CONTEXT_AFTER = 1
+_MAX_SPAN_LINES = 4
+
+
+class Diagnostic(Frozen):
+    """One located message: an error (the spec is rejected) or a warning."""
+
+    severity: Severity
+    phase: Phase
+    span: Span
+    message: str
+
+
+class DgmError(Exception):
+    """A spec that dgmc cannot accept. Holds every error found (never only the first)
+    and renders them, with the source, in stanc3's form."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], source: str, filename: str) -> None:
+        self.diagnostics = tuple(sorted(diagnostics, key=lambda d: (d.span.start, d.span.end)))
+        self.source = source
+        self.filename = filename
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n\n".join(render(d, self.source, self.filename) for d in self.diagnostics)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A hint for a misspelled name: " Did you mean 'z1'?", or "" when nothing is close."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def render(diagnostic: Diagnostic, source: str, filename: str) -> str:
+    """Header, framed excerpt with line numbers and carets, then the message."""
+    return "\n".join([
+        f"{_title(diagnostic)} in '{filename}', {_where(diagnostic.span)}:",
+        _excerpt(source, diagnostic.span),
+        "",
+        diagnostic.message,
+    ])
+
+
+def _title(diagnostic: Diagnostic) -> str:
+    if diagnostic.severity == "warning":
+        return "Warning"
+    return "Syntax error" if diagnostic.phase == "syntax" else "Semantic error"
+
+
+def _where(span: Span) -> str:
+    last = max(span.end_column - 1, span.column)
+    if span.end_line == span.line:
+        return f"line {span.line}, column {span.column} to {last}"
+    return f"line {span.line}, column {span.column} to line {span.end_line}, column {last}"
+
+
+def _excerpt(source: str, span: Span) -> str:
+    lines = source.splitlines() or [""]
+    first = max(1, span.line - _CONTEXT_BEFORE)
+    span_last = min(span.end_line, span.line + _MAX_SPAN_LINES - 1)
+    last = min(len(lines), span_last + _CONTEXT_AFTER)
+    width = len(str(last))
+    out = [_RULE]
+    for number in range(first, max(last, span.line) + 1):
+        text = lines[number - 1] if number <= len(lines) else ""
+        out.append(f"   {number:>{width}}:  {text}".rstrip())
+        if number == span.line:
+            end = span.end_column if span.end_line == span.line else len(text) + 1
+            carets = "^" * max(1, end - span.column)
+            out.append(" " * (3 + width + 3 + span.column - 1) + carets)
+    out.append(_RULE)
+    return "\n".join(out)

@@ -1,0 +1,175 @@
+"""Graph IR: the checked meaning of a spec, the typed graph that every later stage walks.
+
+A `Model` is a closed set of `Node`s of four kinds (`NODE_KINDS`), each holding its own
+conditional: type, size, fixed parameters, parents (with time lags), network, guide. All
+names are resolved, constants substituted, defaults filled in, and `order` is a
+deterministic topological order; `dgmc.order.lint` re-checks these invariants. Nothing
+here is a Python object graph: nodes refer to each other by name.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import PrivateAttr
+
+from .base import Frozen, Span
+from .families import FAMILIES, Family
+from .networks import scale_hidden
+
+NodeKind = Literal["input", "latent", "observed", "deterministic"]
+
+NODE_KINDS: dict[str, str] = {
+    "input": "given with the data, never modelled (a class label, a covariate); no parents",
+    "latent": "hidden random variable with a family; sampled, inferred by the guide",
+    "observed": "random variable with a family that the data supplies when training",
+    "deterministic": "a plain function of its parents (an RNN state); no noise",
+}
+
+Param = float | Literal["learned"]
+"""A family parameter: fixed by the spec, or `learned` (computed by the node's network,
+or a free parameter when the node has no parents)."""
+
+
+class Network(Frozen):
+    """`mlp` with `hidden` widths and activation `act`; `linear`; or a `gru`/`lstm` cell."""
+
+    name: str
+    hidden: tuple[int, ...] = ()
+    act: str = "relu"
+    span: Span
+
+
+class Parent(Frozen):
+    """An edge into a node: from `name` at the same step (`lag` 0) or the previous (1)."""
+
+    name: str
+    lag: int = 0
+    span: Span
+
+
+class Guide(Frozen):
+    """The inference network's conditional q(node | parents) for a latent node."""
+
+    parents: tuple[Parent, ...]
+    net: Network
+    span: Span
+
+
+class Node(Frozen):
+    """One node of the graph and its conditional p(node | parents).
+
+    `type` is a family name (latent, observed) or a domain name (input: Real, Binary,
+    OneHot; deterministic: Real). `net` is None exactly for inputs and for nodes with no
+    parents. `init` is the value before the first step, for time-indexed nodes that some
+    edge reads at `t-1` (a number, or `learned`).
+    """
+
+    name: str
+    kind: NodeKind
+    type: str
+    size: int
+    params: dict[str, Param] = {}
+    timed: bool = False
+    init: Param | None = None
+    parents: tuple[Parent, ...] = ()
+    net: Network | None = None
+    guide: Guide | None = None
+    span: Span
+
+    @property
+    def family(self) -> Family | None:
+        return FAMILIES.get(self.type) if self.kind in ("latent", "observed") else None
+
+
+class Time(Frozen):
+    """`time t in first..last`: the step variable of the time-indexed nodes."""
+
+    var: str
+    first: int
+    last: int
+    span: Span
+
+    @property
+    def steps(self) -> int:
+        return self.last - self.first + 1
+
+
+class Data(Frozen):
+    """The dataset, its preprocessing, and which column feeds which node."""
+
+    dataset: str
+    flags: tuple[str, ...] = ()
+    classes: tuple[int, ...] | None = None
+    test_fraction: float = 0.2
+    columns: dict[str, str] = {}
+    span: Span
+
+
+class Train(Frozen):
+    """The teacher's recipe: objective (`elbo`, `wake_sleep`, `mle`) and optimiser."""
+
+    objective: str
+    steps: int
+    batch: int
+    lr: float
+    warmup: int = 0
+    weight_decay: float
+    span: Span
+
+
+class Distill(Frozen):
+    """The distillation: student widths, lambda, methods, seeds, optimiser, the divergence
+    of every latent and observed node, and explicit student networks where given."""
+
+    widths: tuple[float, ...]
+    lam: float
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    batch: int
+    lr: float
+    weight_decay: float
+    divergences: dict[str, str]
+    student_nets: dict[str, Network] = {}
+    span: Span
+
+
+class Model(Frozen):
+    """A checked spec. `nodes` are in declaration order; `order` is the topological
+    order over same-step edges, ties broken by declaration order."""
+
+    name: str
+    consts: dict[str, int | float] = {}
+    time: Time | None = None
+    nodes: tuple[Node, ...]
+    order: tuple[str, ...]
+    data: Data | None = None
+    train: Train | None = None
+    distill: Distill
+    span: Span
+
+    _by_name: dict[str, Node] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object) -> None:
+        self._by_name.update((n.name, n) for n in self.nodes)
+
+    def node(self, name: str) -> Node:
+        return self._by_name[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._by_name
+
+    def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind in kinds)
+
+    def student_net(self, name: str, width: float) -> Network | None:
+        """The student's network for a node: the explicit one from the distill block, or
+        the teacher's with hidden widths scaled by `width`."""
+        explicit = self.distill.student_nets.get(name)
+        if explicit is not None:
+            return explicit
+        net = self.node(name).net
+        if net is None:
+            return None
+        return net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})

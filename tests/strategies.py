@@ -1,0 +1,152 @@
+"""Hypothesis strategies: valid `.dgm` specs (random DAGs, families, sizes, networks,
+optional time-indexed part and guide) written with random layout and comments, so that
+`fmt` has real work to do."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from hypothesis import strategies as st
+
+from dgmc.check.context import KEYWORDS
+from dgmc.families import DOMAINS, FAMILIES
+
+_TYPE_NAMES = set(FAMILIES) | set(DOMAINS)
+
+
+@dataclass
+class GenNode:
+    name: str
+    kind: str
+    type: str
+    size: str
+    timed: bool
+    args: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)  # rendered refs
+    via: str | None = None
+    guide: list[str] = field(default_factory=list)
+
+
+def _net(rng: random.Random) -> str | None:
+    choice = rng.randrange(4)
+    if choice == 0:
+        return None
+    if choice == 1:
+        return "linear"
+    widths = ", ".join(str(rng.randint(1, 64)) for _ in range(rng.randint(0, 2)))
+    act = rng.choice(["", "act = tanh", "act = relu"])
+    args = ", ".join(a for a in (widths, act) if a)
+    return f"mlp({args})" if args or rng.random() < 0.5 else "mlp"
+
+
+def _family_args(rng: random.Random, family: str, root: bool) -> list[str]:
+    args = []
+    if family in ("Normal", "Laplace"):
+        if root and rng.random() < 0.5:
+            args.append(f"loc = {rng.choice(['0', '-1.5', 'learned'])}")
+        if rng.random() < 0.5:
+            args.append(f"scale = {rng.choice(['0.5', '1', '2e-1', 'learned'])}")
+    elif family == "Bernoulli" and root and rng.random() < 0.3:
+        args.append("probs = 0.25")
+    return args
+
+
+def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: int) -> str:
+    """A valid spec over `names` (the last `timed_count` are time-indexed)."""
+    consts = {"K": rng.randint(2, 9)} if rng.random() < 0.5 else {}
+    nodes: list[GenNode] = []
+    static_count = len(names) - timed_count
+    for i, name in enumerate(names):
+        timed = i >= static_count
+        pool = [n for n in nodes if n.kind != "never"]
+        candidates = [f"{n.name}[t]" if n.timed else n.name for n in pool if timed or not n.timed]
+        lagged = [f"{n.name}[t-1]" for n in nodes if n.timed] + ([f"{name}[t-1]"] if timed else [])
+        parents = rng.sample(candidates, k=rng.randint(0, min(3, len(candidates))))
+        if timed and lagged and rng.random() < 0.7:
+            parents.append(rng.choice(lagged))
+        kind = rng.choice(["input", "latent", "observed", "deterministic"])
+        if kind == "input" and parents:
+            kind = "latent"
+        if kind == "deterministic" and not parents:
+            kind = "observed"
+        if kind in ("latent", "observed"):
+            family = rng.choice(list(FAMILIES))
+            size = str(rng.randint(2, 5)) if family == "Categorical" else rng.choice(["1", "3", *consts])
+            node = GenNode(name, kind, family, size, timed, _family_args(rng, family, not parents))
+        else:
+            domain = rng.choice(list(DOMAINS)) if kind == "input" else "Real"
+            node = GenNode(name, kind, domain, rng.choice(["1", "4", *consts]), timed)
+        node.parents = [] if kind == "input" else parents
+        recurrent = kind == "deterministic" and f"{name}[t-1]" in parents
+        node.via = rng.choice(["gru", "lstm"]) if recurrent and rng.random() < 0.5 else _net(rng)
+        nodes.append(node)
+    _add_guides(rng, nodes)
+    return _render(rng, nodes, consts, steps, timed_count)
+
+
+def _add_guides(rng: random.Random, nodes: list[GenNode]) -> None:
+    """Guide parents: non-latents, or latents declared later (so the guide is acyclic)."""
+    for i, node in enumerate(nodes):
+        if node.kind != "latent" or rng.random() < 0.3:
+            continue
+        pool = [n for j, n in enumerate(nodes) if (n.kind != "latent" or j > i) and (node.timed or not n.timed)]
+        chosen = rng.sample(pool, k=min(len(pool), rng.randint(1, 2)))
+        node.guide = [f"{n.name}[t]" if n.timed else n.name for n in chosen]
+
+
+def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, timed_count: int) -> str:
+    stmts = [f"const {k} = {v}" for k, v in consts.items()]
+    if timed_count:
+        stmts.append(f"time t in 1..{steps}")
+    if rng.random() < 0.3:
+        stmts.append("default via mlp(8, 8)")
+    for n in nodes:
+        args = f"({', '.join(n.args)})" if n.args else ""
+        stmts.append(f"{n.kind} {n.name}{'[t]' if n.timed else ''} : {n.type}[{n.size}]{args}")
+    lagged = {p.split("[")[0] for n in nodes for p in (*n.parents, *n.guide) if p.endswith("[t-1]")}
+    stmts += [f"init {name} = {rng.choice(['0', 'learned', '0.5'])}" for name in sorted(lagged)]
+    for n in nodes:
+        if n.parents:
+            target = f"{n.name}[t]" if n.timed else n.name
+            stmts.append(f"{', '.join(n.parents)} -> {target}" + (f" via {n.via}" if n.via else ""))
+    guides = [f"{', '.join(n.guide)} -> {n.name}[t]" if n.timed else f"{', '.join(n.guide)} -> {n.name}"
+              for n in nodes if n.guide]
+    if guides:
+        stmts.append("guide { " + " ".join(guides) + " }")
+    stmts.append(_distill(rng, nodes))
+    rng.shuffle(stmts)  # statement order is free in the language
+    body = "".join(_gap(rng) + stmt for stmt in stmts)
+    return f"{_gap(rng)}model generated {{{body}{_gap(rng)}}}{_gap(rng)}"
+
+
+def _distill(rng: random.Random, nodes: list[GenNode]) -> str:
+    items = []
+    for n in nodes:
+        if n.kind in ("latent", "observed") and rng.random() < 0.4:
+            items.append(f"{n.name} : {rng.choice(FAMILIES[n.type].divergences)}")
+    args = rng.choice(["", "(width = 0.5)", "(width = [0.25, 0.5], lambda = 0.1, seed = [0, 1])",
+                       "(method = [ours, local], steps = 10)"])
+    return f"distill{args}" + (" { " + "\n".join(items) + " }" if items else "")
+
+
+def _gap(rng: random.Random) -> str:
+    """Random layout between statements: spaces, newlines, blank lines, comments."""
+    return rng.choice([" ", "\n", "\n\n", "  # note\n", "\n# a comment line\n", "\n   \n  "])
+
+
+names_strategy = st.lists(
+    st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True).filter(
+        lambda n: n not in KEYWORDS and n not in _TYPE_NAMES and n != "learned"),
+    min_size=1, max_size=8, unique=True,
+)
+
+
+@st.composite
+def specs(draw) -> str:
+    """The text of a valid spec."""
+    names = draw(names_strategy)
+    timed_count = draw(st.integers(0, len(names))) if draw(st.booleans()) else 0
+    steps = draw(st.integers(1, 50))
+    rng = draw(st.randoms(use_true_random=False))
+    return build_spec(rng, names, timed_count, steps)

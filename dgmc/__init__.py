@@ -6,12 +6,12 @@ order, lint) -> `render` (graph IR -> graph description -> graphviz); `fmt` prin
 syntax IR back canonically.
 """
 
-from .api import check_text, load, loads, to_networkx, topological_order
+from .api import check_text, load, loads, to_digraph, to_networkx, topological_order
 from .errors import DgmError, Diagnostic
 from .ir import Model, Node
 from .order import lint
 
 __all__ = [
     "DgmError", "Diagnostic", "Model", "Node", "check_text", "lint", "load", "loads",
-    "to_networkx", "topological_order",
+    "to_digraph", "to_networkx", "topological_order",
 ]

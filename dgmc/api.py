@@ -11,12 +11,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import order
 from .check import check
 from .errors import Diagnostic
 from .ir import Model
 from .parse import parse
+
+if TYPE_CHECKING:
+    import graphviz
 
 
 def loads(text: str, filename: str = "<string>") -> Model:
@@ -39,3 +43,11 @@ def topological_order(model: Model) -> tuple[str, ...]:
 
 
 to_networkx = order.to_networkx
+
+
+def to_digraph(model: Model, student: bool = False, guide: bool = False) -> graphviz.Digraph:
+    """The model as a `graphviz.Digraph` (see `dgmc.render`); imported on use, so loading
+    a spec never needs graphviz."""
+    from .render import to_digraph
+
+    return to_digraph(model, student, guide)

@@ -1,0 +1,252 @@
+"""Drawing a model: graph IR -> graph description (a plain dict) -> `graphviz.Digraph`.
+
+As in NumPyro's renderer, the middle step is a JSON-able dict (`graph_spec`) and the
+Digraph is built from it alone, so tests check the drawing's content without images and
+other tools (a web viewer) can draw the same graph.
+
+Conventions (`NODE_STYLES`):
+
+- latent: white ellipse; observed: gray-filled ellipse (the usual shaded "data" node);
+- input: light-blue rounded box (given with the data, like a node of either kind but
+  never modelled); deterministic: plain white box (a function, not a distribution);
+- each label reads name (with `[t]` if time-indexed), type[size], network, then the
+  fixed parameters (a root's learned ones as "free") and a recurrent node's initial value;
+- time-indexed nodes sit in a plate labelled with the step range ("t = 1..40"); an edge
+  that reads the previous step is dashed and labelled "t-1";
+- guide edges are off by default; with `guide=True` they are dotted, in `GUIDE_COLOR`,
+  and do not move the layout (graphviz `constraint=false`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import graphviz
+
+from .ir import Model, Network, Node
+from .networks import DEFAULT_ACTIVATION
+
+NODE_STYLES: dict[str, dict[str, str]] = {
+    "latent": {"shape": "ellipse", "style": "solid", "fillcolor": "white"},
+    "observed": {"shape": "ellipse", "style": "filled", "fillcolor": "gray"},
+    "input": {"shape": "box", "style": "rounded,filled", "fillcolor": "lightblue"},
+    "deterministic": {"shape": "box", "style": "solid", "fillcolor": "white"},
+}
+GUIDE_COLOR = "firebrick"
+FONT = "Helvetica"  # sans-serif; graphviz falls back to any installed sans font
+FORMATS = (".dot", ".svg", ".png", ".pdf")
+INSTALL_HINT = "install graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS)"
+
+Spec = dict[str, Any]
+NetOf = Callable[[Node], Network | None]
+
+
+class RenderError(Exception):
+    """A drawing that cannot be made (no `dot` binary, unknown output format): a user's
+    setup problem, reported without a traceback by the CLI."""
+
+
+def graph_spec(model: Model, student_width: float | None = None, guide: bool = False) -> Spec:
+    """The graph description: clusters, nodes, edges, all plain data.
+
+    With `student_width`, teacher and student are drawn side by side in clusters
+    "teacher" and "student (width w)", node ids prefixed `teacher.` / `student.` (a dot
+    cannot occur in a spec name, so ids never collide); the student's networks are
+    `model.student_net(name, w)`.
+    """
+    spec: Spec = {"name": model.name, "label": model.name, "clusters": [], "nodes": [], "edges": []}
+    if student_width is None:
+        _add_model(spec, model, "", None, lambda n: n.net, guide)
+        return spec
+    student = f"student (width {student_width:g})"
+    for tag, label, net_of in (
+        ("teacher", "teacher", lambda n: n.net),
+        ("student", student, lambda n: model.student_net(n.name, student_width)),
+    ):
+        _add_cluster(spec, f"cluster_{tag}", label, None)
+        _add_model(spec, model, tag, f"cluster_{tag}", net_of, guide and tag == "teacher")
+    return spec
+
+
+def _add_cluster(spec: Spec, name: str, label: str, parent: str | None) -> None:
+    spec["clusters"].append({"name": name, "label": label, "parent": parent, "nodes": []})
+
+
+def _add_model(spec: Spec, model: Model, tag: str, outer: str | None, net_of: NetOf, guide: bool) -> None:
+    """One copy of the model's nodes and edges, inside cluster `outer` (if any); ids are
+    prefixed with `tag.`. Only the teacher's copy gets guide edges: the IR has no student
+    guide networks."""
+    prefix = f"{tag}." if tag else ""
+    time_cluster = None
+    if model.time is not None and any(n.timed for n in model.nodes):
+        time_cluster = "_".join(filter(None, ("cluster", tag, "time")))
+        _add_cluster(spec, time_cluster, f"{model.time.var} = {model.time.first}..{model.time.last}", outer)
+    clusters = {c["name"]: c for c in spec["clusters"]}
+    for name in model.order:
+        node = model.node(name)
+        cluster = time_cluster if node.timed else outer
+        node_id = prefix + name
+        label = _label(model, node, net_of(node), guide)
+        spec["nodes"].append({"name": node_id, "label": label, "kind": node.kind, **NODE_STYLES[node.kind],
+                              "cluster": cluster})
+        if cluster is not None:
+            clusters[cluster]["nodes"].append(node_id)
+        for parent in node.parents:
+            spec["edges"].append(_edge(model, prefix + parent.name, node_id, parent.lag, False))
+        for parent in node.guide.parents if guide and node.guide else ():
+            spec["edges"].append(_edge(model, prefix + parent.name, node_id, parent.lag, True))
+
+
+def _edge(model: Model, src: str, dst: str, lag: int, guide: bool) -> Spec:
+    var = model.time.var if model.time else "t"
+    style = "dotted" if guide else ("dashed" if lag else "solid")
+    return {"src": src, "dst": dst, "lag": lag, "style": style, "label": f"{var}-1" if lag else "",
+            "color": GUIDE_COLOR if guide else "black", "guide": guide}
+
+
+def _label(model: Model, node: Node, net: Network | None, guide: bool) -> str:
+    """Name, type[size], network, parameters, init and (with `guide`) the guide's
+    network, one per line: what a reader needs to rebuild the conditional."""
+    timed = node.timed and model.time is not None
+    lines = [f"{node.name}[{model.time.var}]" if timed else node.name, f"{node.type}[{node.size}]"]
+    if net is not None:
+        lines.append(net_label(net))
+    if params := _params_label(node):
+        lines.append(params)
+    if node.init is not None and model.time is not None:
+        lines.append(f"{node.name}[{model.time.first - 1}] = {_value(node.init)}")
+    if guide and node.guide is not None:
+        lines.append(f"q: {net_label(node.guide.net)}")
+    return "\n".join(lines)
+
+
+def net_label(net: Network) -> str:
+    """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it."""
+    args = [str(h) for h in net.hidden]
+    if net.name == "mlp" and net.act != DEFAULT_ACTIVATION:
+        args.append(f"act={net.act}")
+    return f"{net.name}({', '.join(args)})" if args else net.name
+
+
+def _params_label(node: Node) -> str:
+    """Fixed parameters as `loc=0, scale=1`; a root's learned ones as free parameters
+    ("free" alone when none is fixed, as for a root Bernoulli's logits)."""
+    fixed = [f"{k}={_value(v)}" for k, v in node.params.items() if v != "learned"]
+    if node.parents or node.family is None:
+        return ", ".join(fixed)
+    if not fixed:
+        return "free"
+    return ", ".join(fixed + [f"{k} free" for k, v in node.params.items() if v == "learned"])
+
+
+def _value(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
+def to_digraph(model: Model, student: bool = False, guide: bool = False) -> graphviz.Digraph:
+    """The model as a `graphviz.Digraph`; with `student`, teacher and student (at the
+    spec's first width) side by side; with `guide`, the guide's edges too."""
+    return digraph_from_spec(graph_spec(model, _first_width(model) if student else None, guide))
+
+
+def _first_width(model: Model) -> float:
+    if not model.distill.widths:
+        raise RenderError(f"model {model.name!r} names no student width")
+    return model.distill.widths[0]
+
+
+def digraph_from_spec(spec: Spec) -> graphviz.Digraph:
+    """Build the Digraph from the description alone, so the two never disagree."""
+    font = {"fontname": FONT}
+    graph = graphviz.Digraph(spec["name"], graph_attr={"label": spec["label"], "labelloc": "t", "fontsize": "16",
+                                                       "nodesep": "0.6", "ranksep": "0.6", **font},
+                             node_attr={"fontsize": "11", **font}, edge_attr={"fontsize": "10", **font})
+    children: dict[str | None, list[Spec]] = {}
+    for cluster in spec["clusters"]:
+        children.setdefault(cluster["parent"], []).append(cluster)
+    nodes = {n["name"]: n for n in spec["nodes"]}
+    for node in spec["nodes"]:
+        if node["cluster"] is None:
+            _draw_node(graph, node)
+    for cluster in children.get(None, []):
+        _draw_cluster(graph, cluster, children, nodes)
+    for edge in spec["edges"]:
+        graph.edge(edge["src"], edge["dst"], **_edge_attrs(edge))
+    return graph
+
+
+def _edge_attrs(edge: Spec) -> dict[str, str]:
+    """Only what differs from graphviz's defaults, so the DOT source stays readable."""
+    attrs = {"label": edge["label"], "style": edge["style"]}
+    if edge["guide"]:
+        attrs.update(color=edge["color"], fontcolor=edge["color"], constraint="false")
+    return {k: v for k, v in attrs.items() if v and v != "solid"}
+
+
+def _draw_cluster(graph: graphviz.Digraph, cluster: Spec, children: dict[str | None, list[Spec]],
+                  nodes: dict[str, Spec]) -> None:
+    """A time plate is labelled at its bottom right, as plates usually are; a
+    teacher/student box at its top."""
+    plate = cluster["name"].endswith("_time")
+    attrs = {"labeljust": "r", "labelloc": "b", "style": "solid"} if plate else {"labelloc": "t", "style": "rounded"}
+    with graph.subgraph(name=cluster["name"]) as sub:
+        sub.attr(label=cluster["label"], **attrs)
+        for name in cluster["nodes"]:
+            _draw_node(sub, nodes[name])
+        for child in children.get(cluster["name"], []):
+            _draw_cluster(sub, child, children, nodes)
+
+
+def _draw_node(graph: graphviz.Digraph, node: Spec) -> None:
+    graph.node(node["name"], label=node["label"].replace("\n", "\\n"), shape=node["shape"],
+               style=node["style"], fillcolor=node["fillcolor"])
+
+
+def render_file(model: Model, out: Path, student: bool = False, guide: bool = False) -> Path:
+    """Write the drawing to `out` (.dot source, or .svg/.png/.pdf through graphviz's
+    `dot`) and return the path written. The DOT source is always written first, next to
+    `out`, so a machine without `dot` still gets something to render elsewhere."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise RenderError(f"cannot render to '{out}': unknown suffix {out.suffix or '(none)'!r}; "
+                          f"use one of {', '.join(FORMATS)}")
+    digraph = to_digraph(model, student, guide)
+    source = out.with_suffix(".dot")
+    _write_atomic(source, digraph.source.encode())
+    if suffix == ".dot":
+        return source
+    missing = f"graphviz's `dot` program was not found; the DOT source was written to '{source}'. " \
+              f"To draw it, {INSTALL_HINT}"
+    if shutil.which("dot") is None:
+        raise RenderError(missing)
+    try:
+        data = digraph.pipe(format=suffix[1:])
+    except graphviz.ExecutableNotFound as error:
+        raise RenderError(missing) from error
+    except graphviz.CalledProcessError as error:
+        detail = (error.stderr or b"").decode(errors="replace").strip()
+        raise RenderError(f"`dot` failed on '{source}': {detail or error}") from error
+    _write_atomic(out, data)
+    return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same directory and rename it over `path`, so
+    a crash never leaves a half-written drawing."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -163,6 +163,15 @@ class Model(Frozen):
     def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.kind in kinds)
 
+    def student_size(self, name: str, width: float) -> int:
+        """A node's size in the student. Deterministic states (an RNN's `h`) are hidden
+        units, so they scale with `width` like hidden layers; every other node keeps its
+        size, since teacher and student are compared, or fed data, there."""
+        node = self.node(name)
+        if node.kind != "deterministic":
+            return node.size
+        return scale_hidden((node.size,), width)[0]
+
     def student_net(self, name: str, width: float) -> Network | None:
         """The student's network for a node: the explicit one from the distill block, or
         the teacher's with hidden widths scaled by `width`."""

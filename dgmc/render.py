@@ -23,7 +23,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,6 @@ FORMATS = (".dot", ".svg", ".png", ".pdf")
 INSTALL_HINT = "install graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS)"
 
 Spec = dict[str, Any]
-NetOf = Callable[[Node], Network | None]
 
 
 class RenderError(Exception):
@@ -58,19 +56,16 @@ def graph_spec(model: Model, student_width: float | None = None, guide: bool = F
     With `student_width`, teacher and student are drawn side by side in clusters
     "teacher" and "student (width w)", node ids prefixed `teacher.` / `student.` (a dot
     cannot occur in a spec name, so ids never collide); the student's networks are
-    `model.student_net(name, w)`.
+    `model.student_net(name, w)` and its state sizes `model.student_size(name, w)`.
     """
     spec: Spec = {"name": model.name, "label": model.name, "clusters": [], "nodes": [], "edges": []}
     if student_width is None:
-        _add_model(spec, model, "", None, lambda n: n.net, guide)
+        _add_model(spec, model, "", None, None, guide)
         return spec
     student = f"student (width {student_width:g})"
-    for tag, label, net_of in (
-        ("teacher", "teacher", lambda n: n.net),
-        ("student", student, lambda n: model.student_net(n.name, student_width)),
-    ):
+    for tag, label, width in (("teacher", "teacher", None), ("student", student, student_width)):
         _add_cluster(spec, f"cluster_{tag}", label, None)
-        _add_model(spec, model, tag, f"cluster_{tag}", net_of, guide and tag == "teacher")
+        _add_model(spec, model, tag, f"cluster_{tag}", width, guide and tag == "teacher")
     return spec
 
 
@@ -78,10 +73,10 @@ def _add_cluster(spec: Spec, name: str, label: str, parent: str | None) -> None:
     spec["clusters"].append({"name": name, "label": label, "parent": parent, "nodes": []})
 
 
-def _add_model(spec: Spec, model: Model, tag: str, outer: str | None, net_of: NetOf, guide: bool) -> None:
-    """One copy of the model's nodes and edges, inside cluster `outer` (if any); ids are
-    prefixed with `tag.`. Only the teacher's copy gets guide edges: the IR has no student
-    guide networks."""
+def _add_model(spec: Spec, model: Model, tag: str, outer: str | None, width: float | None, guide: bool) -> None:
+    """One copy of the model's nodes and edges (the teacher's, or with `width` the
+    student's), inside cluster `outer` (if any); ids are prefixed with `tag.`. Only the
+    teacher's copy gets guide edges: the IR has no student guide networks."""
     prefix = f"{tag}." if tag else ""
     time_cluster = None
     if model.time is not None and any(n.timed for n in model.nodes):
@@ -92,7 +87,10 @@ def _add_model(spec: Spec, model: Model, tag: str, outer: str | None, net_of: Ne
         node = model.node(name)
         cluster = time_cluster if node.timed else outer
         node_id = prefix + name
-        label = _label(model, node, net_of(node), guide)
+        if width is None:
+            label = _label(model, node, node.net, node.size, guide)
+        else:
+            label = _label(model, node, model.student_net(name, width), model.student_size(name, width), guide)
         spec["nodes"].append({"name": node_id, "label": label, "kind": node.kind, **NODE_STYLES[node.kind],
                               "cluster": cluster})
         if cluster is not None:
@@ -110,11 +108,11 @@ def _edge(model: Model, src: str, dst: str, lag: int, guide: bool) -> Spec:
             "color": GUIDE_COLOR if guide else "black", "guide": guide}
 
 
-def _label(model: Model, node: Node, net: Network | None, guide: bool) -> str:
+def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool) -> str:
     """Name, type[size], network, parameters, init and (with `guide`) the guide's
     network, one per line: what a reader needs to rebuild the conditional."""
     timed = node.timed and model.time is not None
-    lines = [f"{node.name}[{model.time.var}]" if timed else node.name, f"{node.type}[{node.size}]"]
+    lines = [f"{node.name}[{model.time.var}]" if timed else node.name, f"{node.type}[{size}]"]
     if net is not None:
         lines.append(net_label(net))
     if params := _params_label(node):

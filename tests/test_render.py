@@ -212,3 +212,10 @@ def test_render_real_svg(load: Loader, tmp_path: Path) -> None:
         assert f">{node.name}[t]</text>" in svg
     assert ">t = 1..40</text>" in svg
     assert (tmp_path / "vrnn.dot").exists()
+
+
+def test_student_states_shrink_with_the_width(load: Loader) -> None:
+    spec = graph_spec(load("vrnn"), student_width=0.5)
+    labels = {n["name"]: n["label"] for n in spec["nodes"]}
+    assert "Real[64]" in labels["teacher.h"] and "Real[32]" in labels["student.h"]
+    assert "Normal[8]" in labels["student.z"]  # compared nodes keep their size

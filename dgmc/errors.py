@@ -96,6 +96,8 @@ def _excerpt(source: str, span: Span) -> str:
         if number == span.line:
             end = span.end_column if span.end_line == span.line else len(text) + 1
             carets = "^" * max(1, end - span.column)
-            out.append(" " * (3 + width + 3 + span.column - 1) + carets)
+            # Keep the source's tabs under the text, so the carets line up wherever tabs stop.
+            indent = "".join(c if c == "\t" else " " for c in text[:span.column - 1])
+            out.append(" " * (3 + width + 3) + indent.ljust(span.column - 1) + carets)
     out.append(_RULE)
     return "\n".join(out)

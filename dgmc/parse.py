@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
@@ -22,6 +22,13 @@ from .errors import DgmError, Diagnostic
 
 GRAMMAR_NAME = "dgm.lark"
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A node named by one of these cannot begin an edge statement: there the word is lexed
+# as the keyword, and what follows the name (`->`, `,`, `[`) is a syntax error.
+_STATEMENT_KEYWORDS = frozenset({
+    "const", "time", "input", "latent", "observed", "deterministic", "init", "default", "data", "guide",
+    "train", "distill",
+})
+_AFTER_NODE = frozenset({"->", ",", "["})
 _FRIENDLY = {"NAME": "a name", "NUMBER": "a number", "INT": "an integer", "$END": "the end of the file"}
 
 
@@ -69,9 +76,21 @@ def _name(token: Token) -> s.Name:
     return s.Name(text=str(token), span=_span(token))
 
 
-@v_args(meta=True)
-class ToSyntax(Transformer):
-    """The one Transformer: parse tree -> `dgmc.syntax` models, spans from Lark's meta."""
+class ToSyntax:
+    """The one Transformer: parse tree -> `dgmc.syntax` models, spans from Lark's meta.
+
+    One method per grammar rule, called bottom-up with the rule's meta and its already
+    transformed children. It walks the tree with a loop rather than recursion (no depth
+    limit on nesting) and skips Lark's per-call wrappers, which cost more than the
+    parse itself on large specs.
+    """
+
+    def transform(self, tree: Tree) -> s.Spec:
+        done: dict[int, Any] = {}
+        for sub in tree.iter_subtrees():  # children before parents
+            children = [done.pop(id(c)) if isinstance(c, Tree) else c for c in sub.children]
+            done[id(sub)] = getattr(self, sub.data)(sub.meta, children)
+        return done[id(tree)]
 
     def start(self, meta, children):
         name, *stmts = children
@@ -181,16 +200,61 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str) -> Diagnostic:
 def _describe(exc: UnexpectedInput, text: str) -> tuple[Span, str]:
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        digits = re.match(r"\.[0-9]+", text[exc.pos_in_stream:])
+        if digits:
+            number = digits.group()
+            return _point(text, exc.pos_in_stream), (
+                f"A number needs a digit before its point: write 0{number}, not {number}.")
         return _point(text, exc.pos_in_stream), f"Unexpected character {char!r}."
     token = getattr(exc, "token", None)
-    expected = _expected(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ())
+    names = getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ()
+    expected = _expected(names)
     if isinstance(exc, UnexpectedEOF) or token is None or token.type == "$END":
+        unclosed = _unclosed_brace(text)
+        if unclosed is not None and "'}'" in {_terminal_text(name) for name in names}:
+            line = text.count("\n", 0, unclosed) + 1
+            return _point(text, len(text)), f"The file ends too early: the '{{' on line {line} is never closed."
         return _point(text, len(text)), f"The file ends too early: expected {expected}."
     assert isinstance(exc, UnexpectedToken)
     span = _span(token)
+    keyword = _previous_word(text, token.start_pos)
+    if keyword is not None and str(token) in _AFTER_NODE and text[keyword[0]:keyword[1]] in _STATEMENT_KEYWORDS:
+        word = text[keyword[0]:keyword[1]]
+        return _range(text, *keyword), f"'{word}' is a reserved word and cannot be used as a node name."
     if "NAME" in exc.expected and _NAME_RE.match(str(token)):
         return span, f"'{token}' is a reserved word and cannot be used as a name here."
     return span, f"Unexpected '{token}': expected {expected}."
+
+
+def _unclosed_brace(text: str) -> int | None:
+    """The offset of the innermost `{` that is still open at the end of `text`."""
+    stack: list[int] = []
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        code = line.split("#", 1)[0]
+        for i, char in enumerate(code):
+            if char == "{":
+                stack.append(offset + i)
+            elif char == "}" and stack:
+                stack.pop()
+        offset += len(line)
+    return stack[-1] if stack else None
+
+
+def _previous_word(text: str, offset: int) -> tuple[int, int] | None:
+    """The (start, end) offsets of the word just before `offset`, skipping blanks and
+    comments; None if the previous token is not a word."""
+    lines = text[:offset].split("\n")
+    while lines:
+        code = lines[-1].split("#", 1)[0].rstrip()
+        if code:
+            match = re.search(r"[A-Za-z_][A-Za-z0-9_]*\Z", code)
+            if match is None:
+                return None
+            start = len("\n".join(lines[:-1])) + (1 if len(lines) > 1 else 0) + match.start()
+            return start, start + len(match.group())
+        lines.pop()
+    return None
 
 
 def _expected(names: Any) -> str:
@@ -210,6 +274,12 @@ def _terminal_text(name: str) -> str:
     except KeyError:
         return name
     return f"'{pattern.value}'" if isinstance(pattern, PatternStr) else name.lower()
+
+
+def _range(text: str, start: int, end: int) -> Span:
+    """The span of text[start:end], on one line."""
+    point = _point(text, start)
+    return point.model_copy(update={"end_column": point.column + end - start, "end": end})
 
 
 def _point(text: str, offset: int) -> Span:

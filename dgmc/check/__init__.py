@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import ir, order
 from .. import syntax as s
 from ..errors import DgmError, Diagnostic
-from .context import Context
+from .context import Context, stmts_of
 from .data import check_data
 from .edges import add_edges, add_inits, default_network
 from .graph import check_cycles, warn_unobserved
@@ -28,7 +28,8 @@ def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diag
     add_edges(ctx, spec, drafts, time)
     add_inits(ctx, spec, drafts)
     data = check_data(ctx, spec, drafts, time)
-    train = check_train(ctx, spec, drafts, data is not None)
+    # A data statement that did not check is reported there, not again as a missing one.
+    train = check_train(ctx, spec, drafts, bool(stmts_of(spec, s.DataStmt)))
     distill = check_distill(ctx, spec, drafts, train)
     rank = {name: i for i, name in enumerate(drafts)}
     check_cycles(ctx, drafts, rank)

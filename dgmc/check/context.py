@@ -36,9 +36,11 @@ class Context:
     def failed(self) -> bool:
         return any(d.severity == "error" for d in self.diagnostics)
 
-    def unknown(self, what: str, name: s.Name, known: Iterable[str]) -> None:
-        """`Unknown node 'zz'. Did you mean 'z'?`"""
-        self.error(name.span, f"Unknown {what} '{name.text}'.{did_you_mean(name.text, known)}")
+    def unknown(self, what: str, name: s.Name, known: Iterable[str], of: str | None = None) -> None:
+        """`Unknown node 'zz'. Did you mean 'z'?`, or with `of`:
+        `digits has no column 'pixel'. Did you mean 'pixels'?`"""
+        head = f"{of} has no {what} '{name.text}'." if of else f"Unknown {what} '{name.text}'."
+        self.error(name.span, head + did_you_mean(name.text, known))
 
     def number(self, value: s.Value, what: str) -> float | None:
         """A numeric value: a literal or a constant's name."""

@@ -29,8 +29,9 @@ def check_data(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], time: ir.Ti
     flags = _flags(ctx, stmt, dataset)
     options = ctx.keyword_args([a for a in stmt.args if a.key], DATA_OPTIONS, f"The dataset {dataset.name}")
     columns = _bindings(ctx, stmt, dataset, drafts, time, flags)
+    named = {binding.node.text for binding in stmt.bindings}  # bound, if to a bad column: reported there
     for draft in drafts.values():
-        if draft.kind in ("observed", "input") and draft.name not in columns:
+        if draft.kind in ("observed", "input") and draft.name not in named:
             ctx.error(draft.decl.name.span, f"The {draft.kind} node '{draft.name}' has no data: bind a "
                       f"column to it in the data block ({draft.name} = ...; {dataset.name} has "
                       f"{', '.join(dataset.columns)}).")
@@ -49,7 +50,7 @@ def _flags(ctx: Context, stmt: s.DataStmt, dataset: Dataset) -> tuple[str, ...]:
             ctx.error(arg.span, f"Options of {dataset.name} are names ({', '.join(dataset.flags)}) "
                       "or key = value.")
         elif arg.value.text not in dataset.flags:
-            ctx.unknown(f"option of {dataset.name}", arg.value, dataset.flags)
+            ctx.unknown("option", arg.value, dataset.flags, of=dataset.name)
         elif arg.value.text in flags:
             ctx.error(arg.span, f"The option '{arg.value.text}' is given twice.")
         elif arg.value.text in dataset.exclusive and set(flags) & set(dataset.exclusive):
@@ -74,7 +75,7 @@ def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset, drafts: dict[str
         elif draft.name in columns:
             ctx.error(binding.span, f"'{draft.name}' is already bound to column '{columns[draft.name]}'.")
         if column is None:
-            ctx.unknown(f"column of {dataset.name}", binding.column, dataset.columns)
+            ctx.unknown("column", binding.column, dataset.columns, of=dataset.name)
         if draft is None or column is None or draft.kind not in ("observed", "input") or draft.name in columns:
             continue
         columns[draft.name] = binding.column.text
@@ -90,6 +91,8 @@ def _fits(ctx: Context, binding: s.Binding, draft: Draft, column: Column, datase
                   f"no time dimension. Declare it {draft.name}[t] with a `time` statement.")
     elif draft.timed and not column.sequence:
         ctx.error(binding.span, f"'{draft.name}' is time-indexed but the {where} is not a sequence.")
+    elif draft.size is None:
+        pass  # the size did not resolve: reported at the declaration
     elif draft.timed and time is not None and time.steps * draft.size != column.size:
         ctx.error(binding.span, f"The {where} has {column.size} values per sequence, but "
                   f"'{draft.name}' takes {draft.size} per step over {time.steps} steps "
@@ -115,6 +118,9 @@ def _classes(ctx: Context, arg: s.Arg | None, dataset: Dataset) -> tuple[int, ..
     label = dataset.columns.get("label")
     if label is None:
         ctx.error(arg.span, f"{dataset.name} has no classes to choose from.")
+        return None
+    if isinstance(arg.value, s.ListValue) and not arg.value.items:
+        ctx.error(arg.value.span, f"classes = [] would keep no rows: list the classes of {dataset.name} to keep.")
         return None
     chosen: list[int] = []
     for item in scalars(arg.value):

@@ -165,7 +165,7 @@ def _set_network(ctx: Context, target: Draft, net: ir.Network | None, via: s.Net
     else:
         target.via, target.net = via, net
     if net is not None and NETWORKS[net.name].recurrent and (guide or target.kind != "deterministic"):
-        ctx.error(via.span, f"A {net.name} cell computes a deterministic state; "
+        ctx.error(via.span, f"A recurrent cell ({net.name}) computes a deterministic state; "
                   f"'{target.name}' is {'inferred by the guide' if guide else target.kind}: use mlp or linear.")
 
 
@@ -173,9 +173,10 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
     if draft.kind == "deterministic" and not draft.parents:
         ctx.error(draft.decl.name.span, f"Deterministic node '{draft.name}' has no parents: it would be "
                   "a constant. Give it parents (`a -> " + draft.name + "`) or make it an input.")
-    recurrent = draft.net is not None and NETWORKS[draft.net.name].recurrent
+    # (A recurrent cell on a node that is not deterministic is already an error.)
+    recurrent = draft.kind == "deterministic" and draft.net is not None and NETWORKS[draft.net.name].recurrent
     if recurrent and not any(p.name == draft.name and p.lag == 1 for p in draft.parents):
-        ctx.error(draft.via.span, f"A {draft.net.name} cell carries the previous state of "
+        ctx.error(draft.via.span, f"A recurrent cell ({draft.net.name}) carries the previous state of "
                   f"'{draft.name}': add {draft.name}[t-1] as a parent.")
     family = FAMILIES.get(draft.type)
     if family is None or not draft.parents:
@@ -201,13 +202,13 @@ def add_inits(ctx: Context, spec: s.Spec, drafts: dict[str, Draft]) -> None:
             draft.init_stmt = stmt
             draft.init = ctx.number_or_learned(stmt.value, f"The initial value of '{draft.name}'")
     read_lagged: set[str] = set()
-    for draft in drafts.values():
-        for parent in (*draft.parents, *draft.guide_parents):
-            if parent.lag == 1:
-                read_lagged.add(parent.name)
-                if drafts[parent.name].init_stmt is None:
-                    ctx.error(parent.span, f"{parent.name}[t-1] is read at the first step, before "
-                              f"'{parent.name}' has a value: add `init {parent.name} = 0` (or `= learned`).")
+    lagged = [p for d in drafts.values() for p in (*d.parents, *d.guide_parents) if p.lag == 1]
+    for parent in sorted(lagged, key=lambda p: p.span.start):
+        if parent.name not in read_lagged:  # a missing init is reported once, at the first read
+            read_lagged.add(parent.name)
+            if drafts[parent.name].init_stmt is None:
+                ctx.error(parent.span, f"{parent.name}[t-1] is read at the first step, before "
+                          f"'{parent.name}' has a value: add `init {parent.name} = 0` (or `= learned`).")
     for draft in drafts.values():
         if draft.init_stmt is not None and draft.name not in read_lagged:
             ctx.warn(draft.init_stmt.span, f"The initial value of '{draft.name}' is never used: "

@@ -18,8 +18,11 @@ def check_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[str, int]) -
             parents = closing.guide_parents if guide else closing.parents
             span = next(p.span for p in parents if p.name == cycle[-2] and p.lag == 0)
             where = "The guide's nodes" if guide else "These nodes"
-            ctx.error(span, f"{where} form a cycle: {' -> '.join(cycle)}. A directed graphical model "
-                      "must be acyclic; to depend on the previous step, write x[t-1].")
+            must = "The guide must be acyclic too" if guide else "A directed graphical model must be acyclic"
+            source = drafts[cycle[-2]].decl
+            if source.time_var is not None:  # only a time-indexed node has a previous step
+                must += f"; to depend on the previous step, write {source.name.text}[{source.time_var.text}-1]"
+            ctx.error(span, f"{where} form a cycle: {' -> '.join(cycle)}. {must}.")
 
 
 def warn_unobserved(ctx: Context, drafts: dict[str, Draft]) -> None:
@@ -27,6 +30,9 @@ def warn_unobserved(ctx: Context, drafts: dict[str, Draft]) -> None:
     graph = order.build(drafts, edges)
     useful = order.ancestors_of(graph, [d.name for d in drafts.values() if d.kind == "observed"])
     for draft in drafts.values():
-        if draft.name not in useful:
+        if draft.name not in useful and draft.kind == "input":
+            ctx.warn(draft.decl.name.span, f"Nothing observed depends on the input '{draft.name}': "
+                     "the model never uses it.")
+        elif draft.name not in useful:
             ctx.warn(draft.decl.name.span, f"Nothing observed depends on '{draft.name}': it cannot be "
                      "learned from data, and distilling it changes no output.")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import ir
 from .. import syntax as s
+from ..errors import did_you_mean
 from ..families import DETERMINISTIC_DOMAINS, DOMAINS, FAMILIES
 from .context import KEYWORDS, Context, stmts_of
 
@@ -21,7 +22,8 @@ class Draft:
 
     decl: s.NodeDecl
     type: str
-    size: int = 1
+    size: int | None = None
+    """None until resolved (and when it cannot be), so data checks do not compare a guess."""
     params: dict[str, ir.Param] = field(default_factory=dict)
     parents: list[ir.Parent] = field(default_factory=list)
     net: ir.Network | None = None
@@ -91,6 +93,7 @@ def declare_time(ctx: Context, spec: s.Spec) -> ir.Time | None:
 def declare_nodes(ctx: Context, spec: s.Spec, time: ir.Time | None) -> dict[str, Draft]:
     drafts: dict[str, Draft] = {}
     has_time = bool(stmts_of(spec, s.TimeStmt))
+    reported = False
     for decl in stmts_of(spec, s.NodeDecl):
         name = decl.name.text
         if name in drafts:
@@ -101,19 +104,20 @@ def declare_nodes(ctx: Context, spec: s.Spec, time: ir.Time | None) -> dict[str,
         if name in ctx.consts:
             ctx.error(decl.name.span, f"'{name}' is already a constant; a node needs another name.")
         drafts[name] = _declare(ctx, decl)
-        _check_time_var(ctx, decl, time, has_time)
+        reported = _check_time_var(ctx, decl, time, has_time, reported)
     return drafts
 
 
 def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
     type_name = decl.type.text
     draft = Draft(decl=decl, type=type_name)
-    if not _type_fits_kind(ctx, decl):
+    fits = _type_fits_kind(ctx, decl)
+    family = FAMILIES.get(type_name) if fits else None
+    # The size is checked even under a wrong type, so the data block can still be checked
+    # against it; a size that does not resolve stays None (no cascade of size errors).
+    draft.size = ctx.integer(decl.size, f"The size of '{decl.name.text}'", family.min_size if family else 1)
+    if not fits:
         return draft
-    family = FAMILIES.get(type_name)
-    minimum = family.min_size if family else 1
-    size = ctx.integer(decl.size, f"The size of '{decl.name.text}'", minimum)
-    draft.size = size if size is not None else minimum
     if family is None:
         ctx.keyword_args(decl.args, (), f"The domain {type_name}")
         return draft
@@ -156,23 +160,30 @@ def _type_fits_kind(ctx: Context, decl: s.NodeDecl) -> bool:
     if type_name in allowed:
         return True
     article = "An input" if kind == "input" else "A deterministic"
+    why = "is given, not modelled" if kind == "input" else "is computed, not sampled"
     if type_name in FAMILIES:
-        why = "is given, not modelled" if kind == "input" else "is computed, not sampled"
         ctx.error(span, f"{article} node {why}: its type is {' or '.join(allowed)}, not the family '{type_name}'.")
+    elif type_name in DOMAINS:
+        ctx.error(span, f"{article} node {why}: its type is {' or '.join(allowed)}, not '{type_name}'.")
     else:
-        ctx.unknown(f"type for {article.lower()} node", decl.type, allowed)
+        ctx.error(span, f"Unknown type '{type_name}' for {article.lower()} node; it takes "
+                  f"{' or '.join(allowed)}.{did_you_mean(type_name, allowed)}")
     return False
 
 
-def _check_time_var(ctx: Context, decl: s.NodeDecl, time: ir.Time | None, has_time: bool) -> None:
+def _check_time_var(ctx: Context, decl: s.NodeDecl, time: ir.Time | None, has_time: bool, reported: bool) -> bool:
+    """Whether the missing `time` statement has been reported (once, at the first
+    time-indexed node, rather than at every one)."""
     var = decl.time_var
     if var is None:
-        return
-    if not has_time:
+        return reported
+    if not has_time and not reported:
         ctx.error(var.span, f"'{decl.name.text}[{var.text}]' is time-indexed, but the model declares no "
                   f"time variable: add `time {var.text} in 1..T`.")
-    elif time is not None and var.text != time.var:
+        return True
+    if has_time and time is not None and var.text != time.var:
         ctx.error(var.span, f"Unknown time variable '{var.text}': the model's is '{time.var}'.")
+    return reported
 
 
 def _not_keyword(ctx: Context, name: s.Name) -> None:

@@ -186,6 +186,10 @@ def _list(ctx: Context, arg: s.Arg | None, default: tuple, read) -> tuple:
     """A value or a list of values, each read by `read`; duplicates are errors."""
     if arg is None:
         return tuple(default)
+    if isinstance(arg.value, s.ListValue) and not arg.value.items:
+        ctx.error(arg.value.span, f"'{arg.key.text}' lists nothing: give at least one value, or leave it out "
+                  "for the default.")
+        return tuple(default)
     out: list = []
     for item in scalars(arg.value):
         value = read(item)

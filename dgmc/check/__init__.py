@@ -21,6 +21,7 @@ from .recipes import check_distill, check_train
 def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diagnostic]]:
     """The checked model and its warnings; raises `DgmError` with every error found."""
     ctx = Context()
+    ctx.not_keyword(spec.name)
     declare_consts(ctx, spec)
     time = declare_time(ctx, spec)
     drafts = declare_nodes(ctx, spec, time)

@@ -25,12 +25,18 @@ KEYWORDS = frozenset({
 class Context:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     consts: dict[str, int | float] = field(default_factory=dict)
+    time_var: str = "t"
+    """The model's time variable, for messages that suggest `x[t-1]`."""
 
     def error(self, span: Span, message: str) -> None:
         self.diagnostics.append(Diagnostic(severity="error", phase="semantic", span=span, message=message))
 
     def warn(self, span: Span, message: str) -> None:
         self.diagnostics.append(Diagnostic(severity="warning", phase="semantic", span=span, message=message))
+
+    def not_keyword(self, name: s.Name) -> None:
+        if name.text in KEYWORDS:
+            self.error(name.span, f"'{name.text}' is a reserved word and cannot be used as a name.")
 
     @property
     def failed(self) -> bool:

@@ -88,7 +88,7 @@ def _fits(ctx: Context, binding: s.Binding, draft: Draft, column: Column, datase
     where = f"column '{binding.column.text}' of {dataset.name}"
     if column.sequence and not draft.timed:
         ctx.error(binding.span, f"The {where} is a sequence of {column.size} values; '{draft.name}' has "
-                  f"no time dimension. Declare it {draft.name}[t] with a `time` statement.")
+                  f"no time dimension. Declare it {draft.name}[{ctx.time_var}] with a `time` statement.")
     elif draft.timed and not column.sequence:
         ctx.error(binding.span, f"'{draft.name}' is time-indexed but the {where} is not a sequence.")
     elif draft.size is None:

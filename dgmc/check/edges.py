@@ -93,10 +93,10 @@ def _parent(ctx: Context, ref: s.Ref, drafts: dict[str, Draft], time: ir.Time | 
         text = f"{ref.name.text}[{ref.index.var.text}{ref.index.offset:+d}]"
         if lag < 0:
             ctx.error(ref.index.span, f"{text} refers to a future step: a node can depend only on the "
-                      "current step (t) or the previous one (t-1).")
+                      f"current step ({ctx.time_var}) or the previous one ({ctx.time_var}-1).")
         else:
             ctx.error(ref.index.span, f"{text} reaches back {lag} steps; only the previous step "
-                      "(t-1) can be referenced. Carry older values in a deterministic state.")
+                      f"({ctx.time_var}-1) can be referenced. Carry older values in a deterministic state.")
         return None
     return ir.Parent(name=draft.name, lag=lag, span=ref.span)
 
@@ -129,12 +129,12 @@ def _lookup(ctx: Context, ref: s.Ref, drafts: dict[str, Draft]) -> Draft | None:
 def _index_fits(ctx: Context, ref: s.Ref, draft: Draft, time: ir.Time | None) -> bool:
     name = ref.name.text
     if draft.timed and ref.index is None:
-        var = time.var if time else "t"
+        var = ctx.time_var
         ctx.error(ref.span, f"'{name}' is time-indexed: write {name}[{var}] or {name}[{var}-1].")
         return False
     if not draft.timed and ref.index is not None:
         ctx.error(ref.index.span, f"'{name}' has no time dimension: write {name} without an index, "
-                  f"or declare it as {name}[t].")
+                  f"or declare it as {name}[{ctx.time_var}].")
         return False
     if ref.index is not None and time is not None and ref.index.var.text != time.var:
         ctx.error(ref.index.var.span, f"Unknown time variable '{ref.index.var.text}': the model's is '{time.var}'.")
@@ -177,7 +177,7 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
     recurrent = draft.kind == "deterministic" and draft.net is not None and NETWORKS[draft.net.name].recurrent
     if recurrent and not any(p.name == draft.name and p.lag == 1 for p in draft.parents):
         ctx.error(draft.via.span, f"A recurrent cell ({draft.net.name}) carries the previous state of "
-                  f"'{draft.name}': add {draft.name}[t-1] as a parent.")
+                  f"'{draft.name}': add {draft.name}[{ctx.time_var}-1] as a parent.")
     family = FAMILIES.get(draft.type)
     if family is None or not draft.parents:
         return
@@ -207,9 +207,9 @@ def add_inits(ctx: Context, spec: s.Spec, drafts: dict[str, Draft]) -> None:
         if parent.name not in read_lagged:  # a missing init is reported once, at the first read
             read_lagged.add(parent.name)
             if drafts[parent.name].init_stmt is None:
-                ctx.error(parent.span, f"{parent.name}[t-1] is read at the first step, before "
+                ctx.error(parent.span, f"{parent.name}[{ctx.time_var}-1] is read at the first step, before "
                           f"'{parent.name}' has a value: add `init {parent.name} = 0` (or `= learned`).")
     for draft in drafts.values():
         if draft.init_stmt is not None and draft.name not in read_lagged:
             ctx.warn(draft.init_stmt.span, f"The initial value of '{draft.name}' is never used: "
-                     f"no edge reads {draft.name}[t-1].")
+                     f"no edge reads {draft.name}[{ctx.time_var}-1].")

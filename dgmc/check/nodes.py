@@ -13,7 +13,7 @@ from .. import ir
 from .. import syntax as s
 from ..errors import did_you_mean
 from ..families import DETERMINISTIC_DOMAINS, DOMAINS, FAMILIES
-from .context import KEYWORDS, Context, stmts_of
+from .context import Context, stmts_of
 
 
 @dataclass
@@ -66,7 +66,7 @@ def declare_consts(ctx: Context, spec: s.Spec) -> None:
         if name in spans:
             ctx.error(stmt.name.span, f"Constant '{name}' is defined twice (first on line {spans[name].span.line}).")
             continue
-        _not_keyword(ctx, stmt.name)
+        ctx.not_keyword(stmt.name)
         spans[name] = stmt
         value = ctx.number(stmt.value, f"Constant '{name}'")
         if value is not None:
@@ -80,6 +80,7 @@ def declare_time(ctx: Context, spec: s.Spec) -> ir.Time | None:
     if not stmts:
         return None
     stmt = stmts[0]
+    ctx.time_var = stmt.var.text
     first = ctx.integer(stmt.first, "The first step", 0)
     last = ctx.integer(stmt.last, "The last step", 0)
     if first is None or last is None:
@@ -100,7 +101,7 @@ def declare_nodes(ctx: Context, spec: s.Spec, time: ir.Time | None) -> dict[str,
             first = drafts[name].decl.span.line
             ctx.error(decl.name.span, f"Node '{name}' is declared twice (first on line {first}).")
             continue
-        _not_keyword(ctx, decl.name)
+        ctx.not_keyword(decl.name)
         if name in ctx.consts:
             ctx.error(decl.name.span, f"'{name}' is already a constant; a node needs another name.")
         drafts[name] = _declare(ctx, decl)
@@ -184,8 +185,3 @@ def _check_time_var(ctx: Context, decl: s.NodeDecl, time: ir.Time | None, has_ti
     if has_time and time is not None and var.text != time.var:
         ctx.error(var.span, f"Unknown time variable '{var.text}': the model's is '{time.var}'.")
     return reported
-
-
-def _not_keyword(ctx: Context, name: s.Name) -> None:
-    if name.text in KEYWORDS:
-        ctx.error(name.span, f"'{name.text}' is a reserved word and cannot be used as a name.")

@@ -1,0 +1,18 @@
+"""Shared pytest configuration: the `--regen-goldens` option of the golden-file tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regen-goldens", action="store_true", default=False,
+        help="rewrite tests/bad/*.err and tests/golden/*.ir.json from the current compiler instead of comparing",
+    )
+
+
+@pytest.fixture
+def regen_goldens(request: pytest.FixtureRequest) -> bool:
+    """True when the run should rewrite golden files rather than compare against them."""
+    return bool(request.config.getoption("--regen-goldens"))

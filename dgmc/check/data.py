@@ -104,7 +104,8 @@ def _fits(ctx: Context, binding: s.Binding, draft: Draft, column: Column, datase
     needs = family.domain if family else DOMAINS.get(draft.type)
     has = "binary" if column.domain == "real" and "binarize" in flags else column.domain
     if needs == "binary" and has != "binary":
-        fix = " Add `binarize` to the dataset's options." if "binarize" in dataset.flags else ""
+        can_binarize = "binarize" in dataset.flags and column.domain == "real"
+        fix = " Add `binarize` to the dataset's options." if can_binarize else ""
         ctx.error(binding.span, f"'{draft.name}' is {draft.type} and needs 0/1 values; the {where} "
                   f"holds {has} values.{fix}")
     elif needs == "onehot" and has != "onehot":

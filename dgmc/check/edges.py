@@ -175,7 +175,10 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
                   "a constant. Give it parents (`a -> " + draft.name + "`) or make it an input.")
     # (A recurrent cell on a node that is not deterministic is already an error.)
     recurrent = draft.kind == "deterministic" and draft.net is not None and NETWORKS[draft.net.name].recurrent
-    if recurrent and not any(p.name == draft.name and p.lag == 1 for p in draft.parents):
+    if recurrent and not draft.timed:
+        ctx.error(draft.via.span, f"A recurrent cell ({draft.net.name}) carries a state from step to step, "
+                  f"but '{draft.name}' has no time dimension: declare it {draft.name}[{ctx.time_var}].")
+    elif recurrent and not any(p.name == draft.name and p.lag == 1 for p in draft.parents):
         ctx.error(draft.via.span, f"A recurrent cell ({draft.net.name}) carries the previous state of "
                   f"'{draft.name}': add {draft.name}[{ctx.time_var}-1] as a parent.")
     family = FAMILIES.get(draft.type)

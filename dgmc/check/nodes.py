@@ -13,7 +13,7 @@ from .. import ir
 from .. import syntax as s
 from ..errors import did_you_mean
 from ..families import DETERMINISTIC_DOMAINS, DOMAINS, FAMILIES
-from .context import Context, stmts_of
+from .context import LEARNED, Context, stmts_of
 
 
 @dataclass
@@ -67,6 +67,8 @@ def declare_consts(ctx: Context, spec: s.Spec) -> None:
             ctx.error(stmt.name.span, f"Constant '{name}' is defined twice (first on line {spans[name].span.line}).")
             continue
         ctx.not_keyword(stmt.name)
+        if name == LEARNED:
+            ctx.error(stmt.name.span, "'learned' marks a parameter as learned; a constant needs another name.")
         spans[name] = stmt
         value = ctx.number(stmt.value, f"Constant '{name}'")
         if value is not None:

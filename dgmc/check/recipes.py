@@ -98,6 +98,9 @@ def _items(
         if draft is None:
             ctx.unknown("node", item.node, drafts)
             continue
+        if item.divergence is None and item.via is None:
+            ctx.error(item.span, f"This item says nothing about '{draft.name}': give a divergence "
+                      f"({draft.name} : kl) or a student network ({draft.name} via mlp(8)).")
         divergence = item.divergence
         if divergence and _divergence_fits(ctx, divergence, draft) and _once(ctx, given, item, "divergence"):
             divergences[draft.name] = divergence.text

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.lexer import PatternStr
 
 from . import syntax as s
-from .base import Span
+from .base import Span, gc_paused
 from .errors import DgmError, Diagnostic
 
 GRAMMAR_NAME = "dgm.lark"
@@ -45,6 +45,7 @@ def parser() -> Lark:
     return Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True)
 
 
+@gc_paused
 def parse(text: str, filename: str = "<string>") -> s.Spec:
     """Parse `.dgm` text into the syntax IR, or raise `DgmError` with a syntax error."""
     try:

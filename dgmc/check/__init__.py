@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import ir, order
 from .. import syntax as s
+from ..base import gc_paused
 from ..errors import DgmError, Diagnostic
 from .context import Context, stmts_of
 from .data import check_data
@@ -18,6 +19,7 @@ from .nodes import declare_consts, declare_nodes, declare_time
 from .recipes import check_distill, check_train
 
 
+@gc_paused
 def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diagnostic]]:
     """The checked model and its warnings; raises `DgmError` with every error found."""
     ctx = Context()

@@ -41,6 +41,18 @@ def model_edges(model: Model, guide: bool = False) -> list[Edge]:
     return edges
 
 
+def inference_edges(model: Model) -> list[Edge]:
+    """The edges that inference follows: a latent is computed from its guide parents, a
+    deterministic node from its generative parents; observed and input nodes are data."""
+    edges = []
+    for node in model.nodes:
+        if node.kind == "latent" and node.guide is not None:
+            edges.extend((p.name, node.name, p.lag) for p in node.guide.parents)
+        elif node.kind == "deterministic":
+            edges.extend((p.name, node.name, p.lag) for p in node.parents)
+    return edges
+
+
 def to_networkx(model: Model, guide: bool = False) -> nx.MultiDiGraph:
     """The model (or its guide) as a networkx multigraph; node attributes are the IR
     node's kind, type, size and timed flag."""

@@ -23,6 +23,22 @@ def check_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[str, int]) -
             if source.time_var is not None:  # only a time-indexed node has a previous step
                 must += f"; to depend on the previous step, write {source.name.text}[{source.time_var.text}-1]"
             ctx.error(span, f"{where} form a cycle: {' -> '.join(cycle)}. {must}.")
+    if not ctx.failed:
+        _check_inference_cycles(ctx, drafts, rank)
+
+
+def _check_inference_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[str, int]) -> None:
+    """Inference computes each latent from its guide parents and each deterministic node
+    from its generative parents (`dgmc.order.inference_edges`); a guide that reads a
+    state computed from the very latent it infers (q(z | h) with z -> h) cannot run."""
+    edges = [(p.name, d.name, p.lag) for d in drafts.values()
+             for p in (d.guide_parents if d.kind == "latent" else d.parents if d.kind == "deterministic" else ())]
+    for cycle in order.find_cycles(order.build(drafts, edges), rank):
+        latent = next(drafts[n] for n in cycle if drafts[n].kind == "latent")
+        reads = next(p for p in latent.guide_parents if p.name in cycle and p.lag == 0)
+        ctx.error(reads.span, f"The guide of '{latent.name}' reads '{reads.name}', which is computed from "
+                  f"'{latent.name}' itself ({' -> '.join(cycle)}): inference could never start. "
+                  "Read an earlier step or other nodes.")
 
 
 def warn_unobserved(ctx: Context, drafts: dict[str, Draft]) -> None:

@@ -86,13 +86,23 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
 
 
 def _add_guides(rng: random.Random, nodes: list[GenNode]) -> None:
-    """Guide parents: non-latents, or latents declared later (so the guide is acyclic)."""
+    """Guide parents: observed and input nodes, latents declared later (so the guide is
+    acyclic), and deterministic states only at the previous step (a same-step state may
+    be computed from the latent itself)."""
     for i, node in enumerate(nodes):
         if node.kind != "latent" or rng.random() < 0.3:
             continue
-        pool = [n for j, n in enumerate(nodes) if (n.kind != "latent" or j > i) and (node.timed or not n.timed)]
-        chosen = rng.sample(pool, k=min(len(pool), rng.randint(1, 2)))
-        node.guide = [f"{n.name}[t]" if n.timed else n.name for n in chosen]
+        pool = [_ref(n, lag=False) for j, n in enumerate(nodes)
+                if (n.kind in ("observed", "input") or (n.kind == "latent" and j > i)) and (node.timed or not n.timed)]
+        if node.timed:
+            pool += [_ref(n, lag=True) for n in nodes if n.kind == "deterministic" and n.timed]
+        node.guide = rng.sample(pool, k=min(len(pool), rng.randint(1, 2)))
+
+
+def _ref(node: GenNode, lag: bool) -> str:
+    if not node.timed:
+        return node.name
+    return f"{node.name}[t-1]" if lag else f"{node.name}[t]"
 
 
 def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, timed_count: int) -> str:

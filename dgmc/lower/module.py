@@ -1,0 +1,256 @@
+"""The compiled model: an ordinary `nn.Module` that executes the passes of `plan`.
+
+    model = compile_model(ir_model)            # the teacher; width=0.25 for a student
+    trace = model.sample(64)                   # ancestral sample: values, noise, params
+    again = model.run(trace.noise, given={n: trace.values[n] for n in model.semi})
+    post = model.infer(data)                   # latents from the guide, for the ELBO
+
+A `Trace` holds, per node, its value, its noise (latent and observed nodes) and its
+distribution parameters; time-indexed entries are stacked to [batch, steps, ...].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from .. import ir
+from ..networks import NETWORKS
+from .families import TORCH_FAMILIES, Params, TorchFamily
+from .networks import build_network, count, empty_input, is_recurrent
+from .plan import Pass, Step, generative_pass, inference_pass, semi_nodes
+
+
+class MissingValueError(ValueError):
+    """A pass needs a value that was not given (an input node, or data for inference)."""
+
+
+@dataclass
+class Trace:
+    values: dict[str, Tensor] = field(default_factory=dict)
+    noise: dict[str, Tensor] = field(default_factory=dict)
+    params: dict[str, Params] = field(default_factory=dict)
+
+
+class CompiledModel(nn.Module):
+    """A spec compiled to PyTorch: the teacher (`width=None`) or a student whose hidden
+    widths and deterministic states are scaled by `width`."""
+
+    def __init__(self, model: ir.Model, width: float | None = None) -> None:
+        super().__init__()
+        self.ir = model
+        self.width = width
+        self.generative: Pass = generative_pass(model, width)
+        self.inference: Pass | None = inference_pass(model, width)
+        self.semi: tuple[str, ...] = semi_nodes(model)
+        self.sizes = {s.node: s.size for s in self.generative.steps}
+        self.steps = model.time.steps if model.time else 0
+        self.nets = nn.ModuleDict()
+        self.free = nn.ParameterDict()
+        self.inits = nn.ParameterDict()
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+        for step in (*self.generative.steps, *(self.inference.steps if self.inference else ())):
+            self._build(step)
+        for node in model.nodes:
+            if node.init == "learned":
+                self.inits[node.name] = nn.Parameter(torch.zeros(self.sizes[node.name]))
+
+    def _build(self, step: Step) -> None:
+        if step.role == "given" or step.key in self.nets or step.key in self.free:
+            return
+        if step.role == "compute":
+            recurrent = NETWORKS[step.net.name].recurrent  # its own previous state is the cell's state
+            in_dim = self._input_size(step) - (self.sizes[step.node] if recurrent else 0)
+            self.nets[step.key] = build_network(step.net, in_dim, step.size)
+            return
+        out_dim = self.family(step).raw_size(step.size, step.fixed)
+        if step.parents:
+            self.nets[step.key] = build_network(step.net, self._input_size(step), out_dim)
+        elif out_dim:
+            self.free[step.key] = nn.Parameter(torch.zeros(out_dim))
+
+    def _input_size(self, step: Step) -> int:
+        return sum(self.sizes[name] for name, _ in step.parents)
+
+    @staticmethod
+    def family(step: Step) -> TorchFamily:
+        return TORCH_FAMILIES[step.family]
+
+    # -- public passes ------------------------------------------------------------------
+
+    def sample(self, batch: int, inputs: Mapping[str, Tensor] | None = None,
+               generator: torch.Generator | None = None) -> Trace:
+        """Ancestral sampling: fresh noise for every latent and observed node."""
+        return self._walk(self.generative, batch, dict(inputs or {}), {}, generator)
+
+    def run(self, noise: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None,
+            given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None) -> Trace:
+        """The generative pass on GIVEN noise; nodes in `given` take those values instead
+        of computing them (observed nodes with children: the "semi" part; every node:
+        each conditional fed the given parents, as local distillation does)."""
+        values = {**(inputs or {}), **(given or {})}
+        return self._walk(self.generative, _batch(noise, values), values, dict(noise), generator)
+
+    def infer(self, data: Mapping[str, Tensor], noise: Mapping[str, Tensor] | None = None,
+              generator: torch.Generator | None = None) -> Trace:
+        """The inference pass: observed and input nodes from `data`, latents sampled from
+        the guide (or taken from `data` when present there)."""
+        if self.inference is None:
+            raise MissingValueError(f"'{self.ir.name}' has no guide to infer latents with.")
+        return self._walk(self.inference, _batch(noise or {}, data), dict(data), dict(noise or {}), generator)
+
+    def distribution(self, node: str, params: Params) -> Distribution:
+        """The node's distribution from a trace's parameters (guide or model alike)."""
+        return TORCH_FAMILIES[self.ir.node(node).type].distribution(params)
+
+    def log_prob(self, node: str, trace: Trace, value: Tensor | None = None) -> Tensor:
+        """log density of `value` (default: the trace's own) per batch row, summed over
+        the node's dimensions and its time steps."""
+        value = trace.values[node] if value is None else value
+        logp = self.distribution(node, trace.params[node]).log_prob(value)
+        return logp.sum(-1) if logp.dim() > 1 else logp
+
+    def parameter_counts(self) -> dict[str, dict[str, int]]:
+        """Per node: parameters of its conditional (`model`) and of its guide (`guide`)."""
+        counts = {}
+        for node in self.ir.nodes:
+            key = f"p_{node.name}"
+            model = count(self.nets[key]) if key in self.nets else 0
+            model += self.free[key].numel() if key in self.free else 0
+            model += self.inits[node.name].numel() if node.name in self.inits else 0
+            guide = count(self.nets[f"q_{node.name}"]) if f"q_{node.name}" in self.nets else 0
+            counts[node.name] = {"model": model, "guide": guide}
+        return counts
+
+    def generative_parameters(self) -> list[nn.Parameter]:
+        """Everything but the guide: what distillation trains."""
+        return [p for name, p in self.named_parameters() if not name.startswith("nets.q_")]
+
+    def guide_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name.startswith("nets.q_")]
+
+    # -- execution ----------------------------------------------------------------------
+
+    def _walk(self, walk: Pass, batch: int, given: dict[str, Tensor], noise: dict[str, Tensor],
+              generator: torch.Generator | None) -> Trace:
+        run = _Run(self, batch, given, noise, generator)
+        for step in walk.static:
+            run.do(step, None)
+        for t in range(self.steps if walk.timed else 0):
+            for step in walk.timed:
+                run.do(step, t)
+        return run.trace()
+
+    def initial(self, node: str, batch: int) -> Tensor:
+        """The value of a time-indexed node before the first step."""
+        if node in self.inits:
+            return self.inits[node].expand(batch, -1)
+        init = self.ir.node(node).init
+        return self._anchor.new_full((batch, self.sizes[node]), float(init or 0.0))
+
+
+class _Run:
+    """The mutable state of one pass: values so far (per step for time-indexed nodes),
+    noise, parameters and recurrent cell states."""
+
+    def __init__(self, model: CompiledModel, batch: int, given: dict[str, Tensor],
+                 noise: dict[str, Tensor], generator: torch.Generator | None) -> None:
+        self.m, self.batch, self.given, self.noise, self.generator = model, batch, given, noise, generator
+        self.values: dict[str, Tensor | list[Tensor]] = {}
+        self.eps: dict[str, Tensor | list[Tensor]] = {}
+        self.params: dict[str, Params | list[Params]] = {}
+        self.cells: dict[str, Tensor] = {}
+
+    def read(self, node: str, lag: int, t: int | None) -> Tensor:
+        if lag == 1 and t == 0:
+            return self.m.initial(node, self.batch)
+        value = self.values[node]
+        return value[t - lag] if isinstance(value, list) else value
+
+    def do(self, step: Step, t: int | None) -> None:
+        given = _at(self.given.get(step.node), t)
+        if step.role == "given":
+            if given is None:
+                raise MissingValueError(f"'{step.node}' must be given (it is {self.m.ir.node(step.node).kind}).")
+            self._record(self.values, step, t, given)
+            return
+        if step.role == "compute":
+            self._record(self.values, step, t, given if given is not None else self._compute(step, t))
+            return
+        family = self.m.family(step)
+        raw = self._raw(step, t)
+        params = family.params(raw, step.size, step.fixed, self.batch)
+        eps = _at(self.noise.get(step.node), t)
+        if given is None:
+            if eps is None:
+                eps = family.noise((self.batch, step.size), self.generator, self.m._anchor.device)
+            given = family.reparam(eps, params)
+        if eps is not None:
+            self._record(self.eps, step, t, eps)
+        self._record(self.params, step, t, params)
+        self._record(self.values, step, t, given)
+
+    def _inputs(self, step: Step, t: int | None, skip_self: bool = False) -> Tensor | None:
+        parts = [self.read(name, lag, t) for name, lag in step.parents
+                 if not (skip_self and (name, lag) == (step.node, 1))]
+        return torch.cat(parts, dim=-1) if parts else None
+
+    def _raw(self, step: Step, t: int | None) -> Tensor | None:
+        if step.parents:
+            return self.m.nets[step.key](self._inputs(step, t))
+        if step.key in self.m.free:
+            return self.m.free[step.key].expand(self.batch, -1)
+        return None
+
+    def _compute(self, step: Step, t: int | None) -> Tensor:
+        net = self.m.nets[step.key]
+        if not is_recurrent(net):
+            return net(self._inputs(step, t))
+        previous = self.read(step.node, 1, t)
+        inputs = self._inputs(step, t, skip_self=True)
+        inputs = empty_input(self.batch, previous) if inputs is None else inputs
+        if isinstance(net, nn.LSTMCell):
+            cell = self.cells.get(step.node, torch.zeros_like(previous))
+            hidden, self.cells[step.node] = net(inputs, (previous, cell))
+            return hidden
+        return net(inputs, previous)
+
+    @staticmethod
+    def _record(store: dict, step: Step, t: int | None, value) -> None:
+        if t is None:
+            store[step.node] = value
+        else:
+            store.setdefault(step.node, []).append(value)
+
+    def trace(self) -> Trace:
+        return Trace(
+            values={k: _stack(v) for k, v in self.values.items()},
+            noise={k: _stack(v) for k, v in self.eps.items()},
+            params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
+                    for k, v in self.params.items()},
+        )
+
+
+def _at(value: Tensor | None, t: int | None) -> Tensor | None:
+    """The slice of a [batch, steps, ...] tensor at step t (static values as they are)."""
+    return value if value is None or t is None else value[:, t]
+
+
+def _stack(value: Tensor | list[Tensor]) -> Tensor:
+    return torch.stack(value, dim=1) if isinstance(value, list) else value
+
+
+def _batch(*sources: Mapping[str, Tensor]) -> int:
+    for source in sources:
+        for tensor in source.values():
+            return tensor.shape[0]
+    raise MissingValueError("A pass on given noise needs at least one tensor to know the batch size.")
+
+
+def compile_model(model: ir.Model, width: float | None = None) -> CompiledModel:
+    """The teacher (`width=None`) or the student at `width`."""
+    return CompiledModel(model, width)

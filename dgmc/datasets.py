@@ -190,7 +190,8 @@ def _row_shape(model: ir.Model, name: str, column_name: str, dataset: Dataset) -
     if column is None:
         raise DataError(f"The {where}: {dataset.name} has no such column ({', '.join(dataset.columns)}).")
     if not model.has(name) or model.node(name).kind not in ("observed", "input"):
-        raise DataError(f"The {where}: only observed and input nodes of the model take data.")
+        what = f"is {model.node(name).kind}" if model.has(name) else "is not in the model"
+        raise DataError(f"The {where} {what}: only observed and input nodes take data.")
     node = model.node(name)
     if node.timed and model.time is not None and column.sequence and model.time.steps * node.size == column.size:
         return (model.time.steps, node.size)

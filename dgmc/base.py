@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_serializer
 
@@ -47,6 +47,16 @@ class Span(Frozen):
             line=first.line, column=first.column, end_line=last.end_line,
             end_column=last.end_column, start=first.start, end=last.end,
         )
+
+
+def without_spans(dump: Any) -> Any:
+    """An IR dump (`model_dump(mode="json")`) with every span removed: what stays the
+    same when a spec is only reformatted."""
+    if isinstance(dump, dict):
+        return {k: without_spans(v) for k, v in dump.items() if k != "span"}
+    if isinstance(dump, list):
+        return [without_spans(v) for v in dump]
+    return dump
 
 
 P = ParamSpec("P")

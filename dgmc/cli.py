@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .api import check_text
-from .errors import DgmError, render
+from .errors import DgmError, UserError, render
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,6 +18,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except DgmError as error:
         print(error.render(), file=sys.stderr)
+        return 1
+    except UserError as error:
+        print(f"dgmc: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:
         print(f"dgmc: error: {error.strerror or error}: '{error.filename}'", file=sys.stderr)
@@ -48,8 +51,23 @@ def _parser() -> argparse.ArgumentParser:
 
     compile_cmd = command("compile", _compile, "Show what the compiler makes of a spec.")
     compile_cmd.add_argument("spec", type=Path, metavar="SPEC")
-    compile_cmd.add_argument("--emit", choices=["ir", "order"], default="ir")
+    compile_cmd.add_argument("--emit", choices=["ir", "order", "summary", "code"], default="summary",
+                             help="ir: the graph IR as JSON; order: the topological order; summary: nodes with "
+                                  "parameter counts of teacher and students; code: what the compiled forward does")
+    compile_cmd.add_argument("--width", type=float, help="with --emit code: show the student of this width")
+
+    train = command("train", _train, "Train the teacher on the spec's data; write checkpoint, metrics, pictures.")
+    train.add_argument("spec", type=Path, metavar="SPEC")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
+    _device_option(train)
     return parser
+
+
+def _device_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _load(path: Path):
@@ -110,11 +128,35 @@ def _compile(args: argparse.Namespace) -> int:
     model = _load(args.spec)
     if args.emit == "ir":
         print(model.model_dump_json(indent=2))
+    elif args.emit == "summary":
+        from .lower.describe import summary
+
+        print(summary(model), end="")
+    elif args.emit == "code":
+        from .lower.describe import code
+
+        print(code(model, args.width), end="")
     else:
         for position, name in enumerate(model.order, start=1):
             node = model.node(name)
             parents = ", ".join(p.name + ("[t-1]" if p.lag else "") for p in node.parents) or "-"
             print(f"{position:>3}. {name:<12} {node.kind:<13} {node.type}[{node.size}]  <- {parents}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train_teacher
+
+    model = _load(args.spec)
+    result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
+                           progress=not args.no_progress)
+    m = result.metrics
+    print(f"{model.name}: teacher trained for {m['steps']} steps in {m['seconds']:.1f} s; "
+          f"{m['parameters']:,} parameters (+{m['guide_parameters']:,} guide)")
+    name = "-ELBO" if model.of_kind("latent") else "NLL"
+    print(f"  {name} per example: train {m['train_objective']:.3f}, test {m['test_objective']:.3f}")
+    for path in result.files:
+        print(f"  wrote {path}")
     return 0
 
 

@@ -23,6 +23,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import UserError
 from .families import Domain
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ the data do not drift with the package's defaults and the cache key is known wit
 importing mnist1d (which pulls in matplotlib and scipy: about 1 s)."""
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A model whose data cannot be loaded for a reason the checker cannot see (no data
     statement, `classes` that leave too few rows, an IR built by hand that binds a column
     to a node it does not fit). The message names the node and the column."""

@@ -40,6 +40,12 @@ class Diagnostic(Frozen):
     message: str
 
 
+class UserError(Exception):
+    """A problem the user can fix that is not in the spec text (data, a checkpoint, a
+    device, a missing program): the CLI prints its message, without a traceback, and
+    exits 1. Each stage subclasses it (`DataError`, `CheckpointError`, `RenderError`)."""
+
+
 class DgmError(Exception):
     """A spec that dgmc cannot accept. Holds every error found (never only the first)
     and renders them, with the source, in stanc3's form."""

@@ -19,15 +19,14 @@ Conventions (`NODE_STYLES`):
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import graphviz
 
+from .errors import UserError
+from .files import write_bytes
 from .ir import Model, Network, Node
 from .networks import DEFAULT_ACTIVATION
 
@@ -45,7 +44,7 @@ INSTALL_HINT = "install graphviz: `apt-get install graphviz` (Debian/Ubuntu), `b
 Spec = dict[str, Any]
 
 
-class RenderError(Exception):
+class RenderError(UserError):
     """A drawing that cannot be made (no `dot` binary, unknown output format): a user's
     setup problem, reported without a traceback by the CLI."""
 
@@ -217,7 +216,7 @@ def render_file(model: Model, out: Path, student: bool = False, guide: bool = Fa
                           f"use one of {', '.join(FORMATS)}")
     digraph = to_digraph(model, student, guide)
     source = out.with_suffix(".dot")
-    _write_atomic(source, digraph.source.encode())
+    write_bytes(source, digraph.source.encode())
     if suffix == ".dot":
         return source
     missing = f"graphviz's `dot` program was not found; the DOT source was written to '{source}'. " \
@@ -231,20 +230,6 @@ def render_file(model: Model, out: Path, student: bool = False, guide: bool = Fa
     except graphviz.CalledProcessError as error:
         detail = (error.stderr or b"").decode(errors="replace").strip()
         raise RenderError(f"`dot` failed on '{source}': {detail or error}") from error
-    _write_atomic(out, data)
+    write_bytes(out, data)
     return out
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same directory and rename it over `path`, so
-    a crash never leaves a half-written drawing."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from strategies import specs
 
 import dgmc
+from dgmc.base import without_spans
 from dgmc.cli import main
 from dgmc.fmt import format_text
 from dgmc.parse import comments, parse
@@ -18,15 +19,6 @@ from dgmc.parse import comments, parse
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "specs").glob("*.dgm"))
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def without_spans(value):
-    """An IR dump with every span removed: what `fmt` must preserve."""
-    if isinstance(value, dict):
-        return {k: without_spans(v) for k, v in value.items() if k != "span"}
-    if isinstance(value, list):
-        return [without_spans(v) for v in value]
-    return value
 
 
 def syntax_ir(text: str):

@@ -38,13 +38,16 @@ class TorchFamily:
     def raw_size(self, size: int, fixed: dict[str, float]) -> int:
         return size * sum(1 for p in self.learnable if p not in fixed)
 
-    def params(self, raw: Tensor | None, size: int, fixed: dict[str, float], batch: int) -> Params:
-        """Constrained parameters, each [batch, size], from the raw network output."""
+    def params(self, raw: Tensor | None, size: int, fixed: dict[str, float], batch: int,
+               like: Tensor | None = None) -> Params:
+        """Constrained parameters, each [batch, size], from the raw network output; fixed
+        ones take the device and dtype of `raw`, else of `like` (a node with no network)."""
         out: Params = {}
+        like = raw if raw is not None else like
         chunks = iter(raw.split(size, dim=-1)) if raw is not None else iter(())
         for name in self.learnable:
             if name in fixed:
-                out[name] = self.from_fixed(name, fixed[name], size, batch, raw)
+                out[name] = self.from_fixed(name, fixed[name], size, batch, like)
             else:
                 out[name] = self.constrain(name, next(chunks))
         return out

@@ -19,13 +19,14 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from .. import ir
+from ..errors import UserError
 from ..networks import NETWORKS
 from .families import TORCH_FAMILIES, Params, TorchFamily
 from .networks import build_network, count, empty_input, is_recurrent
 from .plan import Pass, Step, generative_pass, inference_pass, semi_nodes
 
 
-class MissingValueError(ValueError):
+class MissingValueError(UserError):
     """A pass needs a value that was not given (an input node, or data for inference)."""
 
 
@@ -183,11 +184,12 @@ class _Run:
             return
         family = self.m.family(step)
         raw = self._raw(step, t)
-        params = family.params(raw, step.size, step.fixed, self.batch)
+        params = family.params(raw, step.size, step.fixed, self.batch, self.m._anchor)
         eps = _at(self.noise.get(step.node), t)
         if given is None:
             if eps is None:
                 eps = family.noise((self.batch, step.size), self.generator, self.m._anchor.device)
+                eps = eps.to(self.m._anchor.dtype)
             given = family.reparam(eps, params)
         if eps is not None:
             self._record(self.eps, step, t, eps)

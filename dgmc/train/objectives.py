@@ -1,0 +1,107 @@
+"""The teacher's objectives, one function each, all on a batch of data (node -> tensor).
+
+Every objective returns the loss to minimise and its terms (batch means, in nats per
+example), so that training can log and plot each term:
+- `elbo`: -ELBO with reparametrized latents; the KL of each latent is closed-form when
+  torch knows it for the pair (q, p), else a one-sample estimate; `beta` is the KL
+  warm-up weight.
+- `wake_sleep`: wake (generative nets fit log p(x, z) with z ~ q(z | x), no gradient
+  through z) plus sleep (guide nets fit log q(z | x) on dreams (x, z) ~ p).
+- `mle`: -log p(observed | inputs), for models without latents.
+`negative_elbo` is the number reported for latent-variable teachers (whatever trained
+them), `mle` for the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.distributions import kl_divergence
+
+from ..lower import CompiledModel, Trace
+
+Batch = dict[str, Tensor]
+Terms = dict[str, float]
+Objective = Callable[..., tuple[Tensor, Terms]]
+
+
+def _inputs(model: CompiledModel, batch: Batch) -> Batch:
+    return {n.name: batch[n.name] for n in model.ir.of_kind("input")}
+
+
+def _kl(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
+    """KL(q || p) of one latent per batch row, summed over dims and time steps."""
+    q_dist = model.distribution(node, q.params[node])
+    p_dist = model.distribution(node, p.params[node])
+    try:
+        kl = kl_divergence(q_dist, p_dist)
+    except NotImplementedError:
+        value = q.values[node]
+        kl = q_dist.log_prob(value) - p_dist.log_prob(value)
+    return kl.sum(-1) if kl.dim() > 1 else kl
+
+
+def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator | None) -> dict[str, Tensor]:
+    """log p of every observed node and KL of every latent, per batch row."""
+    q = model.infer(batch, generator=generator)
+    p = model.run({}, given=q.values)
+    parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
+    parts.update({f"kl[{n.name}]": _kl(model, n.name, q, p) for n in model.ir.of_kind("latent")})
+    return parts
+
+
+def elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+         beta: float = 1.0) -> tuple[Tensor, Terms]:
+    parts = {k: v.mean() for k, v in _elbo_parts(model, batch, generator).items()}
+    loss = sum(beta * v if k.startswith("kl") else v for k, v in parts.items())
+    return loss, {**_floats(parts), "-elbo": float(sum(parts.values()))}
+
+
+def negative_elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
+    """-ELBO per example (beta = 1), without gradient: the reported objective."""
+    with torch.no_grad():
+        return float(sum(v.mean() for v in _elbo_parts(model, batch, generator).values()))
+
+
+def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+               beta: float = 1.0) -> tuple[Tensor, Terms]:
+    with torch.no_grad():
+        q = model.infer(batch, generator=generator)
+    p = model.run({}, given=q.values)
+    wake = {f"wake[{n}]": -model.log_prob(n, p).mean() for n in p.params}
+    with torch.no_grad():
+        dream = model.sample(next(iter(batch.values())).shape[0], _inputs(model, batch), generator)
+    dreamt = model.infer(dream.values)
+    sleep = {f"sleep[{n.name}]": -model.log_prob(n.name, dreamt).mean() for n in model.ir.of_kind("latent")}
+    loss = sum(wake.values()) + sum(sleep.values())
+    return loss, {**_floats(wake), **_floats(sleep), "-elbo": negative_elbo(model, batch, generator)}
+
+
+def mle(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+        beta: float = 1.0) -> tuple[Tensor, Terms]:
+    observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
+    p = model.run({}, inputs=_inputs(model, batch), given=observed)
+    parts = {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
+    loss = sum(parts.values())
+    return loss, {**_floats(parts), "nll": float(loss)}
+
+
+def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
+    with torch.no_grad():
+        return float(mle(model, batch, generator)[0])
+
+
+OBJECTIVES: dict[str, Objective] = {"elbo": elbo, "wake_sleep": wake_sleep, "mle": mle}
+
+
+def evaluate(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
+    """The reported objective of a teacher: -ELBO when it has latents, else -log p."""
+    if model.ir.of_kind("latent"):
+        return negative_elbo(model, batch, generator)
+    return negative_log_likelihood(model, batch, generator)
+
+
+def _floats(parts: dict[str, Tensor]) -> Terms:
+    return {k: float(v.detach()) for k, v in parts.items()}

@@ -120,9 +120,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
 
 def _pictures(compiled: CompiledModel, split: Split, out: Path, history: dict[str, list[float]],
               seed: int) -> list[Path]:
-    from ..pictures import write_loss_curves, write_pictures
+    from ..pictures import write_pictures
 
-    files = write_pictures(compiled, split, out, "teacher", torch.Generator().manual_seed(seed))
-    files.append(write_loss_curves(history, out / "teacher_loss.png", f"{compiled.ir.name} teacher"))
-    return files
+    return write_pictures(compiled, split, out, "teacher", torch.Generator().manual_seed(seed), history=history)
 

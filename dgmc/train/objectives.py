@@ -56,7 +56,7 @@ def elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None =
          beta: float = 1.0) -> tuple[Tensor, Terms]:
     parts = {k: v.mean() for k, v in _elbo_parts(model, batch, generator).items()}
     loss = sum(beta * v if k.startswith("kl") else v for k, v in parts.items())
-    return loss, {**_floats(parts), "-elbo": float(sum(parts.values()))}
+    return loss, {**_floats(parts), "-elbo": float(sum(parts.values()).detach())}
 
 
 def negative_elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
@@ -85,7 +85,7 @@ def mle(model: CompiledModel, batch: Batch, generator: torch.Generator | None = 
     p = model.run({}, inputs=_inputs(model, batch), given=observed)
     parts = {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
     loss = sum(parts.values())
-    return loss, {**_floats(parts), "nll": float(loss)}
+    return loss, {**_floats(parts), "nll": float(loss.detach())}
 
 
 def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:

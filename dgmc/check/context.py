@@ -115,6 +115,15 @@ def _show(number: float) -> str:
     return repr(number)
 
 
+def single(ctx: Context, spec: s.Spec, kind: type, what: str):
+    """The one statement of a kind that a model may have (or None); every further one is
+    an error: "The model has one `what` statement, already given on line N"."""
+    stmts = stmts_of(spec, kind)
+    for extra in stmts[1:]:
+        ctx.error(extra.span, f"The model has one {what} statement, already given on line {stmts[0].span.line}.")
+    return stmts[0] if stmts else None
+
+
 def stmts_of(spec: s.Spec, kind: type) -> list:
     """The top-level statements of one kind, in file order."""
     return [stmt for stmt in spec.stmts if isinstance(stmt, kind)]

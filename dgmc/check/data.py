@@ -11,17 +11,14 @@ from .. import ir
 from .. import syntax as s
 from ..datasets import DATA_OPTIONS, DATASETS, Column, Dataset
 from ..families import DOMAINS, FAMILIES
-from .context import Context, scalars, stmts_of
+from .context import Context, scalars, single
 from .nodes import Draft
 
 
 def check_data(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], time: ir.Time | None) -> ir.Data | None:
-    stmts = stmts_of(spec, s.DataStmt)
-    for extra in stmts[1:]:
-        ctx.error(extra.span, f"The model has one data statement, already given on line {stmts[0].span.line}.")
-    if not stmts:
+    stmt = single(ctx, spec, s.DataStmt, "data")
+    if stmt is None:
         return None
-    stmt = stmts[0]
     dataset = DATASETS.get(stmt.dataset.text)
     if dataset is None:
         ctx.unknown("dataset", stmt.dataset, DATASETS)

@@ -11,7 +11,7 @@ from .. import ir
 from .. import syntax as s
 from ..families import FAMILIES
 from ..networks import ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, NETWORKS
-from .context import Context, stmts_of
+from .context import Context, single, stmts_of
 from .nodes import Draft
 
 DEFAULT_NET_NAME = "mlp"
@@ -19,15 +19,13 @@ DEFAULT_NET_NAME = "mlp"
 
 def default_network(ctx: Context, spec: s.Spec) -> ir.Network:
     """The network of conditionals whose edges name none: `default via ...`, or mlp(64)."""
-    stmts = stmts_of(spec, s.DefaultStmt)
-    for extra in stmts[1:]:
-        ctx.error(extra.span, f"The default network is already set on line {stmts[0].span.line}.")
-    if stmts:
-        net = network(ctx, stmts[0].via)
+    stmt = single(ctx, spec, s.DefaultStmt, "default")
+    if stmt:
+        net = network(ctx, stmt.via)
         if net is not None and not NETWORKS[net.name].recurrent:
             return net
         if net is not None:
-            ctx.error(stmts[0].via.span, f"A recurrent cell ({net.name}) cannot be the default network.")
+            ctx.error(stmt.via.span, f"A recurrent cell ({net.name}) cannot be the default network.")
     return ir.Network(name=DEFAULT_NET_NAME, hidden=DEFAULT_HIDDEN, act=DEFAULT_ACTIVATION, span=spec.span)
 
 

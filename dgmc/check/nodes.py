@@ -13,7 +13,7 @@ from .. import ir
 from .. import syntax as s
 from ..errors import did_you_mean
 from ..families import DETERMINISTIC_DOMAINS, DOMAINS, FAMILIES
-from .context import LEARNED, Context, stmts_of
+from .context import LEARNED, Context, single, stmts_of
 
 
 @dataclass
@@ -76,12 +76,9 @@ def declare_consts(ctx: Context, spec: s.Spec) -> None:
 
 
 def declare_time(ctx: Context, spec: s.Spec) -> ir.Time | None:
-    stmts = stmts_of(spec, s.TimeStmt)
-    for extra in stmts[1:]:
-        ctx.error(extra.span, f"The model has one time variable, already declared on line {stmts[0].span.line}.")
-    if not stmts:
+    stmt = single(ctx, spec, s.TimeStmt, "time")
+    if stmt is None:
         return None
-    stmt = stmts[0]
     ctx.time_var = stmt.var.text
     first = ctx.integer(stmt.first, "The first step", 0)
     last = ctx.integer(stmt.last, "The last step", 0)

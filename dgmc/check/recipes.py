@@ -11,7 +11,7 @@ from .. import syntax as s
 from ..base import NOWHERE
 from ..families import DIVERGENCES, FAMILIES
 from ..networks import NETWORKS
-from .context import Context, scalars, stmts_of
+from .context import Context, scalars, single
 from .edges import network
 from .nodes import Draft
 
@@ -26,12 +26,9 @@ DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3, "weight_decay": 1e-4, "warm
 
 
 def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: bool) -> ir.Train | None:
-    stmts = stmts_of(spec, s.TrainStmt)
-    for extra in stmts[1:]:
-        ctx.error(extra.span, f"The model has one train statement, already given on line {stmts[0].span.line}.")
-    if not stmts:
+    stmt = single(ctx, spec, s.TrainStmt, "train")
+    if stmt is None:
         return None
-    stmt = stmts[0]
     if not has_data:
         ctx.error(stmt.span, "The teacher is trained on data: add a `data` statement.")
     objective = stmt.objective.text
@@ -68,10 +65,7 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -
 
 
 def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: ir.Train | None) -> ir.Distill:
-    stmts = stmts_of(spec, s.DistillStmt)
-    for extra in stmts[1:]:
-        ctx.error(extra.span, f"The model has one distill statement, already given on line {stmts[0].span.line}.")
-    stmt = stmts[0] if stmts else s.DistillStmt(args=(), items=(), span=NOWHERE)
+    stmt = single(ctx, spec, s.DistillStmt, "distill") or s.DistillStmt(args=(), items=(), span=NOWHERE)
     allowed = ("width", "lambda", "method", "seed", *OPTIMISER)
     args = ctx.keyword_args(stmt.args, allowed, "distill")
     inherited = {k: getattr(train, k) for k in OPTIMISER} if train else DEFAULTS

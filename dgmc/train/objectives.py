@@ -43,10 +43,14 @@ def _kl(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
     return kl.sum(-1) if kl.dim() > 1 else kl
 
 
-def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator | None) -> dict[str, Tensor]:
-    """log p of every observed node and KL of every latent, per batch row."""
-    q = model.infer(batch, generator=generator)
-    p = model.run({}, given=q.values)
+def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator | None,
+                guide: CompiledModel | None = None) -> dict[str, Tensor]:
+    """-log p of every observed node and KL of every latent, per batch row. The latents
+    come from `guide`'s inference pass (default: the model's own guide); any q gives a
+    lower bound, so a distilled student can borrow its teacher's."""
+    q = (guide or model).infer(batch, generator=generator)
+    random = {n.name: q.values[n.name] for n in model.ir.of_kind("input", "latent", "observed")}
+    p = model.run({}, given=random)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
     parts.update({f"kl[{n.name}]": _kl(model, n.name, q, p) for n in model.ir.of_kind("latent")})
     return parts
@@ -59,10 +63,11 @@ def elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None =
     return loss, {**_floats(parts), "-elbo": float(sum(parts.values()).detach())}
 
 
-def negative_elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
+def negative_elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+                  guide: CompiledModel | None = None) -> float:
     """-ELBO per example (beta = 1), without gradient: the reported objective."""
     with torch.no_grad():
-        return float(sum(v.mean() for v in _elbo_parts(model, batch, generator).values()))
+        return float(sum(v.mean() for v in _elbo_parts(model, batch, generator, guide).values()))
 
 
 def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
@@ -96,10 +101,12 @@ def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: torch
 OBJECTIVES: dict[str, Objective] = {"elbo": elbo, "wake_sleep": wake_sleep, "mle": mle}
 
 
-def evaluate(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
-    """The reported objective of a teacher: -ELBO when it has latents, else -log p."""
+def evaluate(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+             guide: CompiledModel | None = None) -> float:
+    """The reported objective: -ELBO when the model has latents (through `guide`'s
+    inference, default its own), else -log p."""
     if model.ir.of_kind("latent"):
-        return negative_elbo(model, batch, generator)
+        return negative_elbo(model, batch, generator, guide)
     return negative_log_likelihood(model, batch, generator)
 
 

@@ -1,0 +1,163 @@
+"""Distilling a student from a teacher: `dgmc distill SPEC --teacher CKPT`.
+
+For `ours` and `local` the student sees no data but the inputs: each step draws the
+teacher's noise eps (and inputs x from the training split, for conditional models), runs
+the teacher without gradient, runs the student on the same eps (`ours`: observed nodes
+with children teacher-forced; `local`: every random node's value taken from the teacher,
+so each conditional is fed the teacher's parents), and minimises the generated terms
+(`dgmc.losses`) over the student's generative networks. `scratch` trains the student on
+the data with the teacher's objective instead. Every method gets the same steps, batch,
+learning rate and seeds (the spec's `distill`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from . import ir
+from .datasets import Split, load_split
+from .files import write_text
+from .losses import DIVERGENCES, Term, generate, reduce
+from .lower import CompiledModel, Trace, compile_model
+from .train import checkpoint
+from .train.loop import EVAL_SEED, batches, fit
+from .train.objectives import evaluate
+
+METHODS = ("ours", "local", "scratch")
+EVAL_SAMPLES = 1024
+
+
+@dataclass
+class DistillResult:
+    student: CompiledModel
+    metrics: dict[str, float]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def term_values(teacher_trace: Trace, student_trace: Trace, terms: tuple[Term, ...]) -> dict[str, Tensor]:
+    """Each term's value (unweighted, reduced), keyed by node."""
+    values = {}
+    for term in terms:
+        t = {k: v.detach() for k, v in teacher_trace.params[term.node].items()}
+        s = student_trace.params[term.node]
+        per = DIVERGENCES[(term.divergence, term.family)](t, s)
+        event = per.shape != next(iter(s.values())).shape
+        values[term.node] = reduce(per, term.reduction, event)
+    return values
+
+
+def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tuple[Term, ...], method: str,
+                      batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None
+                      ) -> tuple[Tensor, dict[str, float]]:
+    """One Monte Carlo estimate of the method's loss and its terms."""
+    with torch.no_grad():
+        t = teacher.sample(batch, inputs, generator)
+    if method == "local":
+        given = {n.name: t.values[n.name] for n in teacher.ir.of_kind("latent", "observed")}
+    else:
+        given = {name: t.values[name] for name in teacher.semi}
+    s = student.run(t.noise, inputs, given)
+    values = term_values(t, s, terms)
+    loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))
+    return loss, {f"{term.kind}[{term.node}]": float(values[term.node].detach()) for term in terms}
+
+
+def _inputs(model: ir.Model, data: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {n.name: data[n.name] for n in model.of_kind("input")}
+
+
+def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
+            steps: int | None = None, progress: bool = True) -> tuple[CompiledModel, dict[str, list[float]]]:
+    """Train a student of `width` by `method`; return it and every logged term per step."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    torch.manual_seed(seed)
+    recipe = model.distill
+    steps = recipe.steps if steps is None else steps
+    split = load_split(model)
+    student = compile_model(model, width).to(teacher._anchor.device)
+    if method == "scratch":
+        train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
+        return student, fit(student, train, split.train, steps, seed, progress, label=f"scratch x{width:g}")
+    terms = generate(model, method)
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(student.generative_parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    device = student._anchor.device
+    history: dict[str, list[float]] = {}
+    bar = tqdm(total=steps, desc=f"{method} x{width:g}", disable=not progress, leave=False, dynamic_ncols=True)
+    train_inputs = _inputs(model, split.train)
+    draws = batches(train_inputs, recipe.batch, steps, generator) if train_inputs else itertools.repeat({}, steps)
+    for data in draws:
+        inputs = {k: v.to(device) for k, v in data.items()}
+        size = next(iter(inputs.values())).shape[0] if inputs else recipe.batch
+        loss, terms_now = distillation_loss(teacher, student, terms, method, size, inputs, generator)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        for key, value in {"loss": float(loss.detach()), **terms_now}.items():
+            history.setdefault(key, []).append(value)
+        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", refresh=False)
+        bar.update()
+    bar.close()
+    return student, history
+
+
+def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, split: Split) -> dict[str, float]:
+    """How closely the student imitates the teacher, on fresh noise with a fixed seed:
+    each generated term (method ours, unweighted) and the weighted total L."""
+    terms = generate(model, "ours")
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    inputs = _inputs(model, split.test)
+    batch = EVAL_SAMPLES
+    if inputs:
+        rows = torch.randint(next(iter(inputs.values())).shape[0], (batch,), generator=generator)
+        inputs = {k: v[rows].to(teacher._anchor.device) for k, v in inputs.items()}
+    with torch.no_grad():
+        loss, values = distillation_loss(teacher, student, terms, "ours", batch, inputs, generator)
+    return {**{f"fidelity[{k.split('[', 1)[1][:-1]}]": v for k, v in values.items()}, "fidelity": float(loss)}
+
+
+def test_objective(model: ir.Model, teacher: CompiledModel, student: CompiledModel, method: str,
+                   split: Split) -> float:
+    """-ELBO (NLL without latents) of the test split under the student. A distilled
+    student's guide was never trained, so its ELBO uses the teacher's guide as the
+    proposal q(z | x) (still a lower bound on the student's log-likelihood)."""
+    data = {k: v.to(student._anchor.device) for k, v in split.test.items()}
+    guide = student if method == "scratch" else teacher
+    return evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED), guide=guide)
+
+
+def student_name(method: str, width: float, seed: int) -> str:
+    return f"student_{method}_w{width:g}_s{seed}"
+
+
+def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, method: str, seed: int,
+                device: str = "cpu", steps: int | None = None, progress: bool = True) -> DistillResult:
+    """Load the teacher, distill, evaluate, and write the student's checkpoint, metrics
+    and pictures under `out`."""
+    from .pictures import write_pictures
+    from .train.loop import device_of
+
+    teacher = compile_model(model).to(device_of(device))
+    checkpoint.load(teacher_path, teacher, map_location=teacher._anchor.device)
+    teacher.eval()
+    student, history = distill(model, teacher, width, method, seed, steps, progress)
+    split = load_split(model)
+    metrics = {"method": method, "width": width, "seed": seed, "steps": len(history.get("loss", [])),
+               "parameters": sum(p.numel() for p in student.generative_parameters()),
+               "test_objective": test_objective(model, teacher, student, method, split),
+               **fidelity(model, teacher, student, split)}
+    name = student_name(method, width, seed)
+    meta = {"metrics": metrics, "seed": seed}
+    files = [checkpoint.save(out / f"{name}.pt", student, meta),
+             write_text(out / f"{name}.json", json.dumps(meta, indent=2) + "\n")]
+    files += write_pictures(student, split, out, name, torch.Generator().manual_seed(seed), history=history)
+    return DistillResult(student, metrics, history, files)

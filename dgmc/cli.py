@@ -51,9 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
     compile_cmd = command("compile", _compile, "Show what the compiler makes of a spec.")
     compile_cmd.add_argument("spec", type=Path, metavar="SPEC")
-    compile_cmd.add_argument("--emit", choices=["ir", "order", "summary", "code"], default="summary",
-                             help="ir: the graph IR as JSON; order: the topological order; summary: nodes with "
-                                  "parameter counts of teacher and students; code: what the compiled forward does")
+    compile_cmd.add_argument("--emit", choices=["summary", "code", "losses", "ir", "order"], default="summary",
+                             help="summary: nodes with parameter counts of teacher and students; code: what the "
+                                  "compiled forward does; losses: the generated distillation loss, term by term; "
+                                  "ir: the graph IR as JSON; order: the topological order")
+    compile_cmd.add_argument("--method", choices=["ours", "local", "scratch"], default="ours",
+                             help="with --emit losses: the method whose loss to show")
     compile_cmd.add_argument("--width", type=float, help="with --emit code: show the student of this width")
 
     train = command("train", _train, "Train the teacher on the spec's data; write checkpoint, metrics, pictures.")
@@ -62,6 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _device_option(train)
+
+    distill = command("distill", _distill, "Distill one student from a trained teacher checkpoint.")
+    distill.add_argument("spec", type=Path, metavar="SPEC")
+    distill.add_argument("--teacher", type=Path, required=True, metavar="CKPT")
+    distill.add_argument("--width", type=float, help="student width (default: the spec's first)")
+    distill.add_argument("--method", choices=["ours", "local", "scratch"], default="ours")
+    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--out", type=Path, help="output directory (default: the teacher's)")
+    distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
+    _device_option(distill)
+
+    run = command("run", _run, "Train the teacher, distill every method x width x seed, evaluate, report.")
+    run.add_argument("spec", type=Path, metavar="SPEC")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>)")
+    run.add_argument("--widths", type=float, nargs="+", help="default: the spec's")
+    run.add_argument("--methods", choices=["ours", "local", "scratch"], nargs="+", help="default: the spec's")
+    run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
+    run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
+    _device_option(run)
     return parser
 
 
@@ -132,6 +154,10 @@ def _compile(args: argparse.Namespace) -> int:
         from .lower.describe import summary
 
         print(summary(model), end="")
+    elif args.emit == "losses":
+        from .losses import describe
+
+        print(describe(model, args.method), end="")
     elif args.emit == "code":
         from .lower.describe import code
 
@@ -157,6 +183,32 @@ def _train(args: argparse.Namespace) -> int:
     print(f"  {name} per example: train {m['train_objective']:.3f}, test {m['test_objective']:.3f}")
     for path in result.files:
         print(f"  wrote {path}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from .distill import run_distill
+    from .train.loop import QUICK_STEPS
+
+    model = _load(args.spec)
+    width = args.width or model.distill.widths[0]
+    result = run_distill(model, args.teacher, args.out or args.teacher.parent, width, args.method, args.seed,
+                         args.device, QUICK_STEPS if args.quick else None, not args.no_progress)
+    m = result.metrics
+    print(f"{model.name}: {args.method} student of width {width:g} ({m['parameters']:,} parameters), "
+          f"{m['steps']} steps; test objective {m['test_objective']:.3f}; fidelity L {m['fidelity']:.4f}")
+    for path in result.files:
+        print(f"  wrote {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run import run
+
+    model = _load(args.spec)
+    out = args.out or Path("runs") / model.name
+    run(model, args.spec.read_text(), out, args.widths, args.methods, args.seeds, args.quick, args.device,
+        not args.no_progress)
     return 0
 
 

@@ -1,0 +1,70 @@
+"""`dgmc distill` and `dgmc run`: the run directory, its report, and restarts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from dgmc.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+HM = str(ROOT / "specs/hm.dgm")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    args = ["run", HM, "--out", str(out), "--quick", "--no-progress", "--seeds", "0", "1",
+            "--methods", "ours", "scratch"]
+    assert main(args) == 0
+    return out
+
+
+def test_run_writes_the_run_directory(run_dir: Path) -> None:
+    assert (run_dir / "spec.dgm").read_text() == Path(HM).read_text()
+    assert (run_dir / "graph.dot").is_file()
+    assert (run_dir / "teacher" / "teacher.pt").is_file()
+    names = sorted(p.name for p in (run_dir / "students").glob("*.pt"))
+    assert names == [f"student_{m}_w0.25_s{s}.pt" for m in ("ours", "scratch") for s in (0, 1)]
+    rows = json.loads((run_dir / "metrics.json").read_text())
+    assert [r["model"] for r in rows] == ["teacher"] + ["student"] * 4
+    assert all(set(f"fidelity[{n}]" for n in ("z4", "z3", "y2", "z2", "z1", "y1")) <= set(r) for r in rows[1:])
+    with (run_dir / "metrics.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == 5
+
+
+def test_report_has_the_papers_layout(run_dir: Path) -> None:
+    report = (run_dir / "report.md").read_text()
+    assert "| student | method | #params | test -ELBO | L (fidelity) | L[z4] |" in report
+    table = [line for line in report.splitlines() if line.startswith("| width 0.25")]
+    assert [line.split(" | ")[1] for line in table] == ["ours", "scratch"]
+    assert all("±" in line for line in table)  # two seeds: mean and std
+    assert "teacher/teacher_scatter.png" in report and "Quick run" in report
+
+
+def test_a_second_run_skips_what_is_done(run_dir: Path, capsys) -> None:
+    before = (run_dir / "students" / "student_ours_w0.25_s0.pt").stat().st_mtime_ns
+    assert main(["run", HM, "--out", str(run_dir), "--quick", "--no-progress", "--seeds", "0", "1",
+                 "--methods", "ours", "scratch"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher: reusing" in out and out.count("skipped") == 4
+    assert (run_dir / "students" / "student_ours_w0.25_s0.pt").stat().st_mtime_ns == before
+
+
+def test_a_run_directory_of_another_spec_is_refused(run_dir: Path, tmp_path: Path, capsys) -> None:
+    other = tmp_path / "hm9.dgm"
+    other.write_text(Path(HM).read_text().replace("mlp(8)", "mlp(9)"))
+    assert main(["run", str(other), "--out", str(run_dir), "--quick", "--no-progress"]) == 1
+    assert "holds a run of another spec" in capsys.readouterr().err
+
+
+def test_distill_one_student_from_a_checkpoint(run_dir: Path, tmp_path: Path, capsys) -> None:
+    teacher = run_dir / "teacher" / "teacher.pt"
+    assert main(["distill", HM, "--teacher", str(teacher), "--method", "local", "--seed", "3",
+                 "--out", str(tmp_path), "--quick", "--no-progress"]) == 0
+    assert "local student of width 0.25 (54 parameters)" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "student_local_w0.25_s3.json").read_text())
+    assert meta["metrics"]["method"] == "local" and meta["metrics"]["steps"] == 100

@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("-o", "--out", type=Path, required=True, metavar="OUT")
     render_cmd.add_argument("--student", action="store_true",
                             help="draw teacher and student side by side (student at the spec's first width)")
+    render_cmd.add_argument("--run", type=Path, metavar="DIR", dest="run_dir",  # `run` is the command's function
+                            help="colour each node by its final distillation term in this `dgmc run` directory")
+    render_cmd.add_argument("--method", help="with --run: the students' method (default ours)")
+    render_cmd.add_argument("--width", type=float, metavar="W",
+                            help="with --run: the students' width (default the smallest, the hardest student)")
 
     compile_cmd = command("compile", _compile, "Show what the compiler makes of a spec.")
     compile_cmd.add_argument("spec", type=Path, metavar="SPEC")
@@ -134,11 +139,15 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from .heat import load_heat
     from .render import RenderError, render_file
 
     model = _load(args.spec)
     try:
-        written = render_file(model, args.out, student=args.student)
+        if args.run_dir is None and (args.method or args.width is not None):
+            raise RenderError("--method and --width choose the students of a run: give --run DIR too")
+        heat = None if args.run_dir is None else load_heat(args.run_dir, model, args.method or "ours", args.width)
+        written = render_file(model, args.out, student=args.student, heat=heat)
     except RenderError as error:
         print(f"dgmc: error: {error}", file=sys.stderr)
         return 1

@@ -15,13 +15,21 @@ Conventions (`NODE_STYLES`):
   that reads the previous step is dashed and labelled "t-1";
 - guide edges are off by default; with `guide=True` they are dotted, in `GUIDE_COLOR`,
   and do not move the layout (graphviz `constraint=false`).
+
+Heat (`dgmc render --run`, values from `dgmc.heat`): each node with a distillation term
+gets a "heat" entry, a line "L = 0.0421" and a fill on a white-to-red scale (`HEAT_SCALE`)
+that is relative: 0 is white, the largest value of the map the strongest red, the rest
+linear in between (a negative estimate is clamped to white), so the map shows where the
+student fails most, not how badly in absolute terms. Fill now encodes the term, so an
+observed node is told from a latent one by its double border instead of its gray.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import graphviz
 
@@ -29,6 +37,9 @@ from .errors import UserError
 from .files import write_bytes
 from .ir import Model, Network, Node
 from .networks import DEFAULT_ACTIVATION
+
+if TYPE_CHECKING:
+    from .heat import Heat
 
 NODE_STYLES: dict[str, dict[str, str]] = {
     "latent": {"shape": "ellipse", "style": "solid", "fillcolor": "white"},
@@ -39,6 +50,9 @@ NODE_STYLES: dict[str, dict[str, str]] = {
 GUIDE_COLOR = "firebrick"
 FONT = "Helvetica"  # sans-serif; graphviz falls back to any installed sans font
 FORMATS = (".dot", ".svg", ".png", ".pdf")
+# ColorBrewer's "Reds", from white: fraction 0 of the largest value .. 1, evenly spaced.
+HEAT_SCALE = ("#ffffff", "#fee0d2", "#fcbba1", "#fc9272", "#fb6a4a", "#ef3b2c", "#cb181d")
+HEAT_LEGEND = "fill: L relative to the largest ({top}), white = 0; double border = observed"
 INSTALL_HINT = "install graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS)"
 
 Spec = dict[str, Any]
@@ -49,23 +63,66 @@ class RenderError(UserError):
     setup problem, reported without a traceback by the CLI."""
 
 
-def graph_spec(model: Model, student_width: float | None = None, guide: bool = False) -> Spec:
+def graph_spec(model: Model, student_width: float | None = None, guide: bool = False,
+               heat: Mapping[str, float] | None = None, caption: str | None = None) -> Spec:
     """The graph description: clusters, nodes, edges, all plain data.
 
     With `student_width`, teacher and student are drawn side by side in clusters
     "teacher" and "student (width w)", node ids prefixed `teacher.` / `student.` (a dot
     cannot occur in a spec name, so ids never collide); the student's networks are
     `model.student_net(name, w)` and its state sizes `model.student_size(name, w)`.
+    `heat` (node name -> term) paints the nodes (the student's, side by side) as the
+    module says; `caption` is a second line of the graph's label, saying what is shown.
     """
     spec: Spec = {"name": model.name, "label": model.name, "clusters": [], "nodes": [], "edges": []}
     if student_width is None:
         _add_model(spec, model, "", None, None, guide)
-        return spec
-    student = f"student (width {student_width:g})"
-    for tag, label, width in (("teacher", "teacher", None), ("student", student, student_width)):
-        _add_cluster(spec, f"cluster_{tag}", label, None)
-        _add_model(spec, model, tag, f"cluster_{tag}", width, guide and tag == "teacher")
+    else:
+        student = f"student (width {student_width:g})"
+        for tag, label, width in (("teacher", "teacher", None), ("student", student, student_width)):
+            _add_cluster(spec, f"cluster_{tag}", label, None)
+            _add_model(spec, model, tag, f"cluster_{tag}", width, guide and tag == "teacher")
+    if caption:
+        spec["label"] += f"\n{caption}"
+    if heat is not None:
+        _add_heat(spec, heat, "" if student_width is None else "student.")
     return spec
+
+
+def _add_heat(spec: Spec, heat: Mapping[str, float], prefix: str) -> None:
+    """Each node of `heat` (ids with `prefix`) gets its value, its fill and an "L =" line;
+    the legend says the scale's top, as the colours alone are relative."""
+    top = max((v for v in heat.values() if v > 0), default=0.0)
+    values = {prefix + name: float(value) for name, value in heat.items()}
+    for node in spec["nodes"]:
+        if node["name"] not in values:
+            continue
+        value = values[node["name"]]
+        fill = heat_color(value / top if top else 0.0)
+        node.update(heat=value, label=f"{node['label']}\nL = {value:.3g}", style="filled", fillcolor=fill,
+                    fontcolor="white" if _is_dark(fill) else "black",
+                    peripheries=2 if node["kind"] == "observed" else 1)
+    spec["label"] += "\n" + HEAT_LEGEND.format(top=f"{top:.3g}")
+
+
+def heat_color(fraction: float) -> str:
+    """The colour of `fraction` of the largest value (clamped to 0..1), interpolated
+    linearly between the stops of `HEAT_SCALE`, as "#rrggbb"."""
+    position = min(max(fraction, 0.0), 1.0) * (len(HEAT_SCALE) - 1)
+    low = min(int(position), len(HEAT_SCALE) - 2)
+    a, b = _rgb(HEAT_SCALE[low]), _rgb(HEAT_SCALE[low + 1])
+    t = position - low
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def _is_dark(color: str) -> bool:
+    """Whether black text would be hard to read on `color` (its luma below one half)."""
+    r, g, b = _rgb(color)
+    return 0.299 * r + 0.587 * g + 0.114 * b < 128
 
 
 def _add_cluster(spec: Spec, name: str, label: str, parent: str | None) -> None:
@@ -146,10 +203,15 @@ def _value(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:g}"
 
 
-def to_digraph(model: Model, student: bool = False, guide: bool = False) -> graphviz.Digraph:
+def to_digraph(model: Model, student: bool = False, guide: bool = False, heat: Heat | None = None
+               ) -> graphviz.Digraph:
     """The model as a `graphviz.Digraph`; with `student`, teacher and student (at the
-    spec's first width) side by side; with `guide`, the guide's edges too."""
-    return digraph_from_spec(graph_spec(model, _first_width(model) if student else None, guide))
+    spec's first width, or the heat's) side by side; with `guide`, the guide's edges too;
+    with `heat`, the nodes painted by their distillation terms."""
+    width = (heat.width if heat else _first_width(model)) if student else None
+    if heat is None:
+        return digraph_from_spec(graph_spec(model, width, guide))
+    return digraph_from_spec(graph_spec(model, width, guide, heat.values, heat.caption))
 
 
 def _first_width(model: Model) -> float:
@@ -161,7 +223,8 @@ def _first_width(model: Model) -> float:
 def digraph_from_spec(spec: Spec) -> graphviz.Digraph:
     """Build the Digraph from the description alone, so the two never disagree."""
     font = {"fontname": FONT}
-    graph = graphviz.Digraph(spec["name"], graph_attr={"label": spec["label"], "labelloc": "t", "fontsize": "16",
+    label = spec["label"].replace("\n", "\\n")
+    graph = graphviz.Digraph(spec["name"], graph_attr={"label": label, "labelloc": "t", "fontsize": "16",
                                                        "nodesep": "0.6", "ranksep": "0.6", **font},
                              node_attr={"fontsize": "11", **font}, edge_attr={"fontsize": "10", **font})
     children: dict[str | None, list[Spec]] = {}
@@ -201,11 +264,14 @@ def _draw_cluster(graph: graphviz.Digraph, cluster: Spec, children: dict[str | N
 
 
 def _draw_node(graph: graphviz.Digraph, node: Spec) -> None:
+    """The look of the description; a heated node's text colour and border count too."""
+    extra = {k: str(node[k]) for k in ("fontcolor", "peripheries") if k in node}
     graph.node(node["name"], label=node["label"].replace("\n", "\\n"), shape=node["shape"],
-               style=node["style"], fillcolor=node["fillcolor"])
+               style=node["style"], fillcolor=node["fillcolor"], **extra)
 
 
-def render_file(model: Model, out: Path, student: bool = False, guide: bool = False) -> Path:
+def render_file(model: Model, out: Path, student: bool = False, guide: bool = False,
+                heat: Heat | None = None) -> Path:
     """Write the drawing to `out` (.dot source, or .svg/.png/.pdf through graphviz's
     `dot`) and return the path written. The DOT source is always written first, next to
     `out`, so a machine without `dot` still gets something to render elsewhere."""
@@ -214,7 +280,7 @@ def render_file(model: Model, out: Path, student: bool = False, guide: bool = Fa
     if suffix not in FORMATS:
         raise RenderError(f"cannot render to '{out}': unknown suffix {out.suffix or '(none)'!r}; "
                           f"use one of {', '.join(FORMATS)}")
-    digraph = to_digraph(model, student, guide)
+    digraph = to_digraph(model, student, guide, heat)
     source = out.with_suffix(".dot")
     write_bytes(source, digraph.source.encode())
     if suffix == ".dot":

@@ -126,7 +126,8 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Mean +- std over seeds. {objective} of the test split per example (a distilled student's uses",
               "the teacher's guide as its proposal). L: the generated distillation terms (method ours, unweighted",
-              "per node; total weighted by lambda) between teacher and student on 1024 fresh noise draws.", "",
+              "per node, bce measured as KL so that 0 is perfect; total weighted by lambda) between teacher",
+              "and student on 1024 fresh noise draws.", "",
               "## Pictures", "", "![graph](graph.svg)", ""]
     pictures = sorted((out / "teacher").glob("teacher_*.png"))
     for (width, method), group in groups.items():

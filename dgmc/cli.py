@@ -14,6 +14,10 @@ from .errors import DgmError, UserError, render
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.run(args)
     except DgmError as error:
@@ -95,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
 def _device_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    command.add_argument("--threads", type=int, default=1,
+                         help="CPU threads per operation (default 1: the networks of typical specs are small, and a "
+                              "second thread slowed training up to 10x on a 2-core machine with other work running)")
 
 
 def _load(path: Path):

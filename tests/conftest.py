@@ -16,3 +16,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def regen_goldens(request: pytest.FixtureRequest) -> bool:
     """True when the run should rewrite golden files rather than compare against them."""
     return bool(request.config.getoption("--regen-goldens"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One intra-op thread, as the CLI defaults to: the models under test are small, and
+    a second thread competing with other work on a 2-core machine slows them down."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -55,15 +55,6 @@ never flip on a rounding difference, and closed forms agree to ~1e-12."""
 ROUNDING = 1e-12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Many small tensor ops: one intra-op thread is faster, and stays fast on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(name: str) -> Model:
     return dgmc.load(SPEC_DIR / f"{name}.dgm")
 

@@ -35,15 +35,6 @@ DTYPE = torch.float64
 1[u < sigmoid(logits)] then never flip on a rounding difference between the two sides."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Many small tensor ops: one intra-op thread is faster, and stays fast on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(name: str) -> Model:
     return dgmc.load(SPEC_DIR / f"{name}.dgm")
 

@@ -40,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
+    _front_end_commands(command)
+    _model_commands(command)
+    return parser
+
+
+Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
+def _front_end_commands(command: Command) -> None:
+    """Commands on the spec alone: check, fmt, render, compile."""
     check = command("check", _check, "Parse and check specs; print every error and warning.")
     check.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
 
@@ -68,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                              help="with --emit losses: the method whose loss to show")
     compile_cmd.add_argument("--width", type=float, help="with --emit code: show the student of this width")
 
+
+def _model_commands(command: Command) -> None:
+    """Commands that train and distill: train, distill, run."""
     train = command("train", _train, "Train the teacher on the spec's data; write checkpoint, metrics, pictures.")
     train.add_argument("spec", type=Path, metavar="SPEC")
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -93,7 +106,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     _device_option(run)
-    return parser
 
 
 def _device_option(command: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,19 +27,11 @@ from .files import write_text
 from .losses import DIVERGENCES, Term, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .train import checkpoint
-from .train.loop import EVAL_SEED, batches, fit
+from .train.loop import EVAL_SEED, Trained, batches, fit
 from .train.objectives import evaluate
 
 METHODS = ("ours", "local", "scratch")
 EVAL_SAMPLES = 1024
-
-
-@dataclass
-class DistillResult:
-    student: CompiledModel
-    metrics: dict[str, float]
-    history: dict[str, list[float]] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
 
 
 def term_values(teacher_trace: Trace, student_trace: Trace, terms: tuple[Term, ...]) -> dict[str, Tensor]:
@@ -142,7 +134,7 @@ def student_name(method: str, width: float, seed: int) -> str:
 
 
 def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, method: str, seed: int,
-                device: str = "cpu", steps: int | None = None, progress: bool = True) -> DistillResult:
+                device: str = "cpu", steps: int | None = None, progress: bool = True) -> Trained:
     """Load the teacher, distill, evaluate, and write the student's checkpoint, metrics
     and pictures under `out`."""
     from .pictures import write_pictures
@@ -162,4 +154,4 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     files = [checkpoint.save(out / f"{name}.pt", student, meta),
              write_text(out / f"{name}.json", json.dumps(meta, indent=2) + "\n")]
     files += write_pictures(student, split, out, name, torch.Generator().manual_seed(seed), history=history)
-    return DistillResult(student, metrics, history, files)
+    return Trained(student, metrics, history, files)

@@ -1,5 +1,5 @@
 """Training teachers: objectives (`objectives`), the loop (`loop`), checkpoints."""
 
-from .loop import TrainResult, train_teacher
+from .loop import Trained, train_teacher
 
-__all__ = ["TrainResult", "train_teacher"]
+__all__ = ["Trained", "train_teacher"]

@@ -32,8 +32,11 @@ EVAL_SEED = 1234
 
 
 @dataclass
-class TrainResult:
-    compiled: CompiledModel
+class Trained:
+    """A trained model (a teacher, or a distilled student), its metrics, every logged
+    term per step, and the files written for it."""
+
+    model: CompiledModel
     metrics: dict[str, float]
     history: dict[str, list[float]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
@@ -98,7 +101,7 @@ def report(compiled: CompiledModel, split: Split) -> dict[str, float]:
 
 
 def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu", quick: bool = False,
-                  progress: bool = True) -> TrainResult:
+                  progress: bool = True) -> Trained:
     if model.train is None or model.data is None:
         raise UserError(f"'{model.name}' has no `train` and `data` statements: nothing to train on.")
     torch.manual_seed(seed)
@@ -115,7 +118,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
     files = [checkpoint.save(out / "teacher.pt", compiled, meta),
              write_text(out / "teacher.json", json.dumps(meta, indent=2) + "\n")]
     files += _pictures(compiled, split, out, history, seed)
-    return TrainResult(compiled, metrics, history, files)
+    return Trained(compiled, metrics, history, files)
 
 
 def _pictures(compiled: CompiledModel, split: Split, out: Path, history: dict[str, list[float]],

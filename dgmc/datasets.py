@@ -16,7 +16,6 @@ import io
 import json
 import os
 import random
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata, resources
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .families import Domain
+from .files import atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -159,6 +159,10 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     raw = _raw(dataset.name)
     labels = raw.get("label")
     rows = np.arange(len(next(iter(raw.values()))))
+    if len(rows) < 2:
+        raise DataError(f"{dataset.name} holds {len(rows)} row(s): a split needs at least 2.")
+    for name, column in data.columns.items():
+        _finite(raw[column], name, column, dataset.name)
     if data.classes is not None:
         if labels is None:
             raise DataError(f"{dataset.name} has no label column, so `classes` cannot choose rows.")
@@ -180,6 +184,16 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     if labels is None:
         return Split(parts[0], parts[1], None, None)
     return Split(parts[0], parts[1], torch.from_numpy(labels[train_rows]), torch.from_numpy(labels[test_rows]))
+
+
+def _finite(values: np.ndarray, node: str, column: str, dataset: str) -> None:
+    """NaN or Inf in the data would poison training many steps later, far from the cause."""
+    import numpy as np
+
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        raise DataError(f"The data of node '{node}' (column '{column}' of {dataset}) are not finite (NaN or Inf) "
+                        f"in {int(bad.sum())} row(s), the first being row {int(np.argmax(bad))}.")
 
 
 def _row_shape(model: ir.Model, name: str, column_name: str, dataset: Dataset) -> tuple[int, ...]:
@@ -262,16 +276,8 @@ def _mnist1d() -> dict[str, np.ndarray]:
     with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile), np.load(path) as cached:
         return {"signal": cached["signal"], "label": cached["label"]}
     arrays = _generate_mnist1d()
-    with contextlib.suppress(OSError):  # an unwritable cache costs time, not the run
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                np.savez(file, **arrays)
-            os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+    with contextlib.suppress(OSError), atomic(path) as temporary, temporary.open("wb") as file:
+        np.savez(file, **arrays)  # an unwritable cache costs time, not the run
     return arrays
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from . import ir
 from .datasets import Split, load_split
@@ -27,7 +26,7 @@ from .files import write_text
 from .losses import DIVERGENCES, Term, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .train import checkpoint
-from .train.loop import EVAL_SEED, Trained, batches, fit
+from .train.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
 from .train.objectives import evaluate
 
 METHODS = ("ours", "local", "scratch")
@@ -81,24 +80,17 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
         return student, fit(student, train, split.train, steps, seed, progress, label=f"scratch x{width:g}")
     terms = generate(model, method)
     generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.Adam(student.generative_parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     device = student._anchor.device
-    history: dict[str, list[float]] = {}
-    bar = tqdm(total=steps, desc=f"{method} x{width:g}", disable=not progress, leave=False, dynamic_ncols=True)
     train_inputs = _inputs(model, split.train)
     draws = batches(train_inputs, recipe.batch, steps, generator) if train_inputs else itertools.repeat({}, steps)
-    for data in draws:
-        inputs = {k: v.to(device) for k, v in data.items()}
+
+    def step_fn() -> tuple[Tensor, dict[str, float]]:
+        inputs = {k: v.to(device) for k, v in next(draws).items()}
         size = next(iter(inputs.values())).shape[0] if inputs else recipe.batch
-        loss, terms_now = distillation_loss(teacher, student, terms, method, size, inputs, generator)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        for key, value in {"loss": float(loss.detach()), **terms_now}.items():
-            history.setdefault(key, []).append(value)
-        bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", refresh=False)
-        bar.update()
-    bar.close()
+        return distillation_loss(teacher, student, terms, method, size, inputs, generator)
+
+    history = optimise(student, student.generative_parameters(), recipe.lr, recipe.weight_decay, steps, step_fn,
+                       f"{method} x{width:g}", progress)
     return student, history
 
 
@@ -143,13 +135,16 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     teacher = compile_model(model).to(device_of(device))
     checkpoint.load(teacher_path, teacher, map_location=teacher._anchor.device)
     teacher.eval()
-    student, history = distill(model, teacher, width, method, seed, steps, progress)
+    name = student_name(method, width, seed)
+    try:
+        student, history = distill(model, teacher, width, method, seed, steps, progress)
+    except TrainingError as error:
+        raise stopped(error, error.module, out / f"{name}.last_good.pt", {"seed": seed}) from None
     split = load_split(model)
     metrics = {"method": method, "width": width, "seed": seed, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
                "test_objective": test_objective(model, teacher, student, method, split),
                **fidelity(model, teacher, student, split)}
-    name = student_name(method, width, seed)
     meta = {"metrics": metrics, "seed": seed}
     files = [checkpoint.save(out / f"{name}.pt", student, meta),
              write_text(out / f"{name}.json", json.dumps(meta, indent=2) + "\n")]

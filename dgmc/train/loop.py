@@ -10,11 +10,14 @@ an atomic checkpoint, metrics JSON and pictures.
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import ir
@@ -64,30 +67,84 @@ def batches(split_part: Batch, batch: int, steps: int, generator: torch.Generato
             yield {k: v[index] for k, v in split_part.items()}
 
 
-def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed: int,
-        progress: bool = True, label: str = "teacher") -> dict[str, list[float]]:
-    """Minimise the recipe's objective; return every logged term per step."""
+class TrainingError(UserError):
+    """Training produced a non-finite loss or gradient. Names the term (and node) where
+    it first appeared; `module` still holds the weights before the bad step."""
+
+    def __init__(self, message: str, step: int, module: CompiledModel | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.module = module
+
+
+StepFn = Callable[[], tuple[Tensor, dict[str, float]]]
+
+
+def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, weight_decay: float,
+             steps: int, step_fn: StepFn, label: str, progress: bool = True) -> dict[str, list[float]]:
+    """The one optimisation loop (teachers, students, every method): Adam on
+    `parameters`, `step_fn()` giving the loss and its named terms; stops with a
+    `TrainingError` at the first non-finite loss or gradient, before the step is applied."""
     torch.set_flush_denormal(True)  # dead units' Adam state slowed CPU training ~3x
-    device = compiled._anchor.device
-    generator = torch.Generator().manual_seed(seed)
-    objective = OBJECTIVES[recipe.objective]
-    optimiser = torch.optim.Adam(compiled.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     history: dict[str, list[float]] = {}
     bar = tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True)
     running = None
-    for step, batch in enumerate(batches(data, recipe.batch, steps, generator)):
-        beta = min(1.0, (step + 1) / recipe.warmup) if recipe.warmup else 1.0
-        loss, terms = objective(compiled, {k: v.to(device) for k, v in batch.items()}, generator, beta)
+    for step in range(steps):
+        loss, terms = step_fn()
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        if torch.isfinite(loss):
+            loss.backward()
+        _guard(step, loss, terms, module)
         optimiser.step()
         for key, value in {"loss": float(loss.detach()), **terms}.items():
             history.setdefault(key, []).append(value)
         running = history["loss"][-1] if running is None else 0.98 * running + 0.02 * history["loss"][-1]
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+        bar.set_postfix(loss=f"{running:.4g}", refresh=False)
         bar.update()
     bar.close()
     return history
+
+
+def _guard(step: int, loss: Tensor, terms: dict[str, float], module: CompiledModel) -> None:
+    """Raise at a non-finite loss (naming the first non-finite term) or gradient (naming
+    the first parameter, hence node, whose gradient is not finite)."""
+    if not torch.isfinite(loss):
+        bad = next((k for k, v in terms.items() if not math.isfinite(v)), "the total")
+        value = float(loss.detach())
+        raise TrainingError(f"step {step + 1}: the loss became {value}; first in term {bad}.", step, module)
+    grads = [(name, p.grad) for name, p in module.named_parameters() if p.grad is not None]
+    if grads and not torch.isfinite(torch.stack([g.sum() for _, g in grads])).all():
+        name = next(name for name, g in grads if not torch.isfinite(g).all())
+        node = name.split(".")[1].split("_", 1)[1] if name.count(".") else name
+        raise TrainingError(f"step {step + 1}: a gradient became non-finite, first in the network of node "
+                            f"'{node}' ({name}); the loss terms were "
+                            + ", ".join(f"{k} = {v:.4g}" for k, v in terms.items()) + ".", step, module)
+
+
+def stopped(error: TrainingError, module: CompiledModel, path: Path, meta: dict) -> TrainingError:
+    """Save the last good weights (the module's, as the bad step was never applied) next
+    to the checkpoint, which stays untouched; the error to raise says where they are."""
+    checkpoint.save(path, module, {**meta, "failed_at_step": error.step + 1})
+    return TrainingError(f"{error} Training stopped; the weights before that step are in '{path}' "
+                         "(an earlier checkpoint, if any, is untouched).", error.step, module)
+
+
+def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed: int,
+        progress: bool = True, label: str = "teacher") -> dict[str, list[float]]:
+    """Minimise the recipe's objective; return every logged term per step."""
+    device = compiled._anchor.device
+    generator = torch.Generator().manual_seed(seed)
+    objective = OBJECTIVES[recipe.objective]
+    draws = enumerate(batches(data, recipe.batch, steps, generator))
+
+    def step_fn() -> tuple[Tensor, dict[str, float]]:
+        step, batch = next(draws)
+        beta = min(1.0, (step + 1) / recipe.warmup) if recipe.warmup else 1.0
+        return objective(compiled, {k: v.to(device) for k, v in batch.items()}, generator, beta)
+
+    return optimise(compiled, list(compiled.parameters()), recipe.lr, recipe.weight_decay, steps, step_fn,
+                    label, progress)
 
 
 def report(compiled: CompiledModel, split: Split) -> dict[str, float]:
@@ -109,7 +166,10 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
     compiled = compile_model(model).to(device_of(device))
     steps = min(model.train.steps, QUICK_STEPS) if quick else model.train.steps
     started = time.perf_counter()
-    history = fit(compiled, model.train, split.train, steps, seed, progress)
+    try:
+        history = fit(compiled, model.train, split.train, steps, seed, progress)
+    except TrainingError as error:
+        raise stopped(error, compiled, out / "teacher.last_good.pt", {"seed": seed}) from None
     metrics = {"steps": steps, "seconds": round(time.perf_counter() - started, 2), **report(compiled, split)}
     metrics["parameters"] = sum(p.numel() for p in compiled.generative_parameters())
     metrics["guide_parameters"] = sum(p.numel() for p in compiled.guide_parameters())

@@ -1,0 +1,84 @@
+"""Faults: a non-finite loss or gradient stops training with the term and node named,
+and keeps the last good weights; the data are checked for non-finite values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import dgmc
+from dgmc.cli import main
+from dgmc.datasets import DataError, load_split
+from dgmc.train import checkpoint
+from dgmc.train import objectives as objectives_module
+from dgmc.train.loop import TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+HM = ROOT / "specs/hm.dgm"
+
+
+def _poisoned(objective, at_step: int, term: str, kind: str):
+    """Wrap an objective so that at step `at_step` one term (or a gradient) is not finite."""
+    calls = {"n": 0}
+
+    def wrapped(model, batch, generator=None, beta=1.0):
+        loss, terms = objective(model, batch, generator, beta)
+        calls["n"] += 1
+        if calls["n"] == at_step:
+            if kind == "loss":
+                loss = loss + torch.tensor(float("nan"))
+                terms = {**terms, term: float("nan")}
+            else:  # a finite loss whose gradient is not finite in y1's network: d sqrt(x)/dx at 0
+                weight = model.nets["p_y1"][0].weight
+                loss = loss + torch.sqrt((weight - weight.detach()).sum() ** 2)
+        return loss, terms
+
+    return wrapped
+
+
+@pytest.mark.parametrize("kind", ["loss", "grad"])
+def test_non_finite_training_stops_names_the_place_and_keeps_the_good_weights(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", str(HM), "--out", str(out), "--quick", "--no-progress"]) == 0
+    good = (out / "teacher.pt").read_bytes()
+    poisoned = _poisoned(objectives_module.wake_sleep, 7, "wake[y1]", kind)
+    monkeypatch.setitem(objectives_module.OBJECTIVES, "wake_sleep", poisoned)
+    assert main(["train", str(HM), "--out", str(out), "--quick", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "step 7" in err and "Traceback" not in err
+    assert ("first in term wake[y1]" in err) if kind == "loss" else ("network of node 'y1'" in err)
+    assert (out / "teacher.pt").read_bytes() == good  # the earlier checkpoint is untouched
+    last_good = dgmc.lower.compile_model(dgmc.load(HM))
+    meta = checkpoint.load(out / "teacher.last_good.pt", last_good)
+    assert meta["failed_at_step"] == 7
+    assert all(torch.isfinite(p).all() for p in last_good.parameters())
+
+
+def test_training_error_is_raised_before_the_bad_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = dgmc.load(HM)
+    compiled = dgmc.lower.compile_model(model)
+    poisoned = _poisoned(objectives_module.wake_sleep, 3, "sleep[z1]", "loss")
+    monkeypatch.setitem(objectives_module.OBJECTIVES, "wake_sleep", poisoned)
+    from dgmc.train.loop import fit
+
+    with pytest.raises(TrainingError, match=r"step 3: .*first in term sleep\[z1\]") as caught:
+        fit(compiled, model.train, load_split(model).train, 10, seed=0, progress=False)
+    assert caught.value.module is compiled and caught.value.step == 2
+
+
+def test_non_finite_data_is_a_clear_error_naming_node_and_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dgmc.datasets as datasets
+
+    real = datasets._raw
+
+    def with_nan(name: str):
+        table = real(name)
+        table["waiting"][5] = float("nan")
+        return table
+
+    monkeypatch.setattr(datasets, "_raw", with_nan)
+    with pytest.raises(DataError, match=r"'y2'.*'waiting'.*not finite"):
+        load_split(dgmc.load(HM))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,25 +86,41 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
     """The one optimisation loop (teachers, students, every method): Adam on
     `parameters`, `step_fn()` giving the loss and its named terms; stops with a
     `TrainingError` at the first non-finite loss or gradient, before the step is applied."""
-    torch.set_flush_denormal(True)  # dead units' Adam state slowed CPU training ~3x
     optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     history: dict[str, list[float]] = {}
-    bar = tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True)
     running = None
-    for step in range(steps):
-        loss, terms = step_fn()
-        optimiser.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-        _guard(step, loss, terms, module)
-        optimiser.step()
-        for key, value in {"loss": float(loss.detach()), **terms}.items():
-            history.setdefault(key, []).append(value)
-        running = history["loss"][-1] if running is None else 0.98 * running + 0.02 * history["loss"][-1]
-        bar.set_postfix(loss=f"{running:.4g}", refresh=False)
-        bar.update()
-    bar.close()
+    bar = tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True)
+    with _flushed_denormals(), bar:
+        for step in range(steps):
+            loss, terms = _step(module, optimiser, step_fn, step)
+            for key, value in {"loss": float(loss.detach()), **terms}.items():
+                history.setdefault(key, []).append(value)
+            running = history["loss"][-1] if running is None else 0.98 * running + 0.02 * history["loss"][-1]
+            bar.set_postfix(loss=f"{running:.4g}", refresh=False)
+            bar.update()
     return history
+
+
+@contextmanager
+def _flushed_denormals() -> Iterator[None]:
+    """Denormal floats (dead units' Adam state) slowed CPU training ~3x. Flushing them is
+    process-wide processor state, so it is switched back off (the default) afterwards."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: StepFn,
+          step: int) -> tuple[Tensor, dict[str, float]]:
+    loss, terms = step_fn()
+    optimiser.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+    _guard(step, loss, terms, module)
+    optimiser.step()
+    return loss, terms
 
 
 def _guard(step: int, loss: Tensor, terms: dict[str, float], module: CompiledModel) -> None:

@@ -105,6 +105,7 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--methods", choices=["ours", "local", "scratch"], nargs="+", help="default: the spec's")
     run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
+    run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
     _device_option(run)
 
 
@@ -236,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     model = _load(args.spec)
     out = args.out or Path("runs") / model.name
     run(model, args.spec.read_text(), out, args.widths, args.methods, args.seeds, args.quick, args.device,
-        not args.no_progress)
+        not args.no_progress, force=args.force)
     return 0
 
 

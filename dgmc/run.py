@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,11 +33,11 @@ from .train.loop import QUICK_STEPS
 
 def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None = None,
         methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None, quick: bool = False,
-        device: str = "cpu", progress: bool = True, log=print) -> list[dict]:
+        device: str = "cpu", progress: bool = True, log=print, force: bool = False) -> list[dict]:
     widths = tuple(widths or model.distill.widths)
     methods = tuple(methods or model.distill.methods)
     seeds = tuple(seeds if seeds is not None else model.distill.seeds)
-    _claim(out, model, source)
+    _claim(out, model, source, force)
     _draw(model, out, log)
     teacher = _teacher(model, out / "teacher", quick, device, progress, log)
     rows = [teacher]
@@ -51,15 +52,27 @@ def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None 
     return rows
 
 
-def _claim(out: Path, model: ir.Model, source: str) -> None:
-    """Write the spec into the run directory, or refuse a directory of another spec."""
+def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
+    """Write the spec into the run directory. A directory holding a run of another spec
+    is refused, or with `force` emptied first (its results would not match the spec)."""
     copy = out / "spec.dgm"
-    if copy.is_file():
-        from .api import loads
-
-        if checkpoint.spec_hash(loads(copy.read_text(), str(copy))) != checkpoint.spec_hash(model):
-            raise UserError(f"'{out}' holds a run of another spec (see {copy}): choose another --out.")
+    if copy.is_file() and _spec_hash_of(copy) != checkpoint.spec_hash(model):
+        if not force:
+            raise UserError(f"'{out}' holds a run of another spec (see {copy}): choose another --out, "
+                            "or pass --force to replace it.")
+        shutil.rmtree(out)
     write_text(copy, source)
+
+
+def _spec_hash_of(path: Path) -> str | None:
+    """The hash of the spec a run was made from (None if it no longer checks)."""
+    from .api import loads
+    from .errors import DgmError
+
+    try:
+        return checkpoint.spec_hash(loads(path.read_text(), str(path)))
+    except DgmError:
+        return None
 
 
 def _draw(model: ir.Model, out: Path, log) -> None:

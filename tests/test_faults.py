@@ -3,6 +3,12 @@ and keeps the last good weights; the data are checked for non-finite values."""
 
 from __future__ import annotations
 
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +88,43 @@ def test_non_finite_data_is_a_clear_error_naming_node_and_column(monkeypatch: py
     monkeypatch.setattr(datasets, "_raw", with_nan)
     with pytest.raises(DataError, match=r"'y2'.*'waiting'.*not finite"):
         load_split(dgmc.load(HM))
+
+
+RUN = ["run", str(HM), "--quick", "--no-progress", "--seeds", "0", "--methods", "ours", "scratch"]
+
+
+def _metrics(out: Path) -> list[dict]:
+    """The run's metrics without wall-clock times."""
+    rows = json.loads((out / "metrics.json").read_text())
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "dgmc.cli", *RUN]
+    subprocess.run([*command, "--out", str(tmp_path / "whole")], check=True, capture_output=True, cwd=ROOT)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "--out", str(killed)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "teacher" / "teacher.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # kill while students are being distilled, at a random moment after the teacher
+    time.sleep(random.Random(7).uniform(0.0, 1.5))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it was killed: kill it earlier"
+    assert not (killed / "metrics.json").exists()
+    subprocess.run([*command, "--out", str(killed)], check=True, capture_output=True, cwd=ROOT)
+    assert _metrics(killed) == _metrics(tmp_path / "whole")
+
+
+def test_force_replaces_a_run_of_another_spec(tmp_path: Path, capsys) -> None:
+    other = tmp_path / "hm9.dgm"
+    other.write_text(HM.read_text().replace("mlp(8)", "mlp(9)"))
+    out = tmp_path / "run"
+    assert main([*RUN[:1], str(other), *RUN[2:], "--methods", "ours", "--out", str(out)]) == 0
+    assert main([*RUN, "--out", str(out)]) == 1
+    assert "pass --force" in capsys.readouterr().err
+    assert main([*RUN, "--out", str(out), "--force"]) == 0
+    assert (out / "spec.dgm").read_text() == HM.read_text()
+    assert sorted(p.name for p in (out / "students").glob("*.pt")) == [
+        "student_ours_w0.25_s0.pt", "student_scratch_w0.25_s0.pt"]

@@ -162,7 +162,7 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     if len(rows) < 2:
         raise DataError(f"{dataset.name} holds {len(rows)} row(s): a split needs at least 2.")
     for name, column in data.columns.items():
-        _finite(raw[column], name, column, dataset.name)
+        _validate(raw[column], name, column, dataset)
     if data.classes is not None:
         if labels is None:
             raise DataError(f"{dataset.name} has no label column, so `classes` cannot choose rows.")
@@ -186,14 +186,21 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     return Split(parts[0], parts[1], torch.from_numpy(labels[train_rows]), torch.from_numpy(labels[test_rows]))
 
 
-def _finite(values: np.ndarray, node: str, column: str, dataset: str) -> None:
-    """NaN or Inf in the data would poison training many steps later, far from the cause."""
+def _validate(values: np.ndarray, node: str, column: str, dataset: Dataset) -> None:
+    """The loaded values must be what the metadata (and so the checker) promised: the
+    column's width, and finite (NaN or Inf would poison training many steps later, far
+    from the cause)."""
     import numpy as np
 
+    where = f"The data of node '{node}' (column '{column}' of {dataset.name})"
+    expected = 1 if dataset.columns[column].domain == "onehot" else dataset.columns[column].size
+    width = int(np.prod(values.shape[1:], dtype=np.int64))
+    if width != expected:
+        raise DataError(f"{where} have {width} values per row, not the {expected} the column should have.")
     bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
     if bad.any():
-        raise DataError(f"The data of node '{node}' (column '{column}' of {dataset}) are not finite (NaN or Inf) "
-                        f"in {int(bad.sum())} row(s), the first being row {int(np.argmax(bad))}.")
+        raise DataError(f"{where} are not finite (NaN or Inf) in {int(bad.sum())} row(s), "
+                        f"the first being row {int(np.argmax(bad))}.")
 
 
 def _row_shape(model: ir.Model, name: str, column_name: str, dataset: Dataset) -> tuple[int, ...]:

@@ -76,16 +76,11 @@ def test_training_error_is_raised_before_the_bad_step(monkeypatch: pytest.Monkey
 
 
 def test_non_finite_data_is_a_clear_error_naming_node_and_column(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dgmc.datasets as datasets
-
-    real = datasets._raw
-
-    def with_nan(name: str):
-        table = real(name)
+    def with_nan(table):
         table["waiting"][5] = float("nan")
         return table
 
-    monkeypatch.setattr(datasets, "_raw", with_nan)
+    _patched_raw(monkeypatch, with_nan)
     with pytest.raises(DataError, match=r"'y2'.*'waiting'.*not finite"):
         load_split(dgmc.load(HM))
 
@@ -128,3 +123,25 @@ def test_force_replaces_a_run_of_another_spec(tmp_path: Path, capsys) -> None:
     assert (out / "spec.dgm").read_text() == HM.read_text()
     assert sorted(p.name for p in (out / "students").glob("*.pt")) == [
         "student_ours_w0.25_s0.pt", "student_scratch_w0.25_s0.pt"]
+
+
+def _patched_raw(monkeypatch: pytest.MonkeyPatch, edit) -> None:
+    import dgmc.datasets as datasets
+
+    real = datasets._raw
+    monkeypatch.setattr(datasets, "_raw", lambda name: edit(real(name)))
+
+
+def test_wrong_data_dimensions_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    _patched_raw(monkeypatch, lambda t: {**t, "waiting": np.hstack([t["waiting"], t["waiting"]])})
+    with pytest.raises(DataError, match=r"node 'y2' \(column 'waiting' of old_faithful\) have 2 values per row, "
+                                        r"not the 1"):
+        load_split(dgmc.load(HM))
+
+
+def test_an_empty_dataset_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _patched_raw(monkeypatch, lambda t: {k: v[:0] for k, v in t.items()})
+    with pytest.raises(DataError, match="old_faithful holds 0 row"):
+        load_split(dgmc.load(HM))

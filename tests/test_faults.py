@@ -145,3 +145,35 @@ def test_an_empty_dataset_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     _patched_raw(monkeypatch, lambda t: {k: v[:0] for k, v in t.items()})
     with pytest.raises(DataError, match="old_faithful holds 0 row"):
         load_split(dgmc.load(HM))
+
+
+class _Payload:
+    """Not a tensor or a plain container: unpickling it would run arbitrary code paths."""
+
+
+def test_checkpoints_that_are_not_ours_are_refused_without_unpickling(tmp_path: Path) -> None:
+    model = dgmc.load(HM)
+    compiled = dgmc.lower.compile_model(model)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": "something else", "state_dict": {}}, foreign)
+    with pytest.raises(checkpoint.CheckpointError, match="is not a dgmc checkpoint"):
+        checkpoint.load(foreign, compiled)
+    pickled = tmp_path / "object.pt"
+    torch.save({"format": checkpoint.FORMAT, "payload": _Payload()}, pickled)
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable dgmc checkpoint"):
+        checkpoint.load(pickled, compiled)  # weights_only=True refuses the object
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x80\x04not a checkpoint at all")
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable dgmc checkpoint"):
+        checkpoint.load(garbage, compiled)
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
+    from dgmc.files import atomic, write_text
+
+    path = write_text(tmp_path / "metrics.json", "old\n")
+    with pytest.raises(KeyboardInterrupt), atomic(path) as temporary:
+        temporary.write_text("half of the new conte")
+        raise KeyboardInterrupt  # killed mid-write
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

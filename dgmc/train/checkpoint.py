@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ def load(path: Path, compiled: CompiledModel, map_location: str | torch.device =
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at '{path}'.")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated, not a torch file, or holding objects
         raise CheckpointError(f"'{path}' is not a readable dgmc checkpoint ({type(error).__name__}).") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

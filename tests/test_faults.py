@@ -108,7 +108,8 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path: Path) -
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run finished before it was killed: kill it earlier"
     assert not (killed / "metrics.json").exists()
-    subprocess.run([*command, "--out", str(killed)], check=True, capture_output=True, cwd=ROOT)
+    resumed = subprocess.run([*command, "--out", str(killed)], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert "teacher: reusing" in resumed.stdout  # resumed, not started over
     assert _metrics(killed) == _metrics(tmp_path / "whole")
 
 

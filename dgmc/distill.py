@@ -111,7 +111,7 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
     return {**{f"fidelity[{k.split('[', 1)[1][:-1]}]": v for k, v in values.items()}, "fidelity": float(loss)}
 
 
-def test_objective(model: ir.Model, teacher: CompiledModel, student: CompiledModel, method: str,
+def held_out_objective(model: ir.Model, teacher: CompiledModel, student: CompiledModel, method: str,
                    split: Split) -> float:
     """-ELBO (NLL without latents) of the test split under the student. A distilled
     student's guide was never trained, so its ELBO uses the teacher's guide as the
@@ -143,7 +143,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     split = load_split(model)
     metrics = {"method": method, "width": width, "seed": seed, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
-               "test_objective": test_objective(model, teacher, student, method, split),
+               "test_objective": held_out_objective(model, teacher, student, method, split),
                **fidelity(model, teacher, student, split)}
     meta = {"metrics": metrics, "seed": seed}
     files = [checkpoint.save(out / f"{name}.pt", student, meta),

@@ -21,15 +21,15 @@ import torch
 from torch import Tensor
 
 from . import ir
+from .check.recipes import METHODS
 from .datasets import Split, load_split
 from .files import write_text
 from .losses import DIVERGENCES, Term, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .train import checkpoint
 from .train.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
-from .train.objectives import evaluate
+from .train.objectives import evaluate, inputs_of
 
-METHODS = ("ours", "local", "scratch")
 EVAL_SAMPLES = 1024
 
 
@@ -61,10 +61,6 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
     return loss, {f"{term.kind}[{term.node}]": float(values[term.node].detach()) for term in terms}
 
 
-def _inputs(model: ir.Model, data: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {n.name: data[n.name] for n in model.of_kind("input")}
-
-
 def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
             steps: int | None = None, progress: bool = True) -> tuple[CompiledModel, dict[str, list[float]]]:
     """Train a student of `width` by `method`; return it and every logged term per step."""
@@ -81,7 +77,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     terms = generate(model, method)
     generator = torch.Generator().manual_seed(seed)
     device = student._anchor.device
-    train_inputs = _inputs(model, split.train)
+    train_inputs = inputs_of(model, split.train)
     draws = batches(train_inputs, recipe.batch, steps, generator) if train_inputs else itertools.repeat({}, steps)
 
     def step_fn() -> tuple[Tensor, dict[str, float]]:
@@ -101,7 +97,7 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
     means perfect imitation for every node."""
     terms = tuple(replace(t, divergence="kl") if t.divergence == "bce" else t for t in generate(model, "ours"))
     generator = torch.Generator().manual_seed(EVAL_SEED)
-    inputs = _inputs(model, split.test)
+    inputs = inputs_of(model, split.test)
     batch = EVAL_SAMPLES
     if inputs:
         rows = torch.randint(next(iter(inputs.values())).shape[0], (batch,), generator=generator)

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.distributions import kl_divergence
 
+from .. import ir
 from ..lower import CompiledModel, Trace
 
 Batch = dict[str, Tensor]
@@ -27,8 +28,9 @@ Terms = dict[str, float]
 Objective = Callable[..., tuple[Tensor, Terms]]
 
 
-def _inputs(model: CompiledModel, batch: Batch) -> Batch:
-    return {n.name: batch[n.name] for n in model.ir.of_kind("input")}
+def inputs_of(model: ir.Model, batch: Batch) -> Batch:
+    """The columns of `batch` that feed input nodes (what every pass is given)."""
+    return {n.name: batch[n.name] for n in model.of_kind("input")}
 
 
 def _kl(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
@@ -77,7 +79,7 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | 
     p = model.run({}, given=q.values)
     wake = {f"wake[{n}]": -model.log_prob(n, p).mean() for n in p.params}
     with torch.no_grad():
-        dream = model.sample(next(iter(batch.values())).shape[0], _inputs(model, batch), generator)
+        dream = model.sample(next(iter(batch.values())).shape[0], inputs_of(model.ir, batch), generator)
     dreamt = model.infer(dream.values)
     sleep = {f"sleep[{n.name}]": -model.log_prob(n.name, dreamt).mean() for n in model.ir.of_kind("latent")}
     loss = sum(wake.values()) + sum(sleep.values())
@@ -87,7 +89,7 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | 
 def mle(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
         beta: float = 1.0) -> tuple[Tensor, Terms]:
     observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
-    p = model.run({}, inputs=_inputs(model, batch), given=observed)
+    p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
     parts = {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
     loss = sum(parts.values())
     return loss, {**_floats(parts), "nll": float(loss.detach())}

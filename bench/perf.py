@@ -1,0 +1,718 @@
+"""Performance of the compiled modules against hand-written PyTorch and Pyro.
+
+    python bench/perf.py                     # every benchmark (several minutes)
+    python bench/perf.py --quick             # a smoke version: few repetitions, small front end
+    python bench/perf.py --teacher --vrnn    # a selection: --teacher --pyro --distill --vrnn
+                                             #   --front-end --rss --torch-compile
+
+Every comparison runs its two implementations in ONE process, alternating them (the order
+flips every repetition) after a warm-up, times each repetition of a few steps, and reports
+both medians and their RATIO: with other work on the machine, absolute times drift, the
+ratio of interleaved medians much less. One thread (`torch.set_num_threads(1)`), flushed
+denormals (as `dgmc.train.loop.optimise` sets them). The hand-written modules use the same
+layers (nn.Linear, nn.ReLU, nn.GRUCell) and the compiled module's initial weights, and each
+is checked to give the same loss as dgmc on the same noise before it is timed.
+Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import dgmc
+from dgmc.datasets import load_split
+from dgmc.distill import distillation_loss
+from dgmc.losses import generate as generate_terms
+from dgmc.lower import CompiledModel, compile_model
+from dgmc.train.loop import _step as guarded_step
+from dgmc.train.objectives import elbo
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+MIN_SCALE = 1e-4
+LOG_2PI = math.log(2 * math.pi)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from front_end import generate as generate_spec  # noqa: E402
+
+# -- timing -------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    bench: str
+    a: str
+    b: str
+    a_ms: float
+    b_ms: float
+    target: str = ""
+    met: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.a_ms / self.b_ms
+
+
+ROWS: list[Row] = []
+NOTES: list[str] = []
+
+
+@dataclass
+class Config:
+    warmup: int
+    reps: int
+    inner: int
+
+
+def paired(fns: dict[str, Callable[[], object]], cfg: Config) -> dict[str, float]:
+    """Median ms per call of each function, timed interleaved: each repetition runs every
+    function `inner` times, in an order that rotates every repetition."""
+    names = list(fns)
+    for _ in range(cfg.warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(cfg.reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        if rep % 2:
+            order.reverse()
+        for name in order:
+            start = time.perf_counter()
+            for _ in range(cfg.inner):
+                fns[name]()
+            times[name].append((time.perf_counter() - start) / cfg.inner * 1e3)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def add(bench: str, medians: dict[str, float], a: str, b: str, target: str = "",
+        check: Callable[[float], bool] | None = None) -> None:
+    row = Row(bench, a, b, medians[a], medians[b], target)
+    if check is not None:
+        row.met = "met" if check(row.ratio) else "missed"
+    ROWS.append(row)
+
+
+def same(a: float, b: float, what: str, tol: float = 1e-4) -> None:
+    if not math.isclose(a, b, rel_tol=tol, abs_tol=tol):
+        raise AssertionError(f"{what}: dgmc {a} != hand-written {b}")
+
+
+# -- hand-written modules -----------------------------------------------------------------
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def copied(net: nn.Module, source: nn.Module) -> nn.Module:
+    net.load_state_dict(source.state_dict())  # strict: same layers, same shapes
+    return net
+
+
+def normal_params(raw: Tensor) -> tuple[Tensor, Tensor]:
+    loc, scale = raw.chunk(2, dim=-1)
+    return loc, F.softplus(scale) + MIN_SCALE
+
+
+def kl_normal(q_loc: Tensor, q_scale: Tensor, p_loc: Tensor | float = 0.0, p_scale: Tensor | float = 1.0) -> Tensor:
+    """Closed-form KL(N(q) || N(p)), summed over the last dimension."""
+    if isinstance(p_scale, float):
+        var_ratio = q_scale.pow(2) / p_scale ** 2
+        log_p_scale = math.log(p_scale)
+    else:
+        var_ratio = (q_scale / p_scale).pow(2)
+        log_p_scale = torch.log(p_scale)
+    return (0.5 * (var_ratio + ((q_loc - p_loc) / p_scale).pow(2) - 1) - torch.log(q_scale) + log_p_scale).sum(-1)
+
+
+def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def normal_nll(x: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    return (0.5 * ((x - loc) / scale).pow(2) + torch.log(scale) + 0.5 * LOG_2PI).sum(-1)
+
+
+class HandVAE(nn.Module):
+    """specs/vae.dgm: z ~ N(0, I_16), x ~ Bernoulli(dec(z)); q(z | x) = N(enc(x))."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        super().__init__()
+        self.enc = copied(mlp([64, 256, 256, 32]), compiled.nets["q_z"])
+        self.dec = copied(mlp([16, 256, 256, 64]), compiled.nets["p_x"])
+
+    def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        loc, scale = normal_params(self.enc(x))
+        z = loc + scale * torch.randn(loc.shape, generator=generator)
+        return bernoulli_nll(self.dec(z), x).mean() + kl_normal(loc, scale).mean()
+
+
+class HandHVAE(nn.Module):
+    """specs/hvae.dgm: z3 (4) -> z2 (8) -> z1 (16) -> x (64); guide x -> z1 -> z2 -> z3."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        super().__init__()
+        n = compiled.nets
+        self.q_z1 = copied(mlp([64, 128, 128, 32]), n["q_z1"])
+        self.q_z2 = copied(mlp([16, 128, 16]), n["q_z2"])
+        self.q_z3 = copied(mlp([8, 128, 8]), n["q_z3"])
+        self.p_z2 = copied(mlp([4, 128, 16]), n["p_z2"])
+        self.p_z1 = copied(mlp([8, 128, 32]), n["p_z1"])
+        self.p_x = copied(mlp([16, 128, 128, 64]), n["p_x"])
+
+    def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        def draw(raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            loc, scale = normal_params(raw)
+            return loc, scale, loc + scale * torch.randn(loc.shape, generator=generator)
+
+        l1, s1, z1 = draw(self.q_z1(x))
+        l2, s2, z2 = draw(self.q_z2(z1))
+        l3, s3, z3 = draw(self.q_z3(z2))
+        pl2, ps2 = normal_params(self.p_z2(z3))
+        pl1, ps1 = normal_params(self.p_z1(z2))
+        nll = bernoulli_nll(self.p_x(z1), x).mean()
+        return nll + kl_normal(l3, s3).mean() + kl_normal(l2, s2, pl2, ps2).mean() + kl_normal(l1, s1, pl1, ps1).mean()
+
+
+class HandVRNN(nn.Module):
+    """specs/vrnn.dgm (H = 64, Z = 8, 40 steps): prior(h), dec(h, z), GRU((x, z), h);
+    guide q(z | x, h). h is computed once, in the guide's pass, and reused by the model."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        super().__init__()
+        n = compiled.nets
+        self.prior = copied(mlp([64, 64, 16]), n["p_z"])
+        self.dec = copied(mlp([72, 64, 2]), n["p_x"])
+        self.gru = copied(nn.GRUCell(9, 64), n["p_h"])
+        self.q = copied(mlp([65, 64, 16]), n["q_z"])
+
+    def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        h = x.new_zeros(x.shape[0], 64)
+        total = x.new_zeros(x.shape[0])
+        for t in range(x.shape[1]):
+            x_t = x[:, t]
+            q_loc, q_scale = normal_params(self.q(torch.cat([x_t, h], dim=-1)))
+            z = q_loc + q_scale * torch.randn(q_loc.shape, generator=generator)
+            p_loc, p_scale = normal_params(self.prior(h))
+            x_loc, x_scale = normal_params(self.dec(torch.cat([h, z], dim=-1)))
+            total = total + normal_nll(x_t, x_loc, x_scale) + kl_normal(q_loc, q_scale, p_loc, p_scale)
+            h = self.gru(torch.cat([x_t, z], dim=-1), h)
+        return total.mean()
+
+
+# -- shared set-up ------------------------------------------------------------------------
+
+def load(name: str) -> dgmc.ir.Model:
+    return dgmc.load(SPECS / f"{name}.dgm")
+
+
+def data_batch(model, batch: int) -> dict[str, Tensor]:
+    train = load_split(model).train
+    rows = torch.randperm(next(iter(train.values())).shape[0], generator=torch.Generator().manual_seed(0))[:batch]
+    return {k: v[rows] for k, v in train.items()}
+
+
+def dgmc_steps(compiled: CompiledModel, batch: dict[str, Tensor], seed: int = 1):
+    """(guarded, unguarded) ELBO steps of the compiled module, each with its own Adam."""
+    opt_g = torch.optim.Adam(compiled.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+
+    def guarded() -> None:
+        guarded_step(compiled, opt_g, lambda: elbo(compiled, batch, gen), 0)
+
+    twin = copy.deepcopy(compiled)
+    opt_u = torch.optim.Adam(twin.parameters(), lr=1e-3)
+    gen_u = torch.Generator().manual_seed(seed)
+
+    def unguarded() -> None:
+        loss, _ = elbo(twin, batch, gen_u)
+        opt_u.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_u.step()
+
+    return guarded, unguarded
+
+
+def hand_step(hand: nn.Module, x: Tensor, seed: int = 1) -> Callable[[], None]:
+    opt = torch.optim.Adam(hand.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+
+    def step() -> None:
+        loss = hand.loss(x, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def check_elbo(compiled: CompiledModel, hand: nn.Module, batch: dict[str, Tensor], name: str) -> None:
+    with torch.no_grad():
+        ours = float(elbo(compiled, batch, torch.Generator().manual_seed(7))[0])
+        theirs = float(hand.loss(batch["x"], torch.Generator().manual_seed(7)))
+    same(ours, theirs, f"{name} ELBO")
+
+
+# -- 1. teacher step ----------------------------------------------------------------------
+
+def bench_teacher(cfg: Config) -> None:
+    for name, cls in (("vae", HandVAE), ("hvae", HandHVAE)):
+        torch.manual_seed(0)
+        model = load(name)
+        compiled = compile_model(model)
+        batch = data_batch(model, 128)
+        hand = cls(compiled)
+        check_elbo(compiled, hand, batch, name)
+        guarded, unguarded = dgmc_steps(compiled, batch)
+        med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
+        bench = f"teacher step, {name}, batch 128"
+        add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
+        add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
+        add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
+
+
+# -- 4. VRNN ------------------------------------------------------------------------------
+
+def bench_vrnn(cfg: Config) -> None:
+    torch.manual_seed(0)
+    model = load("vrnn")
+    compiled = compile_model(model)
+    batch = data_batch(model, 64)
+    hand = HandVRNN(compiled)
+    check_elbo(compiled, hand, batch, "vrnn")
+    guarded, unguarded = dgmc_steps(compiled, batch)
+    med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
+    bench = "teacher step, vrnn, batch 64 x 40 steps"
+    add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
+    add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
+    add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
+
+
+# -- 2. Pyro ------------------------------------------------------------------------------
+
+def pyro_vae(hand: HandVAE):
+    import pyro
+    import pyro.distributions as dist
+
+    def model(x: Tensor) -> None:
+        pyro.module("dec", hand.dec)
+        with pyro.plate("batch", x.shape[0]):
+            zeros = x.new_zeros(x.shape[0], 16)
+            z = pyro.sample("z", dist.Normal(zeros, zeros + 1.0).to_event(1))
+            pyro.sample("x", dist.Bernoulli(logits=hand.dec(z)).to_event(1), obs=x)
+
+    def guide(x: Tensor) -> None:
+        pyro.module("enc", hand.enc)
+        with pyro.plate("batch", x.shape[0]):
+            loc, scale = normal_params(hand.enc(x))
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+    return model, guide
+
+
+def pyro_vrnn(hand: HandVRNN):
+    import pyro
+    import pyro.distributions as dist
+
+    def model(x: Tensor) -> None:
+        pyro.module("vrnn", hand)
+        h = x.new_zeros(x.shape[0], 64)
+        with pyro.plate("batch", x.shape[0]):
+            for t in pyro.markov(range(x.shape[1])):
+                z = pyro.sample(f"z_{t}", dist.Normal(*normal_params(hand.prior(h))).to_event(1))
+                pyro.sample(f"x_{t}", dist.Normal(*normal_params(hand.dec(torch.cat([h, z], -1)))).to_event(1),
+                            obs=x[:, t])
+                h = hand.gru(torch.cat([x[:, t], z], -1), h)
+
+    def guide(x: Tensor) -> None:
+        pyro.module("vrnn", hand)
+        h = x.new_zeros(x.shape[0], 64)
+        with pyro.plate("batch", x.shape[0]):
+            for t in pyro.markov(range(x.shape[1])):
+                q = normal_params(hand.q(torch.cat([x[:, t], h], -1)))
+                z = pyro.sample(f"z_{t}", dist.Normal(*q).to_event(1))
+                h = hand.gru(torch.cat([x[:, t], z], -1), h)
+
+    return model, guide
+
+
+def bench_pyro(cfg: Config, vrnn: bool = True) -> None:
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+
+    cases = [("vae", HandVAE, pyro_vae, 128)] + ([("vrnn", HandVRNN, pyro_vrnn, 64)] if vrnn else [])
+    for name, cls, build, size in cases:
+        torch.manual_seed(0)
+        pyro.clear_param_store()
+        model = load(name)
+        compiled = compile_model(model)
+        batch = data_batch(model, size)
+        guarded, _ = dgmc_steps(compiled, batch)
+        fns: dict[str, Callable[[], object]] = {"dgmc+guard": guarded}
+        p_model, p_guide = build(cls(compiled))  # one set of nets: Pyro's param store is global
+        for label, loss in (("pyro Trace_ELBO", Trace_ELBO()), ("pyro TraceMeanField_ELBO", TraceMeanField_ELBO())):
+            svi = SVI(p_model, p_guide, pyro.optim.Adam({"lr": 1e-3}), loss)
+            fns[label] = lambda svi=svi, x=batch["x"]: svi.step(x)
+        bench = f"SVI step, {name}, batch {size}" + (" x 40 steps" if name == "vrnn" else "")
+        med = paired(fns, cfg)
+        target = ">= 3 (pyro/dgmc)" if name == "vrnn" else "(no target)"
+        for label in fns:
+            if label.startswith("pyro"):
+                check = (lambda r: r >= 3.0) if name == "vrnn" else None
+                add(bench, med, label, "dgmc+guard", target, check)
+
+
+# -- 3. distillation ----------------------------------------------------------------------
+
+class HandVAEDistill:
+    """Teacher ancestral sample (no grad), student on the teacher's noise: w2 on z (both
+    N(0, I), so 0), bce of the student's x logits against the teacher's probabilities."""
+
+    def __init__(self, teacher: CompiledModel, student: CompiledModel, batch: int) -> None:
+        self.t_dec = copied(mlp([16, 256, 256, 64]), teacher.nets["p_x"])
+        self.s_dec = copied(mlp([16, 64, 64, 64]), student.nets["p_x"])
+        self.batch = batch
+
+    def parameters(self):
+        return self.s_dec.parameters()
+
+    def teacher(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            z = torch.randn(self.batch, 16, generator=gen)
+            logits = self.t_dec(z)
+            torch.rand(self.batch, 64, generator=gen)  # x's noise, as the teacher draws it
+        return z, logits
+
+    def student(self, z: Tensor, t_logits: Tensor) -> Tensor:
+        bce = F.binary_cross_entropy_with_logits(self.s_dec(z), torch.sigmoid(t_logits), reduction="none")
+        zero = torch.zeros((), dtype=z.dtype)  # w2 between N(0, I) and N(0, I)
+        return 0.1 * zero + bce.sum(-1).mean()
+
+    def loss(self, gen: torch.Generator) -> Tensor:
+        return self.student(*self.teacher(gen))
+
+
+HM_PARENT = {"z3": "z4", "y2": "z3", "z2": "y2", "z1": "z2", "y1": "z1"}
+HM_SIZE = {"z4": 2, "z3": 2, "y2": 1, "z2": 2, "z1": 2, "y1": 1}
+
+
+class HandHMDistill:
+    """specs/hm.dgm: teacher ancestral sample; student on the teacher's noise with y2
+    teacher-forced; bce on every z, KL on every y (scale 0.5 both: a squared gap)."""
+
+    def __init__(self, teacher: CompiledModel, student: CompiledModel, batch: int) -> None:
+        def nets(model: CompiledModel, hidden: int) -> dict[str, nn.Module]:
+            return {n: copied(mlp([HM_SIZE[p], hidden, HM_SIZE[n]]), model.nets[f"p_{n}"])
+                    for n, p in HM_PARENT.items()}
+
+        self.t_nets, self.s_nets = nets(teacher, 8), nets(student, 2)
+        self.t_z4 = teacher.free["p_z4"].detach().clone()
+        self.s_z4 = nn.Parameter(student.free["p_z4"].detach().clone())
+        self.batch = batch
+
+    def parameters(self):
+        return [self.s_z4, *(p for net in self.s_nets.values() for p in net.parameters())]
+
+    def teacher(self, gen: torch.Generator) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        with torch.no_grad():
+            for node in ("z4", "z3", "y2", "z2", "z1", "y1"):
+                raw = self.t_z4.expand(self.batch, -1) if node == "z4" else self.t_nets[node](out[HM_PARENT[node]])
+                out[f"raw_{node}"] = raw
+                if node.startswith("z"):
+                    out[f"eps_{node}"] = torch.rand(self.batch, HM_SIZE[node], generator=gen)
+                    out[node] = (out[f"eps_{node}"] < torch.sigmoid(raw)).float()
+                else:
+                    out[f"eps_{node}"] = torch.randn(self.batch, HM_SIZE[node], generator=gen)
+                    out[node] = raw + 0.5 * out[f"eps_{node}"]
+        return out
+
+    def student(self, t: dict[str, Tensor]) -> Tensor:
+        values: dict[str, Tensor] = {}
+        loss = torch.zeros(())
+        for node in ("z4", "z3", "y2", "z2", "z1", "y1"):
+            raw = self.s_z4.expand(self.batch, -1) if node == "z4" else self.s_nets[node](values[HM_PARENT[node]])
+            if node.startswith("z"):
+                values[node] = (t[f"eps_{node}"] < torch.sigmoid(raw)).float()
+                term = F.binary_cross_entropy_with_logits(raw, torch.sigmoid(t[f"raw_{node}"]), reduction="none")
+            else:
+                values[node] = t["y2"] if node == "y2" else raw + 0.5 * t[f"eps_{node}"]
+                term = 0.5 * ((t[f"raw_{node}"] - raw) / 0.5).pow(2)
+            loss = loss + term.sum(-1).mean()
+        return loss
+
+    def loss(self, gen: torch.Generator) -> Tensor:
+        return self.student(self.teacher(gen))
+
+
+def bench_distill(cfg: Config) -> None:
+    for name, cls in (("vae", HandVAEDistill), ("hm", HandHMDistill)):
+        torch.manual_seed(0)
+        model = load(name)
+        width = model.distill.widths[0]
+        teacher = compile_model(model).eval()
+        student = compile_model(model, width)
+        batch = model.distill.batch
+        terms = generate_terms(model, "ours")
+        hand = cls(teacher, student, batch)
+        with torch.no_grad():
+            fixed_gen = torch.Generator().manual_seed(3)
+            ours = float(distillation_loss(teacher, student, terms, "ours", batch, {}, fixed_gen)[0])
+            theirs = float(hand.loss(torch.Generator().manual_seed(3)))
+        same(ours, theirs, f"{name} distillation loss")
+
+        opt = torch.optim.Adam(student.generative_parameters(), lr=model.distill.lr)
+        gen = torch.Generator().manual_seed(1)
+
+        def ours_step(teacher=teacher, student=student, opt=opt, gen=gen, terms=terms, batch=batch) -> None:
+            loss, _ = distillation_loss(teacher, student, terms, "ours", batch, {}, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        twin = copy.deepcopy(student)
+        opt_g = torch.optim.Adam(twin.generative_parameters(), lr=model.distill.lr)
+        gen_g = torch.Generator().manual_seed(1)
+
+        def ours_guarded(teacher=teacher, twin=twin, opt_g=opt_g, gen_g=gen_g, terms=terms, batch=batch) -> None:
+            guarded_step(twin, opt_g, lambda: distillation_loss(teacher, twin, terms, "ours", batch, {}, gen_g), 0)
+
+        h_opt = torch.optim.Adam(hand.parameters(), lr=model.distill.lr)
+        h_gen = torch.Generator().manual_seed(1)
+
+        def hand_step_(hand=hand, h_opt=h_opt, h_gen=h_gen) -> None:
+            loss = hand.loss(h_gen)
+            h_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            h_opt.step()
+
+        fixed = hand.teacher(torch.Generator().manual_seed(5))
+
+        t_gen = torch.Generator().manual_seed(2)
+
+        def teacher_fwd(hand=hand, gen=t_gen) -> None:
+            hand.teacher(gen)
+
+        def student_fwd_bwd(hand=hand, fixed=fixed) -> None:
+            hand.student(*fixed if isinstance(fixed, tuple) else (fixed,)).backward()
+
+        med = paired({"dgmc": ours_step, "dgmc+guard": ours_guarded, "hand": hand_step_,
+                      "teacher fwd": teacher_fwd, "student fwd/bwd": student_fwd_bwd}, cfg)
+        med["teacher fwd + student fwd/bwd"] = med["teacher fwd"] + med["student fwd/bwd"]
+        bench = f"distillation step, {name}, width {width:g}, batch {batch}"
+        add(bench, med, "dgmc", "hand", "<= 1.10", lambda r: r <= 1.10)
+        add(bench, med, "dgmc+guard", "hand", "<= 1.10", lambda r: r <= 1.10)
+        add(bench, med, "dgmc", "teacher fwd + student fwd/bwd", "<= 1.2", lambda r: r <= 1.2)
+        add(bench, med, "hand", "teacher fwd + student fwd/bwd", "(floor: Adam step, zero_grad)")
+        add(bench, med, "dgmc+guard", "teacher fwd + student fwd/bwd", "<= 1.2", lambda r: r <= 1.2)
+
+
+# -- 5. front end -------------------------------------------------------------------------
+
+FRONT: list[tuple[int, float, float, float]] = []
+
+
+def front_end(text: str):
+    return compile_model(dgmc.loads(text))
+
+
+def bench_front_end(sizes: list[int], repeat: int) -> None:
+    dgmc.loads("model warm { observed x : Normal[1] }")
+    for nodes in sizes:
+        text = generate_spec(nodes)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            front_end(text)
+            times.append(time.perf_counter() - start)
+        tracemalloc.start()
+        front_end(text)
+        peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
+        FRONT.append((nodes, statistics.median(times), min(times), peak))
+
+
+def front_end_table() -> list[str]:
+    lines = ["| nodes | median s | best s | peak MiB (tracemalloc) | time growth vs previous | memory growth |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    previous = None
+    for nodes, med, best, peak in FRONT:
+        growth = (f"x{med / previous[1]:.1f} for x{nodes / previous[0]:g} nodes", f"x{peak / previous[3]:.1f}") \
+            if previous else ("", "")
+        lines.append(f"| {nodes} | {med:.3f} | {best:.3f} | {peak:.1f} | {growth[0]} | {growth[1]} |")
+        previous = (nodes, med, best, peak)
+    for nodes, med, _, _ in FRONT:
+        if nodes == 1000:
+            lines.append(f"\nTarget: 1000 nodes < 0.5 s: {'met' if med < 0.5 else 'missed'} ({med:.3f} s).")
+    return lines
+
+
+# -- 6. peak RSS of `dgmc run --quick` ------------------------------------------------------
+
+def bench_rss() -> list[str]:
+    dgmc_exe = Path(sys.executable).with_name("dgmc")
+    with tempfile.TemporaryDirectory() as out:
+        command = [str(dgmc_exe), "run", str(SPECS / "vae.dgm"), "--quick", "--out", out, "--no-progress"]
+        start = time.perf_counter()
+        with open(Path(out) / "stderr.txt", "w+b") as err:
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+            code = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            message = err.read().decode()[-500:]
+    if code:
+        return [f"`dgmc run specs/vae.dgm --quick` failed ({code}): {message}"]
+    return [f"`dgmc run specs/vae.dgm --quick --out TMP --no-progress`: max RSS {usage.ru_maxrss / 1024:.0f} MiB "
+            f"(getrusage of the child, os.wait4), wall {seconds:.1f} s, user+sys CPU "
+            f"{usage.ru_utime + usage.ru_stime:.1f} s."]
+
+
+# -- torch.compile ------------------------------------------------------------------------
+
+COMPILE_SCRIPT = """
+import time, statistics, torch, sys
+sys.path.insert(0, {bench!r})
+import perf
+torch.set_num_threads(1)
+torch.set_flush_denormal(True)
+torch.manual_seed(0)
+model = perf.load("vae")
+compiled = perf.compile_model(model)
+batch = perf.data_batch(model, 128)
+_, eager = perf.dgmc_steps(compiled, batch)
+twin = perf.copy.deepcopy(compiled)
+opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
+gen = torch.Generator().manual_seed(1)
+def loss_fn():
+    return perf.elbo(twin, batch, gen)[0]
+fast = torch.compile(loss_fn)
+def step():
+    loss = fast()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+start = time.perf_counter()
+step()
+print(f"first compiled step (compilation) {{time.perf_counter() - start:.1f}} s", flush=True)
+med = perf.paired({{"eager": eager, "compiled": step}}, perf.Config(5, {reps}, 5))
+print(f"torch.compile of the ELBO (vae, batch 128): eager {{med['eager']:.2f}} ms, compiled "
+      f"{{med['compiled']:.2f}} ms, compiled/eager {{med['compiled'] / med['eager']:.2f}}")
+"""
+
+
+def bench_torch_compile(reps: int, timeout: int = 300) -> list[str]:
+    script = COMPILE_SCRIPT.format(bench=str(Path(__file__).resolve().parent), reps=reps)
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [f"torch.compile: gave up after {timeout} s (time box)."]
+    took = time.perf_counter() - start
+    if done.returncode:
+        tail = done.stderr.strip().splitlines()[-3:]
+        return [f"torch.compile failed after {took:.0f} s: " + " / ".join(tail)]
+    return [line for line in done.stdout.strip().splitlines()] + [f"(whole subprocess {took:.0f} s)"]
+
+
+# -- report -------------------------------------------------------------------------------
+
+def machine() -> list[str]:
+    lines = [f"python {platform.python_version()}, torch {torch.__version__}, threads {torch.get_num_threads()}"]
+    try:
+        import pyro
+        lines[0] += f", pyro {pyro.__version__}"
+    except ImportError:
+        pass
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+        lines += [line for line in lscpu if line.split(":")[0].strip() in
+                  ("Architecture", "CPU(s)", "Model name", "Thread(s) per core", "Core(s) per socket")]
+    except OSError:
+        pass
+    lines.append("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    return lines
+
+
+def ratio_table() -> list[str]:
+    lines = ["| benchmark | A | B | A ms (median) | B ms (median) | A/B | target | |",
+             "|---|---|---|---:|---:|---:|---|---|"]
+    for r in ROWS:
+        lines.append(f"| {r.bench} | {r.a} | {r.b} | {r.a_ms:.3f} | {r.b_ms:.3f} | {r.ratio:.3f} "
+                     f"| {r.target} | {r.met} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repetitions, front end up to 1000 nodes")
+    for flag in ("teacher", "pyro", "distill", "vrnn", "front-end", "rss", "torch-compile"):
+        parser.add_argument(f"--{flag}", action="store_true", help=f"run the {flag} benchmark (default: all)")
+    parser.add_argument("--no-pyro-vrnn", action="store_true", help="Pyro on the VAE only")
+    parser.add_argument("--nodes", type=int, nargs="+", help="front-end sizes (default 100 1000 10000)")
+    args = parser.parse_args()
+    chosen = {f for f in ("teacher", "pyro", "distill", "vrnn", "front_end", "rss", "torch_compile")
+              if getattr(args, f)}
+    every = not chosen
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    cfg = Config(warmup=3, reps=7, inner=3) if args.quick else Config(warmup=10, reps=31, inner=5)
+    slow = Config(warmup=1, reps=5, inner=1) if args.quick else Config(warmup=3, reps=15, inner=2)
+    header = machine()
+    extra: list[str] = []
+    started = time.perf_counter()
+    if every or "teacher" in chosen:
+        bench_teacher(cfg)
+    if every or "vrnn" in chosen:
+        bench_vrnn(slow)
+    if every or "distill" in chosen:
+        bench_distill(cfg)
+    if every or "pyro" in chosen:
+        try:
+            bench_pyro(slow, vrnn=not args.no_pyro_vrnn)
+        except ImportError:
+            extra.append("Pyro is not installed (`pip install -e .[bench]`): Pyro comparisons skipped.")
+    if every or "front_end" in chosen:
+        sizes = args.nodes or ([100, 1000] if args.quick else [100, 1000, 10000])
+        bench_front_end(sizes, repeat=3 if args.quick else 5)
+    if every or "rss" in chosen:
+        extra += bench_rss()
+    if every or "torch_compile" in chosen:
+        extra += bench_torch_compile(reps=5 if args.quick else 15)
+    print("## Machine\n")
+    print("\n".join(f"- {line}" for line in header))
+    if ROWS:
+        print("\n## Paired step timings (interleaved medians; A/B < 1 means A is faster)\n")
+        print("\n".join(ratio_table()))
+    if FRONT:
+        print("\n## Front end: parse + check + order + lower (`compile_model(dgmc.loads(text))`)\n")
+        print("\n".join(front_end_table()))
+    if extra or NOTES:
+        print("\n## Other\n")
+        print("\n".join(f"- {line}" for line in extra + NOTES))
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

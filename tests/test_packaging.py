@@ -43,5 +43,6 @@ def test_wheel_contains_the_grammar_and_parses_with_it(tmp_path: Path) -> None:
                     reason="ruff is not installed (pip install -e '.[test]')")
 def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    result = subprocess.run([ruff, "check", "dgmc", "tests", "bench", "examples"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([ruff, "check", "dgmc", "tests", "bench", "examples"], cwd=ROOT,
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

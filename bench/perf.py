@@ -221,6 +221,29 @@ class HandVRNN(nn.Module):
         return total.mean()
 
 
+class HandVRNNTwice(HandVRNN):
+    """HandVRNN with dgmc's structure: the guide's pass computes h (to feed q), then the
+    model's pass computes h again from the same x and z (a diagnostic)."""
+
+    def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        h = x.new_zeros(x.shape[0], 64)
+        qs, zs = [], []
+        for t in range(x.shape[1]):
+            q = normal_params(self.q(torch.cat([x[:, t], h], dim=-1)))
+            z = q[0] + q[1] * torch.randn(q[0].shape, generator=generator)
+            qs.append(q)
+            zs.append(z)
+            h = self.gru(torch.cat([x[:, t], z], dim=-1), h)
+        h = x.new_zeros(x.shape[0], 64)
+        total = x.new_zeros(x.shape[0])
+        for t, ((q_loc, q_scale), z) in enumerate(zip(qs, zs, strict=True)):
+            p_loc, p_scale = normal_params(self.prior(h))
+            x_loc, x_scale = normal_params(self.dec(torch.cat([h, z], dim=-1)))
+            total = total + normal_nll(x[:, t], x_loc, x_scale) + kl_normal(q_loc, q_scale, p_loc, p_scale)
+            h = self.gru(torch.cat([x[:, t], z], dim=-1), h)
+        return total.mean()
+
+
 # -- shared set-up ------------------------------------------------------------------------
 
 def load(name: str) -> dgmc.ir.Model:
@@ -274,6 +297,20 @@ def check_elbo(compiled: CompiledModel, hand: nn.Module, batch: dict[str, Tensor
     same(ours, theirs, f"{name} ELBO")
 
 
+def without_validation(fn: Callable[[], None]) -> Callable[[], None]:
+    """fn with torch.distributions' argument checks off (a diagnostic: dgmc leaves them on)."""
+    from torch.distributions import Distribution
+
+    def run() -> None:
+        Distribution.set_default_validate_args(False)
+        try:
+            fn()
+        finally:
+            Distribution.set_default_validate_args(True)
+
+    return run
+
+
 # -- 1. teacher step ----------------------------------------------------------------------
 
 def bench_teacher(cfg: Config) -> None:
@@ -285,11 +322,14 @@ def bench_teacher(cfg: Config) -> None:
         hand = cls(compiled)
         check_elbo(compiled, hand, batch, name)
         guarded, unguarded = dgmc_steps(compiled, batch)
-        med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
+        _, unvalidated = dgmc_steps(copy.deepcopy(compiled), batch)
+        med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"]),
+                      "dgmc, validate_args off": without_validation(unvalidated)}, cfg)
         bench = f"teacher step, {name}, batch 128"
         add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
         add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
         add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
+        add(bench, med, "dgmc, validate_args off", "hand", "(diagnostic)")
 
 
 # -- 4. VRNN ------------------------------------------------------------------------------
@@ -301,12 +341,17 @@ def bench_vrnn(cfg: Config) -> None:
     batch = data_batch(model, 64)
     hand = HandVRNN(compiled)
     check_elbo(compiled, hand, batch, "vrnn")
+    twice = HandVRNNTwice(compiled)
+    check_elbo(compiled, twice, batch, "vrnn (h twice)")
     guarded, unguarded = dgmc_steps(compiled, batch)
-    med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
+    med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"]),
+                  "hand, h computed twice": hand_step(twice, batch["x"])}, cfg)
     bench = "teacher step, vrnn, batch 64 x 40 steps"
     add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
     add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
     add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
+    add(bench, med, "hand, h computed twice", "hand", "(diagnostic)")
+    add(bench, med, "dgmc", "hand, h computed twice", "(diagnostic)")
 
 
 # -- 2. Pyro ------------------------------------------------------------------------------
@@ -355,6 +400,88 @@ def pyro_vrnn(hand: HandVRNN):
                 h = hand.gru(torch.cat([x[:, t], z], -1), h)
 
     return model, guide
+
+
+HM_ORDER = ("z4", "z3", "y2", "z2", "z1", "y1")
+HM_GUIDE = {"z3": ("y2",), "z4": ("z3",), "z1": ("y1", "y2"), "z2": ("y2", "z1")}
+
+
+def pyro_hm(compiled: CompiledModel):
+    """specs/hm.dgm for Pyro's ReweightedWakeSleep: one particle and insomnia 0 make it
+    the classic wake-sleep that dgmc's `wake_sleep` objective computes."""
+    import pyro
+    import pyro.distributions as dist
+
+    p_nets = nn.ModuleDict({n: copy.deepcopy(compiled.nets[f"p_{n}"]) for n in HM_PARENT})
+    p_z4 = nn.Parameter(compiled.free["p_z4"].detach().clone())
+    q_nets = nn.ModuleDict({n: copy.deepcopy(compiled.nets[f"q_{n}"]) for n in HM_GUIDE})
+
+    def model(observations=None) -> None:
+        pyro.module("hm_p", p_nets)
+        logits = pyro.param("hm_z4", p_z4)
+        rows = observations["y1"].shape[0]
+        values: dict[str, Tensor] = {}
+        with pyro.plate("data", rows):
+            for node in HM_ORDER:
+                raw = logits.expand(rows, -1) if node == "z4" else p_nets[node](values[HM_PARENT[node]])
+                if node.startswith("z"):
+                    values[node] = pyro.sample(node, dist.Bernoulli(logits=raw).to_event(1))
+                else:
+                    values[node] = pyro.sample(node, dist.Normal(raw, 0.5).to_event(1), obs=observations[node])
+
+    def guide(observations=None) -> None:
+        pyro.module("hm_q", q_nets)
+        values = dict(observations)
+        with pyro.plate("data", observations["y1"].shape[0]):
+            for node in ("z3", "z4", "z1", "z2"):
+                parts = [values[p] for p in HM_GUIDE[node]]  # particles lead: broadcast the data
+                lead = torch.broadcast_shapes(*(part.shape[:-1] for part in parts))
+                raw = q_nets[node](torch.cat([part.expand(*lead, part.shape[-1]) for part in parts], dim=-1))
+                values[node] = pyro.sample(node, dist.Bernoulli(logits=raw).to_event(1))
+
+    return model, guide
+
+
+def bench_pyro_hm(cfg: Config) -> None:
+    import pyro
+    from pyro.infer import SVI, ReweightedWakeSleep
+
+    from dgmc.train.objectives import negative_elbo, wake_sleep
+
+    torch.manual_seed(0)
+    pyro.clear_param_store()
+    model = load("hm")
+    compiled = compile_model(model)
+    batch = data_batch(model, model.train.batch)  # 272 >= 218 rows: the whole split, as dgmc trains
+    opt = torch.optim.Adam(compiled.parameters(), lr=model.train.lr)
+    gen = torch.Generator().manual_seed(1)
+
+    def ours() -> None:
+        guarded_step(compiled, opt, lambda: wake_sleep(compiled, batch, gen), 0)
+
+    doubled = {k: torch.cat([v, v]) for k, v in batch.items()}
+    twin = copy.deepcopy(compiled)
+    opt2 = torch.optim.Adam(twin.parameters(), lr=model.train.lr)
+
+    def ours_doubled() -> None:
+        guarded_step(twin, opt2, lambda: wake_sleep(twin, doubled, gen), 0)
+
+    p_model, p_guide = pyro_hm(compiled)
+    # Pyro's RWS refuses one particle: two, vectorized, which is the work of dgmc on the
+    # batch stacked twice (the "x2 rows" column).
+    rws = ReweightedWakeSleep(num_particles=2, insomnia=0.0, vectorize_particles=True, max_plate_nesting=1)
+    svi = SVI(p_model, p_guide, pyro.optim.Adam({"lr": model.train.lr}), rws)
+    pyro_label = "pyro RWS, 2 particles, insomnia 0"
+    med = paired({"dgmc+guard": ours, "dgmc+guard x2 rows": ours_doubled,
+                  pyro_label: lambda: svi.step(observations=batch),
+                  "dgmc -ELBO for the log": lambda: negative_elbo(compiled, batch, gen)}, cfg)
+    rows = next(iter(batch.values())).shape[0]
+    bench = f"wake-sleep step, hm, batch {rows}"
+    add(bench, med, pyro_label, "dgmc+guard x2 rows", ">= 3 (pyro/dgmc)", lambda r: r >= 3.0)
+    add(bench, med, pyro_label, "dgmc+guard", "(1 particle in dgmc)")
+    add(bench, med, "dgmc -ELBO for the log", "dgmc+guard", "(diagnostic: share of the step)")
+    NOTES.append("hm: dgmc's wake_sleep also computes a no-grad -ELBO (one more inference and generative pass) "
+                 "every step for logging; Pyro's RWS does not.")
 
 
 def bench_pyro(cfg: Config, vrnn: bool = True) -> None:
@@ -570,23 +697,34 @@ def front_end_table() -> list[str]:
 
 # -- 6. peak RSS of `dgmc run --quick` ------------------------------------------------------
 
+RSS_WRAPPER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+with open(sys.argv[1], "w+b") as err:
+    proc = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err.seek(0)
+    tail = err.read().decode()[-500:]
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, time.perf_counter() - start,
+      usage.ru_utime + usage.ru_stime, repr(tail))
+"""
+
+
 def bench_rss() -> list[str]:
+    """Max RSS of `dgmc run --quick`, from getrusage of the child (os.wait4). The child is
+    started by a small wrapper process, not by this one: Linux counts the RSS a forked
+    child inherits before its exec, so a child of this (large) process would report this
+    process's size."""
     dgmc_exe = Path(sys.executable).with_name("dgmc")
     with tempfile.TemporaryDirectory() as out:
         command = [str(dgmc_exe), "run", str(SPECS / "vae.dgm"), "--quick", "--out", out, "--no-progress"]
-        start = time.perf_counter()
-        with open(Path(out) / "stderr.txt", "w+b") as err:
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.perf_counter() - start
-            code = os.waitstatus_to_exitcode(status)
-            err.seek(0)
-            message = err.read().decode()[-500:]
-    if code:
-        return [f"`dgmc run specs/vae.dgm --quick` failed ({code}): {message}"]
-    return [f"`dgmc run specs/vae.dgm --quick --out TMP --no-progress`: max RSS {usage.ru_maxrss / 1024:.0f} MiB "
-            f"(getrusage of the child, os.wait4), wall {seconds:.1f} s, user+sys CPU "
-            f"{usage.ru_utime + usage.ru_stime:.1f} s."]
+        done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, str(Path(out) / "stderr.txt"), *command],
+                              capture_output=True, text=True)
+    code, maxrss, seconds, cpu, tail = done.stdout.split(" ", 4)
+    if int(code):
+        return [f"`dgmc run specs/vae.dgm --quick` failed ({code}): {tail}"]
+    return [f"`dgmc run specs/vae.dgm --quick --out TMP --no-progress`: max RSS {int(maxrss) / 1024:.0f} MiB "
+            f"(getrusage of the child, os.wait4), wall {float(seconds):.1f} s, user+sys CPU {float(cpu):.1f} s."]
 
 
 # -- torch.compile ------------------------------------------------------------------------
@@ -691,6 +829,7 @@ def main() -> None:
     if every or "pyro" in chosen:
         try:
             bench_pyro(slow, vrnn=not args.no_pyro_vrnn)
+            bench_pyro_hm(cfg)
         except ImportError:
             extra.append("Pyro is not installed (`pip install -e .[bench]`): Pyro comparisons skipped.")
     if every or "front_end" in chosen:

@@ -66,6 +66,8 @@ class TorchFamily:
         raise NotImplementedError
 
     def distribution(self, params: Params) -> Distribution:
+        """Built every step, so without torch's argument checks: the parameters come
+        constrained from `params` (validation cost ~0.2 ms a VAE step)."""
         raise NotImplementedError
 
     def mean(self, params: Params) -> Tensor:
@@ -90,7 +92,7 @@ class NormalFamily(TorchFamily):
         return params["loc"] + params["scale"] * eps
 
     def distribution(self, params):
-        return Independent(Normal(params["loc"], params["scale"]), 1)
+        return Independent(Normal(params["loc"], params["scale"], validate_args=False), 1, validate_args=False)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class LaplaceFamily(TorchFamily):
         return params["loc"] - params["scale"] * centred.sign() * torch.log1p(-2 * centred.abs())
 
     def distribution(self, params):
-        return Independent(Laplace(params["loc"], params["scale"]), 1)
+        return Independent(Laplace(params["loc"], params["scale"], validate_args=False), 1, validate_args=False)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class BernoulliFamily(TorchFamily):
         return (eps < torch.sigmoid(params["logits"])).to(params["logits"].dtype)
 
     def distribution(self, params):
-        return Independent(Bernoulli(logits=params["logits"]), 1)
+        return Independent(Bernoulli(logits=params["logits"], validate_args=False), 1, validate_args=False)
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class CategoricalFamily(TorchFamily):
         return F.one_hot((logits + eps).argmax(-1), logits.shape[-1]).to(logits.dtype)
 
     def distribution(self, params):
-        return OneHotCategorical(logits=params["logits"])
+        return OneHotCategorical(logits=params["logits"], validate_args=False)
 
 
 TORCH_FAMILIES: dict[str, TorchFamily] = {

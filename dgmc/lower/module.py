@@ -199,7 +199,9 @@ class _Run:
     def _inputs(self, step: Step, t: int | None, skip_self: bool = False) -> Tensor | None:
         parts = [self.read(name, lag, t) for name, lag in step.parents
                  if not (skip_self and (name, lag) == (step.node, 1))]
-        return torch.cat(parts, dim=-1) if parts else None
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        return torch.cat(parts, dim=-1)
 
     def _raw(self, step: Step, t: int | None) -> Tensor | None:
         if step.parents:

@@ -116,22 +116,24 @@ def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: Step
           step: int) -> tuple[Tensor, dict[str, float]]:
     loss, terms = step_fn()
     optimiser.zero_grad(set_to_none=True)
-    if torch.isfinite(loss):
+    if loss.requires_grad:
         loss.backward()
-    _guard(step, loss, terms, module)
+    grads = [(name, p.grad) for name, p in module.named_parameters() if p.grad is not None]
+    if not torch.isfinite(torch.stack([loss.detach(), *(g.sum() for _, g in grads)])).all():  # one host sync
+        _diagnose(step, loss, terms, grads, module)
     optimiser.step()
     return loss, terms
 
 
-def _guard(step: int, loss: Tensor, terms: dict[str, float], module: CompiledModel) -> None:
-    """Raise at a non-finite loss (naming the first non-finite term) or gradient (naming
+def _diagnose(step: int, loss: Tensor, terms: dict[str, float], grads: list[tuple[str, Tensor]],
+              module: CompiledModel) -> None:
+    """Raise for a non-finite loss (naming the first non-finite term) or gradient (naming
     the first parameter, hence node, whose gradient is not finite)."""
     if not torch.isfinite(loss):
         bad = next((k for k, v in terms.items() if not math.isfinite(v)), "the total")
         value = float(loss.detach())
         raise TrainingError(f"step {step + 1}: the loss became {value}; first in term {bad}.", step, module)
-    grads = [(name, p.grad) for name, p in module.named_parameters() if p.grad is not None]
-    if grads and not torch.isfinite(torch.stack([g.sum() for _, g in grads])).all():
+    if grads:
         name = next(name for name, g in grads if not torch.isfinite(g).all())
         node = name.split(".")[1].split("_", 1)[1] if name.count(".") else name
         raise TrainingError(f"step {step + 1}: a gradient became non-finite, first in the network of node "

@@ -51,8 +51,11 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator |
     come from `guide`'s inference pass (default: the model's own guide); any q gives a
     lower bound, so a distilled student can borrow its teacher's."""
     q = (guide or model).infer(batch, generator=generator)
-    random = {n.name: q.values[n.name] for n in model.ir.of_kind("input", "latent", "observed")}
-    p = model.run({}, given=random)
+    if guide is None:  # the inference pass computed the deterministic states with these very nets
+        given = q.values
+    else:  # another model's states (a teacher's h) do not fit: recompute them
+        given = {n.name: q.values[n.name] for n in model.ir.of_kind("input", "latent", "observed")}
+    p = model.run({}, given=given)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
     parts.update({f"kl[{n.name}]": _kl(model, n.name, q, p) for n in model.ir.of_kind("latent")})
     return parts
@@ -83,7 +86,7 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | 
     dreamt = model.infer(dream.values)
     sleep = {f"sleep[{n.name}]": -model.log_prob(n.name, dreamt).mean() for n in model.ir.of_kind("latent")}
     loss = sum(wake.values()) + sum(sleep.values())
-    return loss, {**_floats(wake), **_floats(sleep), "-elbo": negative_elbo(model, batch, generator)}
+    return loss, {**_floats(wake), **_floats(sleep)}
 
 
 def mle(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,

@@ -221,29 +221,6 @@ class HandVRNN(nn.Module):
         return total.mean()
 
 
-class HandVRNNTwice(HandVRNN):
-    """HandVRNN with dgmc's structure: the guide's pass computes h (to feed q), then the
-    model's pass computes h again from the same x and z (a diagnostic)."""
-
-    def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        h = x.new_zeros(x.shape[0], 64)
-        qs, zs = [], []
-        for t in range(x.shape[1]):
-            q = normal_params(self.q(torch.cat([x[:, t], h], dim=-1)))
-            z = q[0] + q[1] * torch.randn(q[0].shape, generator=generator)
-            qs.append(q)
-            zs.append(z)
-            h = self.gru(torch.cat([x[:, t], z], dim=-1), h)
-        h = x.new_zeros(x.shape[0], 64)
-        total = x.new_zeros(x.shape[0])
-        for t, ((q_loc, q_scale), z) in enumerate(zip(qs, zs, strict=True)):
-            p_loc, p_scale = normal_params(self.prior(h))
-            x_loc, x_scale = normal_params(self.dec(torch.cat([h, z], dim=-1)))
-            total = total + normal_nll(x[:, t], x_loc, x_scale) + kl_normal(q_loc, q_scale, p_loc, p_scale)
-            h = self.gru(torch.cat([x[:, t], z], dim=-1), h)
-        return total.mean()
-
-
 # -- shared set-up ------------------------------------------------------------------------
 
 def load(name: str) -> dgmc.ir.Model:
@@ -297,20 +274,6 @@ def check_elbo(compiled: CompiledModel, hand: nn.Module, batch: dict[str, Tensor
     same(ours, theirs, f"{name} ELBO")
 
 
-def without_validation(fn: Callable[[], None]) -> Callable[[], None]:
-    """fn with torch.distributions' argument checks off (a diagnostic: dgmc leaves them on)."""
-    from torch.distributions import Distribution
-
-    def run() -> None:
-        Distribution.set_default_validate_args(False)
-        try:
-            fn()
-        finally:
-            Distribution.set_default_validate_args(True)
-
-    return run
-
-
 # -- 1. teacher step ----------------------------------------------------------------------
 
 def bench_teacher(cfg: Config) -> None:
@@ -322,14 +285,11 @@ def bench_teacher(cfg: Config) -> None:
         hand = cls(compiled)
         check_elbo(compiled, hand, batch, name)
         guarded, unguarded = dgmc_steps(compiled, batch)
-        _, unvalidated = dgmc_steps(copy.deepcopy(compiled), batch)
-        med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"]),
-                      "dgmc, validate_args off": without_validation(unvalidated)}, cfg)
+        med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
         bench = f"teacher step, {name}, batch 128"
         add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
         add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
         add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
-        add(bench, med, "dgmc, validate_args off", "hand", "(diagnostic)")
 
 
 # -- 4. VRNN ------------------------------------------------------------------------------
@@ -341,17 +301,12 @@ def bench_vrnn(cfg: Config) -> None:
     batch = data_batch(model, 64)
     hand = HandVRNN(compiled)
     check_elbo(compiled, hand, batch, "vrnn")
-    twice = HandVRNNTwice(compiled)
-    check_elbo(compiled, twice, batch, "vrnn (h twice)")
     guarded, unguarded = dgmc_steps(compiled, batch)
-    med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"]),
-                  "hand, h computed twice": hand_step(twice, batch["x"])}, cfg)
+    med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
     bench = "teacher step, vrnn, batch 64 x 40 steps"
     add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
     add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
     add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
-    add(bench, med, "hand, h computed twice", "hand", "(diagnostic)")
-    add(bench, med, "dgmc", "hand, h computed twice", "(diagnostic)")
 
 
 # -- 2. Pyro ------------------------------------------------------------------------------
@@ -446,7 +401,7 @@ def bench_pyro_hm(cfg: Config) -> None:
     import pyro
     from pyro.infer import SVI, ReweightedWakeSleep
 
-    from dgmc.train.objectives import negative_elbo, wake_sleep
+    from dgmc.train.objectives import wake_sleep
 
     torch.manual_seed(0)
     pyro.clear_param_store()
@@ -473,15 +428,11 @@ def bench_pyro_hm(cfg: Config) -> None:
     svi = SVI(p_model, p_guide, pyro.optim.Adam({"lr": model.train.lr}), rws)
     pyro_label = "pyro RWS, 2 particles, insomnia 0"
     med = paired({"dgmc+guard": ours, "dgmc+guard x2 rows": ours_doubled,
-                  pyro_label: lambda: svi.step(observations=batch),
-                  "dgmc -ELBO for the log": lambda: negative_elbo(compiled, batch, gen)}, cfg)
+                  pyro_label: lambda: svi.step(observations=batch)}, cfg)
     rows = next(iter(batch.values())).shape[0]
     bench = f"wake-sleep step, hm, batch {rows}"
     add(bench, med, pyro_label, "dgmc+guard x2 rows", ">= 3 (pyro/dgmc)", lambda r: r >= 3.0)
     add(bench, med, pyro_label, "dgmc+guard", "(1 particle in dgmc)")
-    add(bench, med, "dgmc -ELBO for the log", "dgmc+guard", "(diagnostic: share of the step)")
-    NOTES.append("hm: dgmc's wake_sleep also computes a no-grad -ELBO (one more inference and generative pass) "
-                 "every step for logging; Pyro's RWS does not.")
 
 
 def bench_pyro(cfg: Config, vrnn: bool = True) -> None:

@@ -95,6 +95,8 @@ def _model_commands(command: Command) -> None:
     distill.add_argument("--width", type=float, help="student width (default: the spec's first)")
     distill.add_argument("--method", choices=METHODS, default="ours")
     distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--lambda", dest="lam", type=float, help="the weight of ours' latent terms "
+                         "(default: the spec's first)")
     distill.add_argument("--out", type=Path, help="output directory (default: the teacher's)")
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _device_option(distill)
@@ -108,6 +110,19 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
     _device_option(run)
+
+    later = command("continual", _continual, "Continual learning: learn the remaining classes without the old "
+                    "data; compare ours with fine-tuning and generative replay.")
+    later.add_argument("spec", type=Path, metavar="SPEC")
+    later.add_argument("--out", type=Path, help="output directory (default: runs/<spec name>_continual)")
+    later.add_argument("--new", type=int, nargs="+", metavar="CLASS", help="the new classes (default: the rest)")
+    later.add_argument("--seeds", type=int, nargs="+", help="default: the spec's distill seeds")
+    later.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
+    _device_option(later)
+
+    evaluate = command("eval", _eval, "Measure every model of a finished run on samples; rewrite its report.")
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _device_option(evaluate)
 
 
 def _device_option(command: argparse.ArgumentParser) -> None:
@@ -223,7 +238,7 @@ def _distill(args: argparse.Namespace) -> int:
     model = _load(args.spec)
     width = args.width or model.distill.widths[0]
     result = run_distill(model, args.teacher, args.out or args.teacher.parent, width, args.method, args.seed,
-                         args.device, QUICK_STEPS if args.quick else None, not args.no_progress)
+                         args.device, QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
     m = result.metrics
     print(f"{model.name}: {args.method} student of width {width:g} ({m['parameters']:,} parameters), "
           f"{m['steps']} steps; test objective {m['test_objective']:.3f}; fidelity L {m['fidelity']:.4f}")
@@ -239,6 +254,28 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / model.name
     run(model, args.spec.read_text(), out, args.widths, args.methods, args.seeds, args.quick, args.device,
         not args.no_progress, force=args.force)
+    return 0
+
+
+def _continual(args: argparse.Namespace) -> int:
+    from .continual import continual
+
+    model = _load(args.spec)
+    out = args.out or Path("runs") / f"{model.name}_continual"
+    continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .run import evaluate_run
+
+    spec, metrics = args.run_dir / "spec.dgm", args.run_dir / "metrics.json"
+    if not spec.is_file() or not metrics.is_file():
+        raise UserError(f"'{args.run_dir}' is not a finished run: it lacks spec.dgm or metrics.json "
+                        "(make one with `dgmc run SPEC --out DIR`).")
+    evaluate_run(args.run_dir, _load(spec), json.loads(metrics.read_text()), args.device)
     return 0
 
 

@@ -62,8 +62,10 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
 
 
 def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
-            steps: int | None = None, progress: bool = True) -> tuple[CompiledModel, dict[str, list[float]]]:
-    """Train a student of `width` by `method`; return it and every logged term per step."""
+            steps: int | None = None, progress: bool = True, lam: float | None = None
+            ) -> tuple[CompiledModel, dict[str, list[float]]]:
+    """Train a student of `width` by `method` (`ours` weighing its latent terms by `lam`,
+    default the spec's first lambda); return it and every logged term per step."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     torch.manual_seed(seed)
@@ -74,7 +76,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     if method == "scratch":
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
         return student, fit(student, train, split.train, steps, seed, progress, label=f"scratch x{width:g}")
-    terms = generate(model, method)
+    terms = generate(model, method, lam)
     generator = torch.Generator().manual_seed(seed)
     device = student._anchor.device
     train_inputs = inputs_of(model, split.train)
@@ -92,10 +94,11 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
 
 def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, split: Split) -> dict[str, float]:
     """How closely the student imitates the teacher, on fresh noise with a fixed seed:
-    each generated term (method ours, unweighted) and the weighted total L. A `bce` term
+    each generated term (method ours) and their unweighted sum L, the same measure
+    whatever lambda the student was trained with. A `bce` term
     is measured as KL (bce minus the teacher's entropy: the same minimiser), so that 0
     means perfect imitation for every node."""
-    terms = tuple(replace(t, divergence="kl") if t.divergence == "bce" else t for t in generate(model, "ours"))
+    terms = tuple(replace(t, divergence="kl") if t.divergence == "bce" else t for t in generate(model, "ours", 1.0))
     generator = torch.Generator().manual_seed(EVAL_SEED)
     inputs = inputs_of(model, split.test)
     batch = EVAL_SAMPLES
@@ -117,12 +120,20 @@ def held_out_objective(model: ir.Model, teacher: CompiledModel, student: Compile
     return evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED), guide=guide)
 
 
-def student_name(method: str, width: float, seed: int) -> str:
-    return f"student_{method}_w{width:g}_s{seed}"
+def lambdas_of(model: ir.Model, method: str) -> tuple[float | None, ...]:
+    """The lambdas a method is run with: each of the spec's for `ours` when it lists
+    several (an ablation), else one run at the default (None)."""
+    return model.distill.lambdas if method == "ours" and len(model.distill.lambdas) > 1 else (None,)
+
+
+def student_name(method: str, width: float, seed: int, lam: float | None = None) -> str:
+    """The file stem of a student; the lambda is named only in an ablation (`lambdas_of`)."""
+    return f"student_{method}_w{width:g}" + ("" if lam is None else f"_l{lam:g}") + f"_s{seed}"
 
 
 def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, method: str, seed: int,
-                device: str = "cpu", steps: int | None = None, progress: bool = True) -> Trained:
+                device: str = "cpu", steps: int | None = None, progress: bool = True,
+                lam: float | None = None) -> Trained:
     """Load the teacher, distill, evaluate, and write the student's checkpoint, metrics
     and pictures under `out`."""
     from .pictures import write_pictures
@@ -131,13 +142,14 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     teacher = compile_model(model).to(device_of(device))
     checkpoint.load(teacher_path, teacher, map_location=teacher._anchor.device)
     teacher.eval()
-    name = student_name(method, width, seed)
+    name = student_name(method, width, seed, lam)
     try:
-        student, history = distill(model, teacher, width, method, seed, steps, progress)
+        student, history = distill(model, teacher, width, method, seed, steps, progress, lam)
     except TrainingError as error:
         raise stopped(error, error.module, out / f"{name}.last_good.pt", {"seed": seed}) from None
     split = load_split(model)
-    metrics = {"method": method, "width": width, "seed": seed, "steps": len(history.get("loss", [])),
+    used = (model.distill.lambdas[0] if lam is None else lam) if method == "ours" else None
+    metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
                "test_objective": held_out_objective(model, teacher, student, method, split),
                **fidelity(model, teacher, student, split)}

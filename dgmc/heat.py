@@ -51,7 +51,8 @@ def load_heat(run: Path, model: Model, method: str = "ours", width: float | None
     missing (and what is there) when the file, the student or a node's term is not."""
     path = Path(run) / "metrics.json"
     rows = _student_rows(path)
-    mine = [row for row in rows if row["method"] == method]
+    lam = model.distill.lambdas[0]  # a lambda ablation's students: those at the spec's first lambda
+    mine = [row for row in rows if row["method"] == method and row.get("lambda") in (None, lam)]
     if not mine:
         raise RenderError(f"'{path}' has no student of method {method!r}; available: {_available(rows)}")
     widths = sorted({row["width"] for row in mine})

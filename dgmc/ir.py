@@ -107,23 +107,27 @@ class Data(Frozen):
 
 
 class Train(Frozen):
-    """The teacher's recipe: objective (`elbo`, `wake_sleep`, `mle`) and optimiser."""
+    """The teacher's recipe: objective (`elbo`, `wake_sleep`, `mle`) and optimiser; for
+    `elbo`, the KL warm-up steps and the free-bits floor (nats per latent dimension),
+    both against posterior collapse."""
 
     objective: str
     steps: int
     batch: int
     lr: float
     warmup: int = 0
+    free_bits: float = 0.0
     weight_decay: float
     span: Span
 
 
 class Distill(Frozen):
-    """The distillation: student widths, lambda, methods, seeds, optimiser, the divergence
-    of every latent and observed node, and explicit student networks where given."""
+    """The distillation: student widths, lambdas (each a run of `ours`), methods, seeds,
+    optimiser, the divergence of every latent and observed node, and explicit student
+    networks where given."""
 
     widths: tuple[float, ...]
-    lam: float
+    lambdas: tuple[float, ...]
     methods: tuple[str, ...]
     seeds: tuple[int, ...]
     steps: int

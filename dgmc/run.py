@@ -5,8 +5,9 @@ distill every method x width x seed, evaluate, and write a run directory:
     RUN/graph.svg           the model (graph.dot where graphviz's `dot` is missing)
     RUN/teacher/            teacher.pt, teacher.json, teacher_*.png
     RUN/students/           student_<method>_w<width>_s<seed>.{pt,json} and pictures
-    RUN/metrics.json, .csv  one row per model
-    RUN/report.md           the table in the paper's layout, and the pictures
+    RUN/metrics.json, .csv  one row per model: training, test objective, fidelity
+    RUN/eval.json           the sample-based metrics of every model (`dgmc.evaluation`)
+    RUN/report.md           the tables in the paper's layout, and the pictures
 
 A finished part (a checkpoint with its metrics JSON) is skipped when the run is started
 again; a run directory made from another spec is refused.
@@ -18,17 +19,20 @@ import csv
 import io
 import json
 import shutil
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import ir
-from .distill import run_distill, student_name
+from .datasets import load_split
+from .distill import lambdas_of, run_distill, student_name
 from .errors import UserError
+from .evaluation import SAMPLES, active_units, measure, setting
 from .files import write_text
+from .lower import CompiledModel, compile_model
 from .render import RenderError, render_file
+from .report import report
 from .train import checkpoint, train_teacher
-from .train.loop import QUICK_STEPS
+from .train.loop import QUICK_STEPS, device_of
 
 
 def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None = None,
@@ -43,13 +47,52 @@ def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None 
     rows = [teacher]
     for width in widths:
         for method in methods:
-            for seed in seeds:
-                rows.append(_student(model, out, width, method, seed, quick, device, progress, log))
+            for lam in lambdas_of(model, method):
+                for seed in seeds:
+                    rows.append(_student(model, out, width, method, lam, seed, quick, device, progress, log))
     write_text(out / "metrics.json", json.dumps(rows, indent=2) + "\n")
     write_text(out / "metrics.csv", _csv(rows))
-    write_text(out / "report.md", report(model, rows, quick, out))
-    log(f"wrote {out / 'report.md'}")
+    evaluate_run(out, model, rows, device, log)
     return rows
+
+
+def evaluate_run(out: Path, model: ir.Model, rows: list[dict], device: str = "cpu", log=print) -> dict:
+    """Sample every model of the run, write eval.json and report.md (`dgmc eval`)."""
+    results = evaluate(model, out, rows, device)
+    write_text(out / "eval.json", json.dumps(results, indent=2) + "\n")
+    quick = any(row["steps"] < (model.train.steps if row["model"] == "teacher" else model.distill.steps)
+                for row in rows)
+    write_text(out / "report.md", report(model, rows, quick, out, results))
+    log(f"wrote {out / 'report.md'}")
+    return results
+
+
+def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") -> dict:
+    """The sample-based metrics of every model in `rows` (`dgmc.evaluation.measure`),
+    and the active units of every model whose guide was trained (the teacher's, a scratch
+    student's): {"features": description or None, "models": {name: {key: value}}}."""
+    split = load_split(model)
+    teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
+    students = {row["name"]: _load(model, out / "students" / f"{row['name']}.pt", row["width"], device)
+                for row in rows if row["model"] == "student"}
+    where = setting(model, split)
+    results = measure(where, teacher, students)
+    if model.of_kind("latent") and model.train.objective != "mle":
+        trained_guides = {"teacher": teacher, **{row["name"]: students[row["name"]] for row in rows
+                                                 if row["model"] == "student" and row["method"] == "scratch"}}
+        for name, compiled in trained_guides.items():
+            for node, (active, dims) in active_units(compiled, split).items():
+                results[name][f"AU[{node}]"] = active
+                results[name][f"dims[{node}]"] = dims
+    described = where.featurizer.description if where.featurizer else None
+    return {"features": described, "references": {"test rows": len(where.data), "teacher samples": SAMPLES},
+            "models": results}
+
+
+def _load(model: ir.Model, path: Path, width: float | None, device: str) -> CompiledModel:
+    compiled = compile_model(model, width).to(device_of(device))
+    checkpoint.load(path, compiled, map_location=compiled._anchor.device)
+    return compiled.eval()
 
 
 def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
@@ -91,22 +134,22 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
         result = train_teacher(model, out, seed=0, device=device, quick=quick, progress=progress)
         metrics = result.metrics
         log(f"teacher: trained, test objective {metrics['test_objective']:.3f}")
-    return {"model": "teacher", "method": "", "width": 1.0, "seed": 0, **metrics}
+    return {"model": "teacher", "name": "teacher", "method": "", "width": 1.0, "seed": 0, **metrics}
 
 
-def _student(model: ir.Model, out: Path, width: float, method: str, seed: int, quick: bool, device: str,
-             progress: bool, log) -> dict:
-    name = student_name(method, width, seed)
+def _student(model: ir.Model, out: Path, width: float, method: str, lam: float | None, seed: int, quick: bool,
+             device: str, progress: bool, log) -> dict:
+    name = student_name(method, width, seed, lam)
     meta_path = out / "students" / f"{name}.json"
     if meta_path.is_file() and (out / "students" / f"{name}.pt").is_file():
         log(f"{name}: done before, skipped")
         metrics = json.loads(meta_path.read_text())["metrics"]
     else:
         result = run_distill(model, out / "teacher" / "teacher.pt", out / "students", width, method, seed,
-                             device, QUICK_STEPS if quick else None, progress)
+                             device, QUICK_STEPS if quick else None, progress, lam)
         metrics = result.metrics
         log(f"{name}: test objective {metrics['test_objective']:.3f}, fidelity {metrics['fidelity']:.4f}")
-    return {"model": "student", **metrics}
+    return {"model": "student", "name": name, **metrics}
 
 
 def _csv(rows: list[dict]) -> str:
@@ -116,43 +159,3 @@ def _csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def report(model: ir.Model, rows: list[dict], quick: bool, out: Path) -> str:
-    """The paper's layout: one block per student size, one row per method, each metric
-    as mean +- std over seeds; then the teacher, the loss and the pictures."""
-    teacher = rows[0]
-    objective = "-ELBO" if model.of_kind("latent") else "NLL"
-    nodes = [n.name for n in model.nodes if f"fidelity[{n.name}]" in rows[-1]] if len(rows) > 1 else []
-    head = ["student", "method", "#params", f"test {objective}", "L (fidelity)", *[f"L[{n}]" for n in nodes]]
-    lines = [f"# dgmc run: {model.name}", "",
-             f"Dataset: {model.data.dataset if model.data else '-'}. Teacher: {teacher['parameters']:,} parameters, "
-             f"test {objective} {teacher['test_objective']:.3f} per example ({teacher['steps']} steps)."
-             + (" **Quick run: few steps, numbers are smoke-test values.**" if quick else ""), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    groups: dict[tuple[float, str], list[dict]] = {}
-    for row in rows[1:]:
-        groups.setdefault((row["width"], row["method"]), []).append(row)
-    for (width, method), group in groups.items():
-        cells = [f"width {width:g}", method, f"{group[0]['parameters']:,}", _stat(group, "test_objective"),
-                 _stat(group, "fidelity"), *[_stat(group, f"fidelity[{n}]") for n in nodes]]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Mean +- std over seeds. {objective} of the test split per example (a distilled student's uses",
-              "the teacher's guide as its proposal). L: the generated distillation terms (method ours, unweighted",
-              "per node, bce measured as KL so that 0 is perfect; total weighted by lambda) between teacher",
-              "and student on 1024 fresh noise draws.", "",
-              "## Pictures", "", "![graph](graph.svg)", ""]
-    pictures = sorted((out / "teacher").glob("teacher_*.png"))
-    for (width, method), group in groups.items():
-        pictures += sorted((out / "students").glob(f"{student_name(method, width, group[0]['seed'])}_*.png"))
-    lines += [f"![{p.stem}]({p.relative_to(out)})" for p in pictures]
-    return "\n".join(lines) + "\n"
-
-
-def _stat(rows: list[dict], key: str) -> str:
-    values = [row[key] for row in rows if key in row]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.4g}"
-    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"

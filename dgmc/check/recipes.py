@@ -35,11 +35,18 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
     if objective not in OBJECTIVES:
         ctx.unknown("objective", stmt.objective, OBJECTIVES)
         return None
-    allowed = OPTIMISER + (("warmup",) if objective == "elbo" else ())
+    allowed = OPTIMISER + (("warmup", "free_bits") if objective == "elbo" else ())
     args = ctx.keyword_args(stmt.args, allowed, f"train {objective}")
     values = _optimiser(ctx, args, DEFAULTS)
     if "warmup" in args:
         values["warmup"] = ctx.integer(args["warmup"].value, "warmup", 0) or 0
+    if "free_bits" in args:
+        free_bits = ctx.number(args["free_bits"].value, "free_bits")
+        if free_bits is not None and free_bits < 0:
+            ctx.error(args["free_bits"].value.span, f"free_bits is a floor in nats per latent dimension, "
+                      f"so >= 0, not {free_bits:g}.")
+        elif free_bits is not None:
+            values["free_bits"] = float(free_bits)
     _objective_fits(ctx, stmt, drafts)
     return ir.Train(objective=objective, span=stmt.span, **values)
 
@@ -72,7 +79,7 @@ def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: i
     divergences, student_nets = _items(ctx, stmt, drafts)
     return ir.Distill(
         widths=_list(ctx, args.get("width"), (0.25,), lambda v: ctx.positive(v, "A width")),
-        lam=_lambda(ctx, args.get("lambda")),
+        lambdas=_list(ctx, args.get("lambda"), (1.0,), lambda v: _lambda(ctx, v)),
         methods=_list(ctx, args.get("method"), METHODS, lambda v: _method(ctx, v)),
         seeds=_list(ctx, args.get("seed"), (0,), lambda v: ctx.integer(v, "A seed", 0)),
         divergences=divergences, student_nets=student_nets, span=stmt.span,
@@ -159,14 +166,12 @@ def _optimiser(ctx: Context, args: dict[str, s.Arg], defaults: dict) -> dict:
     return values
 
 
-def _lambda(ctx: Context, arg: s.Arg | None) -> float:
-    if arg is None:
-        return 1.0
-    value = ctx.number(arg.value, "lambda")
-    if value is not None and value < 0:
-        ctx.error(arg.value.span, f"lambda weighs the latent terms and must be >= 0, not {value:g}.")
-        return 1.0
-    return 1.0 if value is None else float(value)
+def _lambda(ctx: Context, value: s.Value) -> float | None:
+    number = ctx.number(value, "lambda")
+    if number is not None and number < 0:
+        ctx.error(value.span, f"lambda weighs the latent terms and must be >= 0, not {number:g}.")
+        return None
+    return None if number is None else float(number)
 
 
 def _method(ctx: Context, value: s.Value) -> str | None:

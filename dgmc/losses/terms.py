@@ -30,8 +30,10 @@ class Term:
     timed: bool
 
 
-def generate(model: ir.Model, method: str = "ours") -> tuple[Term, ...]:
-    """The terms of the loss, in topological order."""
+def generate(model: ir.Model, method: str = "ours", lam: float | None = None) -> tuple[Term, ...]:
+    """The terms of the loss, in topological order; latent terms of `ours` weighted by
+    `lam` (default: the spec's first lambda)."""
+    lam = model.distill.lambdas[0] if lam is None else lam
     terms = []
     for name in model.order:
         node = model.node(name)
@@ -39,7 +41,7 @@ def generate(model: ir.Model, method: str = "ours") -> tuple[Term, ...]:
             continue
         divergence = model.distill.divergences[name]
         assert (divergence, node.type) in DIVERGENCES, (divergence, node.type)
-        weight = 1.0 if node.kind == "observed" or method == "local" else model.distill.lam
+        weight = 1.0 if node.kind == "observed" or method == "local" else lam
         terms.append(Term(
             node=name, kind="surrogate" if node.kind == "observed" else "latent", family=node.type,
             divergence=divergence, weight=weight, reduction=DEFAULT_REDUCTION.get(divergence, "sum"),
@@ -48,18 +50,18 @@ def generate(model: ir.Model, method: str = "ours") -> tuple[Term, ...]:
     return tuple(terms)
 
 
-def describe(model: ir.Model, method: str = "ours") -> str:
+def describe(model: ir.Model, method: str = "ours", lam: float | None = None) -> str:
     """The loss as a formula, then one line per term."""
-    terms = generate(model, method)
+    terms = generate(model, method, lam)
     if method == "scratch":
         return f"# {model.name}, scratch: the student minimises the teacher's objective ({model.train.objective}) " \
                "on data; no distillation terms.\n"
     surrogate = [t for t in terms if t.kind == "surrogate"]
     latent = [t for t in terms if t.kind == "latent"]
-    lam = "" if method == "local" else f"{model.distill.lam:g} * "
+    weight = "" if method == "local" or not latent else f"{latent[0].weight:g} * "
     formula = " + ".join(f"L_sd[{t.node}]" for t in surrogate) or "0"
     if latent:
-        formula += f" + {lam}(" + " + ".join(f"L_z[{t.node}]" for t in latent) + ")"
+        formula += f" + {weight}(" + " + ".join(f"L_z[{t.node}]" for t in latent) + ")"
     fed = ("each student conditional fed the teacher's parent values" if method == "local" else
            "student run on the teacher's noise eps; observed nodes with children teacher-forced")
     lines = [f"# {model.name}, method {method}: {fed}", f"L = {formula}", ""]

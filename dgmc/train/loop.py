@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -155,6 +156,8 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
     device = compiled._anchor.device
     generator = torch.Generator().manual_seed(seed)
     objective = OBJECTIVES[recipe.objective]
+    if recipe.free_bits:
+        objective = partial(objective, free_bits=recipe.free_bits)
     draws = enumerate(batches(data, recipe.batch, steps, generator))
 
     def step_fn() -> tuple[Tensor, dict[str, float]]:

@@ -62,9 +62,15 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator |
 
 
 def elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
-         beta: float = 1.0) -> tuple[Tensor, Terms]:
+         beta: float = 1.0, free_bits: float = 0.0) -> tuple[Tensor, Terms]:
+    """-ELBO, its KL terms weighted by `beta`; with `free_bits`, a layer's KL counts at
+    least `free_bits` nats per dimension in the loss (Kingma et al., 2016, one group per
+    latent node), so no layer gains by collapsing onto its prior. The logged terms are
+    the true ones."""
     parts = {k: v.mean() for k, v in _elbo_parts(model, batch, generator).items()}
-    loss = sum(beta * v if k.startswith("kl") else v for k, v in parts.items())
+    floors = {f"kl[{n.name}]": free_bits * n.size * (model.ir.time.steps if n.timed else 1)
+              for n in model.ir.of_kind("latent")} if free_bits else {}
+    loss = sum(beta * v.clamp(min=floors.get(k, 0.0)) if k.startswith("kl") else v for k, v in parts.items())
     return loss, {**_floats(parts), "-elbo": float(sum(parts.values()).detach())}
 
 

@@ -1,0 +1,218 @@
+"""Regenerate docs/RESULTS.md: every experiment of the paper reproduced on offline data,
+measured by the committed code.
+
+    python bench/results.py                   # everything, 2 experiments at a time
+    python bench/results.py --only hm vrnn    # a selection (the others' blocks are kept)
+    python bench/results.py --quick           # a smoke run into runs/results_quick; RESULTS.md untouched
+
+Each experiment is one `dgmc` command (listed in RESULTS.md); they run as subprocesses,
+`--jobs` at a time, one torch thread each, into runs/results/<name> (a finished part is
+reused: delete a directory, or pass --fresh, to measure it again). Then the generated
+blocks of RESULTS.md, between `<!-- begin NAME -->` and `<!-- end NAME -->`, are replaced
+by the tables of each run's report; the prose around them is kept, so read it against
+the new tables when the numbers move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "RESULTS.md"
+PICTURES = ROOT / "docs" / "results"
+DEPTHS = (2, 4, 8)
+EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled in this order)
+    "vrnn": ["run", "specs/vrnn.dgm"],
+    "hvae": ["run", "specs/hvae.dgm"],
+    **{f"hvae_depth{d}": ["run", f"specs/hvae_depth{d}.dgm"] for d in DEPTHS},
+    "continual": ["continual", "specs/cvae.dgm"],
+    "hm": ["run", "specs/hm.dgm"],
+}
+
+
+def command(name: str, out: Path, quick: bool) -> list[str]:
+    return ["dgmc", *EXPERIMENTS[name], "--out", str(out / name), "--no-progress", *(["--quick"] if quick else [])]
+
+
+def run_one(name: str, out: Path, quick: bool, fresh: bool) -> tuple[str, float]:
+    if fresh:
+        shutil.rmtree(out / name, ignore_errors=True)
+    argv = command(name, out, quick)
+    dgmc = str(Path(sys.executable).with_name("dgmc"))
+    started = time.perf_counter()
+    log = out / f"{name}.log"
+    out.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as file:
+        code = subprocess.call([dgmc, *argv[1:]], cwd=ROOT, stdout=file, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    seconds = time.perf_counter() - started
+    print(f"{name}: exit {code} after {seconds:.0f} s ({log})", flush=True)
+    if code:
+        raise SystemExit(f"{' '.join(argv)} failed: see {log}")
+    return name, seconds
+
+
+def tables(report: Path) -> str:
+    """A run's report without its title and pictures, headings pushed two levels down."""
+    text = report.read_text().split("\n## Pictures")[0]
+    lines = text.splitlines()[1:]  # drop the title
+    return "\n".join("##" + line if line.startswith("#") else line for line in lines).strip()
+
+
+def depth_block(out: Path) -> str:
+    """The gap between local and ours as the hierarchy deepens (the paper's argument:
+    local distillation's errors accumulate with depth)."""
+    keys = ("features:FD-T", "features:MMD-T", "features:1NN-T", "features:FD")
+    head = ["latent layers", "#params (teacher / student)", "method", *[k.split(":")[1] for k in keys]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    gaps, seeds = [], set()
+    for depth in DEPTHS:
+        run = out / f"hvae_depth{depth}"
+        rows = json.loads((run / "metrics.json").read_text())
+        models = json.loads((run / "eval.json").read_text())["models"]
+        by_method: dict[str, list[dict]] = {}
+        for row in rows[1:]:
+            by_method.setdefault(row["method"], []).append(models[row["name"]])
+            seeds.add(row["seed"])
+        means = {m: {k: statistics.fmean(r[k] for r in rs) for k in keys} for m, rs in by_method.items()}
+        size = f"{rows[0]['parameters']:,} / {rows[1]['parameters']:,}"
+        for method, values in means.items():
+            lines.append(f"| {depth} | {size} | {method} | " + " | ".join(f"{values[k]:.4g}" for k in keys) + " |")
+        gaps.append(f"| {depth} | " + " | ".join(f"{means['local'][k] - means['ours'][k]:+.4g}" for k in keys)
+                    + " |")
+    return "\n".join([*lines, "", f"Gap local - ours (positive: ours is better), means over {len(seeds)} seeds:", "",
+                              "| latent layers | " + " | ".join(k.split(":")[1] for k in keys) + " |",
+                              "|" + "---|" * (len(keys) + 1), *gaps])
+
+
+def hm_figure(out: Path) -> Path:
+    """Samples of the HM teacher and students over Old Faithful, with KDE contours: one
+    panel per model (seed 0), the data in the first."""
+    import numpy as np
+    import torch
+    from matplotlib.figure import Figure
+    from scipy.stats import gaussian_kde
+
+    import dgmc
+    from dgmc.datasets import load_split
+    from dgmc.lower import compile_model
+    from dgmc.train import checkpoint
+
+    run = out / "hm"
+    model = dgmc.load(run / "spec.dgm")
+    split = load_split(model)
+    data = torch.cat([torch.cat([split.train[n], split.test[n]]) for n in ("y1", "y2")], -1).numpy()
+    panels = {"data (all 272 rows)": data}
+    rows = json.loads((run / "metrics.json").read_text())
+    for row in rows:
+        if row["seed"] != 0:
+            continue
+        compiled = compile_model(model, None if row["model"] == "teacher" else row["width"])
+        path = run / ("teacher/teacher.pt" if row["model"] == "teacher" else f"students/{row['name']}.pt")
+        checkpoint.load(path, compiled)
+        with torch.no_grad():
+            trace = compiled.sample(1024, {}, torch.Generator().manual_seed(0))
+        label = "teacher" if row["model"] == "teacher" else row["method"] + (
+            f" λ={row['lambda']:g}" if row["method"] == "ours" else "")
+        panels[label] = torch.cat([trace.values["y1"], trace.values["y2"]], -1).numpy()
+    fig = Figure(figsize=(3.2 * 4, 3.0 * 2), layout="constrained")
+    axes = fig.subplots(2, 4, sharex=True, sharey=True).ravel()
+    grid = np.mgrid[-2.5:2.5:80j, -2.5:2.5:80j]
+    for ax, (label, points) in zip(axes, panels.items(), strict=False):
+        ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.3, linewidths=0)
+        density = gaussian_kde(points.T)(grid.reshape(2, -1)).reshape(grid.shape[1:])
+        ax.contour(grid[0], grid[1], density, levels=6, linewidths=0.8)
+        ax.set_title(label, fontsize=10)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.supxlabel("eruptions (standardized)")
+    fig.supylabel("waiting (standardized)")
+    PICTURES.mkdir(parents=True, exist_ok=True)
+    path = PICTURES / "hm_samples.png"
+    fig.savefig(path, dpi=80)
+    return path
+
+
+def copy_pictures(out: Path) -> None:
+    """A few sample pictures of each experiment, into docs/results/."""
+    PICTURES.mkdir(parents=True, exist_ok=True)
+    wanted = {"hvae": ["teacher/teacher_samples_x.png", "students/student_ours_w0.1_s0_samples_x.png",
+                       "students/student_local_w0.1_s0_samples_x.png",
+                       "students/student_scratch_w0.1_s0_samples_x.png"],
+              "vrnn": ["teacher/teacher_sequences_x.png", "students/student_ours_w0.25_s0_sequences_x.png",
+                       "students/student_local_w0.25_s0_sequences_x.png"]}
+    for name, files in wanted.items():
+        for file in files:
+            source = out / name / file
+            if source.is_file():
+                shutil.copyfile(source, PICTURES / f"{name}_{Path(file).name}")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else "?"
+    import torch
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}, torch {torch.__version__} (CPU, one thread per experiment), "
+            f"{date.today().isoformat()}")
+
+
+def fill(text: str, name: str, block: str) -> str:
+    pattern = re.compile(rf"(<!-- begin {name} -->\n)(?:.*?\n)?(<!-- end {name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{RESULTS} has no block '{name}'")
+    return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), help="default: every experiment")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="delete earlier runs of the chosen experiments first")
+    args = parser.parse_args()
+    out = ROOT / "runs" / ("results_quick" if args.quick else "results")
+    names = args.only or list(EXPERIMENTS)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        seconds = dict(pool.map(lambda n: run_one(n, out, args.quick, args.fresh), names))
+    total = time.perf_counter() - started
+    print(f"all done in {total / 60:.1f} min", flush=True)
+    if args.quick:
+        return
+    text = RESULTS.read_text()
+    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {}
+    timings.update({n: round(s) for n, s in seconds.items()})
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    for name in names:
+        report = out / name / "report.md"
+        text = fill(text, name, tables(report))
+    if any(n.startswith("hvae_depth") for n in names):
+        text = fill(text, "depth", depth_block(out))
+    if "hm" in names:
+        hm_figure(out)
+    copy_pictures(out)
+    commands = "\n".join(f"    {' '.join(command(n, out.relative_to(ROOT), False))}   # {timings.get(n, '?')} s"
+                         for n in EXPERIMENTS)
+    text = fill(text, "machine", f"{machine()}.\n\nLast full regeneration: `python bench/results.py` "
+                f"({args.jobs} jobs) took {total / 60:.1f} min for {', '.join(names)}. The commands, with the wall "
+                f"time of each (two running side by side):\n\n{commands}")
+    RESULTS.write_text(text)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -107,6 +107,7 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--widths", type=float, nargs="+", help="default: the spec's")
     run.add_argument("--methods", choices=METHODS, nargs="+", help="default: the spec's")
     run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
+    run.add_argument("--lambdas", type=float, nargs="+", help="ours' lambdas (default: the spec's)")
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
     _device_option(run)
@@ -252,6 +253,8 @@ def _run(args: argparse.Namespace) -> int:
 
     model = _load(args.spec)
     out = args.out or Path("runs") / model.name
+    if args.lambdas:
+        model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
     run(model, args.spec.read_text(), out, args.widths, args.methods, args.seeds, args.quick, args.device,
         not args.no_progress, force=args.force)
     return 0
@@ -262,7 +265,7 @@ def _continual(args: argparse.Namespace) -> int:
 
     model = _load(args.spec)
     out = args.out or Path("runs") / f"{model.name}_continual"
-    continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress)
+    continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress, device=args.device)
     return 0
 
 

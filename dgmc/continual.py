@@ -35,7 +35,7 @@ from .losses import generate
 from .lower import CompiledModel, compile_model
 from .report import continual_report
 from .train import checkpoint
-from .train.loop import QUICK_STEPS, batches, fit, optimise
+from .train.loop import QUICK_STEPS, batches, device_of, fit, optimise
 from .train.objectives import Batch, elbo, evaluate
 
 METHODS = ("finetune", "replay", "ours", "joint")
@@ -77,7 +77,8 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
     """The model after learning the `new` classes by `method`, from the old model."""
     torch.manual_seed(seed)
     recipe = model.distill
-    learner = compile_model(model)
+    device = old_model._anchor.device
+    learner = compile_model(model).to(device)
     learner.load_state_dict(old_model.state_dict())
     new_data = _rows(split.train, split.train_labels, new)
     train = model.train.model_copy(update={"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "warmup": 0})
@@ -92,13 +93,13 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
     terms = generate(model, "ours")
 
     def step_fn() -> tuple[Tensor, dict[str, float]]:
-        inputs = _label_inputs(model, old, old_count, generator)
+        inputs = {k: v.to(device) for k, v in _label_inputs(model, old, old_count, generator).items()}
+        fresh = {k: v.to(device) for k, v in next(draws).items()}
         if method == "replay":
             with torch.no_grad():
                 dream = old_model.sample(old_count, inputs, generator).values
-            batch = {k: torch.cat([v, dream[k]]) for k, v in next(draws).items()}
-            return elbo(learner, batch, generator)
-        loss, logged = elbo(learner, next(draws), generator)
+            return elbo(learner, {k: torch.cat([v, dream[k]]) for k, v in fresh.items()}, generator)
+        loss, logged = elbo(learner, fresh, generator)
         kept, kept_terms = distillation_loss(old_model, learner, terms, "ours", old_count, inputs, generator)
         return share * loss + (1 - share) * kept, {**logged, **kept_terms}
 
@@ -108,7 +109,8 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
 
 
 def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, seeds: tuple[int, ...] | None = None,
-              methods: tuple[str, ...] = METHODS, quick: bool = False, progress: bool = True, log=print) -> dict:
+              methods: tuple[str, ...] = METHODS, quick: bool = False, progress: bool = True, log=print,
+              device: str = "cpu") -> dict:
     """The whole experiment: the old model, each method x seed, the metrics on old and
     new classes; writes checkpoints, continual.json and report.md under `out`."""
     old, new = classes_of(model, new)
@@ -116,12 +118,13 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
     split = load_split(everything)
     seeds = tuple(seeds if seeds is not None else model.distill.seeds)
     steps = QUICK_STEPS if quick else model.distill.steps
-    old_model = _trained(model, out / "old.pt", log, lambda: _old(model, split, old, quick, progress))
+    device_ = device_of(device)
+    old_model = _trained(model, out / "old.pt", device_, log, lambda: _old(model, split, old, quick, progress, device_))
     learners = {}
     for method in methods:
         for seed in seeds:
             name = f"{method}_s{seed}"
-            learners[name] = _trained(model, out / f"{name}.pt", log,
+            learners[name] = _trained(model, out / f"{name}.pt", device_, log,
                                       lambda m=method, s=seed: learn(model, old_model, split, old, new, m, s, steps,
                                                                      progress))
     results = {"old classes": list(old), "new classes": list(new), "steps": steps, "seeds": list(seeds),
@@ -130,7 +133,7 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
         where = setting(everything, split, classes)
         results["features"] = where.featurizer.description if where.featurizer else None
         measured = measure(where, old_model, learners)
-        test = _rows(split.test, split.test_labels, classes)
+        test = {k: v.to(device_) for k, v in _rows(split.test, split.test_labels, classes).items()}
         for name, compiled in {"old model": old_model, **learners}.items():
             row = measured["teacher" if name == "old model" else name]
             row["-ELBO"] = evaluate(compiled, test, torch.Generator().manual_seed(0))
@@ -141,21 +144,22 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
     return results
 
 
-def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progress: bool) -> CompiledModel:
+def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progress: bool,
+         device: torch.device) -> CompiledModel:
     """The model of the old classes, trained by the spec's recipe on their rows of the
     common split (so that no test row of any class was ever trained on)."""
     torch.manual_seed(0)
-    compiled = compile_model(model)
+    compiled = compile_model(model).to(device)
     steps = min(model.train.steps, QUICK_STEPS) if quick else model.train.steps
     fit(compiled, model.train, _rows(split.train, split.train_labels, old), steps, 0, progress, label="old classes")
     return compiled
 
 
-def _trained(model: ir.Model, path: Path, log, train) -> CompiledModel:
+def _trained(model: ir.Model, path: Path, device: torch.device, log, train) -> CompiledModel:
     """The checkpoint at `path` when a finished one is there, else `train()` saved there."""
     if path.is_file():
-        compiled = compile_model(model)
-        checkpoint.load(path, compiled)
+        compiled = compile_model(model).to(device)
+        checkpoint.load(path, compiled, map_location=device)
         log(f"{path.stem}: reusing {path}")
         return compiled.eval()
     started = time.perf_counter()

@@ -85,7 +85,7 @@ def test_non_finite_data_is_a_clear_error_naming_node_and_column(monkeypatch: py
         load_split(dgmc.load(HM))
 
 
-RUN = ["run", str(HM), "--quick", "--no-progress", "--seeds", "0", "--methods", "ours", "scratch"]
+RUN = ["run", str(HM), "--quick", "--no-progress", "--seeds", "0", "--methods", "ours", "scratch", "--lambdas", "1"]
 
 
 def _metrics(out: Path) -> list[dict]:

@@ -394,7 +394,8 @@ def test_run_on_sample_noise_reproduces_the_sample(name: str, width: float | Non
 
 def test_semi_nodes_of_shipped_specs() -> None:
     semi = {name: compile_model(load(name)).semi for name in SPECS}
-    assert semi == {"classifier": (), "cvae": (), "hm": ("y2",), "hvae": (), "vae": (), "vrnn": ("x",)}
+    assert semi == {"classifier": (), "cvae": (), "hm": ("y2",), "hvae": (), "vae": (), "vrnn": ("x",),
+                    **{f"hvae_depth{d}": () for d in (2, 4, 8)}}
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -18,7 +18,7 @@ HM = str(ROOT / "specs/hm.dgm")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     args = ["run", HM, "--out", str(out), "--quick", "--no-progress", "--seeds", "0", "1",
-            "--methods", "ours", "scratch"]
+            "--methods", "ours", "scratch", "--lambdas", "1", "10"]
     assert main(args) == 0
     return out
 
@@ -28,30 +28,51 @@ def test_run_writes_the_run_directory(run_dir: Path) -> None:
     assert (run_dir / "graph.dot").is_file()
     assert (run_dir / "teacher" / "teacher.pt").is_file()
     names = sorted(p.name for p in (run_dir / "students").glob("*.pt"))
-    assert names == [f"student_{m}_w0.25_s{s}.pt" for m in ("ours", "scratch") for s in (0, 1)]
+    assert names == sorted([f"student_ours_w0.25_l{lam}_s{s}.pt" for lam in (1, 10) for s in (0, 1)]
+                           + [f"student_scratch_w0.25_s{s}.pt" for s in (0, 1)])
     rows = json.loads((run_dir / "metrics.json").read_text())
-    assert [r["model"] for r in rows] == ["teacher"] + ["student"] * 4
+    assert [r["model"] for r in rows] == ["teacher"] + ["student"] * 6
+    assert [r["lambda"] for r in rows[1:]] == [1, 1, 10, 10, None, None]
     assert all(set(f"fidelity[{n}]" for n in ("z4", "z3", "y2", "z2", "z1", "y1")) <= set(r) for r in rows[1:])
     with (run_dir / "metrics.csv").open() as file:
-        assert len(list(csv.DictReader(file))) == 5
+        assert len(list(csv.DictReader(file))) == 7
 
 
 def test_report_has_the_papers_layout(run_dir: Path) -> None:
     report = (run_dir / "report.md").read_text()
     assert "| student | method | #params | test -ELBO | L (fidelity) | L[z4] |" in report
-    table = [line for line in report.splitlines() if line.startswith("| width 0.25")]
-    assert [line.split(" | ")[1] for line in table] == ["ours", "scratch"]
+    training, samples = report.split("## Samples")
+    table = [line for line in training.splitlines() if line.startswith("| width 0.25")]
+    assert [line.split(" | ")[1] for line in table] == ["ours (λ=1)", "ours (λ=10)", "scratch"]
     assert all("±" in line for line in table)  # two seeds: mean and std
     assert "teacher/teacher_scatter.png" in report and "Quick run" in report
+    # the sample metrics: Old Faithful has no labels, so raw 2-d points only
+    assert "### raw" in samples and "### features" not in samples
+    assert "| student | method | #params | FD | EMD | MMD | 1NN | FD-T | EMD-T | MMD-T | 1NN-T |" in samples
+    assert "| teacher | - | 186 |" in samples
+    assert "Does ours beat scratch?" in samples and "| width 0.25 | " in samples.split("Does ours beat")[1]
+    assert "Active units of the teacher" in samples
+    evaluated = json.loads((run_dir / "eval.json").read_text())
+    assert set(evaluated["models"]) == {"teacher", *(p.stem for p in (run_dir / "students").glob("*.pt"))}
+    assert evaluated["references"] == {"test rows": 54, "teacher samples": 1024}
+
+
+def test_eval_rewrites_the_report(run_dir: Path, capsys) -> None:
+    before = json.loads((run_dir / "eval.json").read_text())
+    (run_dir / "eval.json").unlink()
+    assert main(["eval", str(run_dir), "--no-progress"]) == 0
+    assert json.loads((run_dir / "eval.json").read_text()) == before  # fixed seeds: the same numbers
+    assert main(["eval", str(run_dir.parent / "nothing-here")]) == 1
+    assert "is not a finished run" in capsys.readouterr().err
 
 
 def test_a_second_run_skips_what_is_done(run_dir: Path, capsys) -> None:
-    before = (run_dir / "students" / "student_ours_w0.25_s0.pt").stat().st_mtime_ns
+    before = (run_dir / "students" / "student_ours_w0.25_l1_s0.pt").stat().st_mtime_ns
     assert main(["run", HM, "--out", str(run_dir), "--quick", "--no-progress", "--seeds", "0", "1",
-                 "--methods", "ours", "scratch"]) == 0
+                 "--methods", "ours", "scratch", "--lambdas", "1", "10"]) == 0
     out = capsys.readouterr().out
-    assert "teacher: reusing" in out and out.count("skipped") == 4
-    assert (run_dir / "students" / "student_ours_w0.25_s0.pt").stat().st_mtime_ns == before
+    assert "teacher: reusing" in out and out.count("skipped") == 6
+    assert (run_dir / "students" / "student_ours_w0.25_l1_s0.pt").stat().st_mtime_ns == before
 
 
 def test_a_run_directory_of_another_spec_is_refused(run_dir: Path, tmp_path: Path, capsys) -> None:

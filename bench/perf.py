@@ -169,17 +169,18 @@ class HandVAE(nn.Module):
 
 
 class HandHVAE(nn.Module):
-    """specs/hvae.dgm: z3 (4) -> z2 (8) -> z1 (16) -> x (64); guide x -> z1 -> z2 -> z3."""
+    """specs/hvae.dgm: z3 (4) -> z2 (8) -> z1 (16) -> x (64); guide x -> z1 -> z2 -> z3;
+    every network an MLP with two hidden layers of 384."""
 
     def __init__(self, compiled: CompiledModel) -> None:
         super().__init__()
         n = compiled.nets
-        self.q_z1 = copied(mlp([64, 128, 128, 32]), n["q_z1"])
-        self.q_z2 = copied(mlp([16, 128, 16]), n["q_z2"])
-        self.q_z3 = copied(mlp([8, 128, 8]), n["q_z3"])
-        self.p_z2 = copied(mlp([4, 128, 16]), n["p_z2"])
-        self.p_z1 = copied(mlp([8, 128, 32]), n["p_z1"])
-        self.p_x = copied(mlp([16, 128, 128, 64]), n["p_x"])
+        self.q_z1 = copied(mlp([64, 384, 384, 32]), n["q_z1"])
+        self.q_z2 = copied(mlp([16, 384, 384, 16]), n["q_z2"])
+        self.q_z3 = copied(mlp([8, 384, 384, 8]), n["q_z3"])
+        self.p_z2 = copied(mlp([4, 384, 384, 16]), n["p_z2"])
+        self.p_z1 = copied(mlp([8, 384, 384, 32]), n["p_z1"])
+        self.p_x = copied(mlp([16, 384, 384, 64]), n["p_x"])
 
     def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
         def draw(raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -39,6 +39,9 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     **{f"hvae_depth{d}": ["run", f"specs/hvae_depth{d}.dgm"] for d in DEPTHS},
     "continual": ["continual", "specs/cvae.dgm"],
     "hm": ["run", "specs/hm.dgm"],
+    # lambda ablations of ours at the smallest size (the teacher is retrained: same seed, same weights)
+    "vrnn_lambda": ["run", "specs/vrnn.dgm", "--widths", "0.25", "--methods", "ours", "--lambdas", "0.1", "1"],
+    "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],
 }
 
 

@@ -4,6 +4,7 @@ measured by the committed code.
     python bench/results.py                   # everything, 2 experiments at a time
     python bench/results.py --only hm vrnn    # a selection (the others' blocks are kept)
     python bench/results.py --quick           # a smoke run into runs/results_quick; RESULTS.md untouched
+    python bench/results.py --report-only     # run nothing: refill RESULTS.md from the finished runs
 
 Each experiment is one `dgmc` command (listed in RESULTS.md); they run as subprocesses,
 `--jobs` at a time, one torch thread each, into runs/results/<name> (a finished part is
@@ -173,6 +174,19 @@ def machine() -> str:
             f"{date.today().isoformat()}")
 
 
+def machine_block(out: Path, timings: dict) -> str:
+    """The machine, each command with its last measured wall time, and the invocations of
+    this script that produced the numbers on the page."""
+    commands = "\n".join(f"    {' '.join(command(n, out.relative_to(ROOT), False))}   "
+                         f"# {timings['commands'].get(n, '?')} s" for n in EXPERIMENTS)
+    runs = "; ".join(f"{i['date']}, {', '.join(i['names'])} ({i['jobs']} jobs): {i['minutes']} min"
+                     for i in timings["invocations"])
+    total = sum(timings["commands"].values()) / 60
+    return (f"{machine()}.\n\nThe commands, with the wall time of each (two running side by side, so each "
+            f"is slower than alone); {total:.0f} min in all, about half that with `--jobs 2`:\n\n{commands}\n\n"
+            f"Invocations of `bench/results.py` behind this page: {runs}.")
+
+
 def fill(text: str, name: str, block: str) -> str:
     pattern = re.compile(rf"(<!-- begin {name} -->\n)(?:.*?\n)?(<!-- end {name} -->)", re.S)
     if not pattern.search(text):
@@ -186,33 +200,35 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="delete earlier runs of the chosen experiments first")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite RESULTS.md's blocks from the finished runs")
     args = parser.parse_args()
     out = ROOT / "runs" / ("results_quick" if args.quick else "results")
     names = args.only or list(EXPERIMENTS)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        seconds = dict(pool.map(lambda n: run_one(n, out, args.quick, args.fresh), names))
-    total = time.perf_counter() - started
-    print(f"all done in {total / 60:.1f} min", flush=True)
-    if args.quick:
-        return
+    record = out / "timings.json"
+    timings = json.loads(record.read_text()) if record.is_file() else {"commands": {}, "invocations": []}
+    if not args.report_only:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            seconds = dict(pool.map(lambda n: run_one(n, out, args.quick, args.fresh), names))
+        total = time.perf_counter() - started
+        print(f"all done in {total / 60:.1f} min", flush=True)
+        if args.quick:
+            return
+        timings["commands"].update({n: round(s) for n, s in seconds.items()})
+        timings["invocations"] = [i for i in timings["invocations"] if set(i["names"]) - set(names)]
+        timings["invocations"].append({"names": names, "jobs": args.jobs, "minutes": round(total / 60, 1),
+                                       "date": date.today().isoformat()})
+        record.write_text(json.dumps(timings, indent=2))
     text = RESULTS.read_text()
-    timings = json.loads((out / "timings.json").read_text()) if (out / "timings.json").is_file() else {}
-    timings.update({n: round(s) for n, s in seconds.items()})
-    (out / "timings.json").write_text(json.dumps(timings, indent=2))
     for name in names:
-        report = out / name / "report.md"
-        text = fill(text, name, tables(report))
+        text = fill(text, name, tables(out / name / "report.md"))
     if any(n.startswith("hvae_depth") for n in names):
         text = fill(text, "depth", depth_block(out))
     if "hm" in names:
         hm_figure(out)
     copy_pictures(out)
-    commands = "\n".join(f"    {' '.join(command(n, out.relative_to(ROOT), False))}   # {timings.get(n, '?')} s"
-                         for n in EXPERIMENTS)
-    text = fill(text, "machine", f"{machine()}.\n\nLast full regeneration: `python bench/results.py` "
-                f"({args.jobs} jobs) took {total / 60:.1f} min for {', '.join(names)}. The commands, with the wall "
-                f"time of each (two running side by side):\n\n{commands}")
+    text = fill(text, "machine", machine_block(out, timings))
     RESULTS.write_text(text)
     print(f"wrote {RESULTS}")
 

@@ -179,12 +179,13 @@ def machine_block(out: Path, timings: dict) -> str:
     this script that produced the numbers on the page."""
     commands = "\n".join(f"    {' '.join(command(n, out.relative_to(ROOT), False))}   "
                          f"# {timings['commands'].get(n, '?')} s" for n in EXPERIMENTS)
-    runs = "; ".join(f"{i['date']}, {', '.join(i['names'])} ({i['jobs']} jobs): {i['minutes']} min"
-                     for i in timings["invocations"])
+    runs = "\n".join(f"- {i['date']}, {', '.join(i['names'])} ({i['jobs']} jobs): {i['minutes']} min"
+                      + (f" ({i['note']})" if i.get("note") else "") for i in timings["invocations"])
     total = sum(timings["commands"].values()) / 60
+    wall = sum(i["minutes"] for i in timings["invocations"])
     return (f"{machine()}.\n\nThe commands, with the wall time of each (two running side by side, so each "
-            f"is slower than alone); {total:.0f} min in all, about half that with `--jobs 2`:\n\n{commands}\n\n"
-            f"Invocations of `bench/results.py` behind this page: {runs}.")
+            f"is slower than alone; {total:.0f} min of commands in all):\n\n{commands}\n\n"
+            f"The invocations of `bench/results.py` behind this page ({wall:.1f} min of wall time in all):\n\n{runs}")
 
 
 def fill(text: str, name: str, block: str) -> str:

@@ -73,7 +73,8 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
     lines = ["## Samples", "",
              f"Each model's samples against the test split ({refs['test rows']} rows, as many samples) and, in "
              f"the -T columns, against {refs['teacher samples']} of the teacher's samples (as many samples). "
-             "The teacher's -T row compares two independent teacher draws: the floor no student can go below. "
+             "The teacher's -T row compares two independent teacher draws: a noisy floor, which a student reaches or "
+             "passes only by chance. "
              "FD is the square root of the Frechet distance; 1NN is the leave-one-out 1-nearest-neighbour "
              "accuracy (0.5 is ideal). Lower is better everywhere.", ""]
     if results.get("features"):

@@ -1,6 +1,10 @@
-"""Shared pytest configuration: the `--regen-goldens` option of the golden-file tests."""
+"""Shared pytest configuration: the `--regen-goldens` option of the golden-file tests, one
+torch thread, and a private dgmc cache per test module."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +32,13 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Each test module's own dgmc cache (mnist1d, feature classifiers), never the user's
+    ~/.cache: what a module generates once it reuses, and no module sees another's files."""
+    path = tmp_path_factory.mktemp("dgmc-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DGMC_CACHE", str(path))
+        yield path

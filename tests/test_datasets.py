@@ -10,7 +10,7 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -24,15 +24,6 @@ from dgmc.datasets import DATASETS, DataError, Split, load_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.dgm"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One mnist1d cache for this module, never the user's ~/.cache: generated once."""
-    path = tmp_path_factory.mktemp("dgmc-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DGMC_CACHE", str(path))
-        yield path
 
 
 def model(data: str, body: str, time: str = "") -> dgmc.Model:

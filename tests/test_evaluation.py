@@ -29,12 +29,6 @@ from dgmc.train.objectives import _elbo_parts, elbo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Feature classifiers are cached: keep them out of the user's home."""
-    monkeypatch.setenv("DGMC_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
 def load(name: str) -> dgmc.Model:
     return dgmc.load(ROOT / "specs" / f"{name}.dgm")
 

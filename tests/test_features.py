@@ -4,7 +4,6 @@ mnist1d's conv net takes seconds more and is covered by its shapes alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,6 @@ from dgmc.datasets import Split, load_split
 from dgmc.features import FEATURES, Featurizer, featurizer, network
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Classifiers go to a temporary cache, never the user's ~/.cache."""
-    path = tmp_path_factory.mktemp("dgmc-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DGMC_CACHE", str(path))
-        yield path
 
 
 @pytest.fixture(scope="module")

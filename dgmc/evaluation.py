@@ -10,9 +10,9 @@ samples and a reference set, in two spaces:
 Two references: the test split (`FD`, ...) and the teacher's own samples (`FD-T`, ...:
 how faithfully a student imitates its teacher). A teacher's "-T" value compares two
 independent draws of the teacher: a noisy floor, which a student reaches or passes only
-by chance. Every model
-is sampled with the same seed, never the seed of the teacher's reference draw, so a
-student run on the teacher's noise is not paired with it sample by sample.
+by chance. Every model is sampled with the same seed, never the seed of the teacher's
+reference draw, so a student run on the teacher's noise is not paired with it sample by
+sample.
 """
 
 from __future__ import annotations

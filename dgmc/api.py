@@ -18,6 +18,7 @@ from .check import check
 from .errors import Diagnostic
 from .ir import Model
 from .parse import parse
+from .source import read_spec
 
 if TYPE_CHECKING:
     import graphviz
@@ -29,8 +30,9 @@ def loads(text: str, filename: str = "<string>") -> Model:
 
 
 def load(path: str | Path) -> Model:
-    """Parse and check a `.dgm` file; raises `DgmError` with every error."""
-    return loads(Path(path).read_text(), str(path))
+    """Parse and check a `.dgm` file (UTF-8; `-` is standard input); raises `DgmError`
+    with every error, or `UserError` when the file cannot be read."""
+    return loads(*read_spec(path))
 
 
 def check_text(text: str, filename: str = "<string>") -> tuple[Model, list[Diagnostic]]:

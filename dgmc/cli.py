@@ -11,6 +11,8 @@ from pathlib import Path
 from .api import check_text
 from .check.recipes import METHODS
 from .errors import DgmError, UserError, render
+from .files import write_text
+from .source import STDIN, read_spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,17 +51,21 @@ def _parser() -> argparse.ArgumentParser:
 Command = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
+_SPEC_HELP = "a .dgm file (UTF-8), or - for standard input"
+
+
 def _front_end_commands(command: Command) -> None:
     """Commands on the spec alone: check, fmt, render, compile."""
     check = command("check", _check, "Parse and check specs; print every error and warning.")
-    check.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    check.add_argument("specs", nargs="+", type=Path, metavar="SPEC", help=_SPEC_HELP)
 
     fmt = command("fmt", _fmt, "Rewrite specs in canonical form (comments kept).")
-    fmt.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    fmt.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
+                     help="spec files to rewrite in place; - formats standard input to standard output")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
 
     render_cmd = command("render", _render, "Draw the graph with graphviz (.svg, .png, .pdf or .dot source).")
-    render_cmd.add_argument("spec", type=Path, metavar="SPEC")
+    render_cmd.add_argument("spec", type=Path, metavar="SPEC", help=_SPEC_HELP)
     render_cmd.add_argument("-o", "--out", type=Path, required=True, metavar="OUT")
     render_cmd.add_argument("--student", action="store_true",
                             help="draw teacher and student side by side (student at the spec's first width)")
@@ -70,7 +76,7 @@ def _front_end_commands(command: Command) -> None:
                             help="with --run: the students' width (default the smallest, the hardest student)")
 
     compile_cmd = command("compile", _compile, "Show what the compiler makes of a spec.")
-    compile_cmd.add_argument("spec", type=Path, metavar="SPEC")
+    compile_cmd.add_argument("spec", type=Path, metavar="SPEC", help=_SPEC_HELP)
     compile_cmd.add_argument("--emit", choices=["summary", "code", "losses", "ir", "order"], default="summary",
                              help="summary: nodes with parameter counts of teacher and students; code: what the "
                                   "compiled forward does; losses: the generated distillation loss, term by term; "
@@ -135,12 +141,17 @@ def _device_option(command: argparse.ArgumentParser) -> None:
 
 
 def _load(path: Path):
-    """The checked model of a file, its warnings printed to stderr."""
-    text = path.read_text()
-    model, warnings = check_text(text, str(path))
+    """The checked model of a spec file (`-`: standard input), its warnings printed to
+    stderr."""
+    return _load_with_source(path)[0]
+
+
+def _load_with_source(path: Path):
+    text, name = read_spec(path)
+    model, warnings = check_text(text, name)
     for warning in warnings:
-        print(render(warning, text, str(path)) + "\n", file=sys.stderr)
-    return model
+        print(render(warning, text, name) + "\n", file=sys.stderr)
+    return model, text
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -148,29 +159,35 @@ def _check(args: argparse.Namespace) -> int:
     for path in args.specs:
         try:
             model = _load(path)
-        except (DgmError, OSError) as error:
-            print(error.render() if isinstance(error, DgmError) else f"dgmc: error: cannot read '{path}'",
-                  file=sys.stderr)
+        except DgmError as error:
+            print(error.render(), file=sys.stderr)
             status = 1
             continue
-        print(f"{path}: ok ({len(model.nodes)} nodes)")
+        except UserError as error:
+            print(f"dgmc: error: {error}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{'<stdin>' if str(path) == STDIN else path}: ok ({len(model.nodes)} nodes)")
     return status
 
 
 def _fmt(args: argparse.Namespace) -> int:
+    """Rewrite each file in place; `-` formats standard input to standard output."""
     from .fmt import format_text
 
     status = 0
     for path in args.specs:
-        text = path.read_text()
-        formatted = format_text(text, str(path))
-        if formatted == text:
+        text, name = read_spec(path)
+        formatted = format_text(text, name)
+        if name == "<stdin>" and not args.check:
+            print(formatted, end="")
+        elif formatted == text:
             continue
-        if args.check:
-            print(f"{path}: not formatted (run `dgmc fmt {path}`)")
+        elif args.check:
+            print(f"{name}: not formatted (run `dgmc fmt {path}`)")
             status = 1
         else:
-            path.write_text(formatted)
+            write_text(path, formatted)
             print(f"{path}: formatted")
     return status
 
@@ -251,11 +268,11 @@ def _distill(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .run import run
 
-    model = _load(args.spec)
+    model, source = _load_with_source(args.spec)
     out = args.out or Path("runs") / model.name
     if args.lambdas:
         model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
-    run(model, args.spec.read_text(), out, args.widths, args.methods, args.seeds, args.quick, args.device,
+    run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
         not args.no_progress, force=args.force)
     return 0
 

@@ -29,7 +29,7 @@ def atomic(path: Path) -> Iterator[Path]:
 
 def write_text(path: Path, text: str) -> Path:
     with atomic(path) as temporary:
-        temporary.write_text(text)
+        temporary.write_text(text, encoding="utf-8")
     return Path(path)
 
 

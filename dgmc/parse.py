@@ -18,7 +18,7 @@ from lark.lexer import PatternStr
 
 from . import syntax as s
 from .base import Span, gc_paused
-from .errors import DgmError, Diagnostic
+from .errors import DgmError, Diagnostic, did_you_mean
 
 GRAMMAR_NAME = "dgm.lark"
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -218,6 +218,12 @@ def _describe(exc: UnexpectedInput, text: str) -> tuple[Span, str]:
         return _point(text, len(text)), f"The file ends too early: expected {expected}."
     assert isinstance(exc, UnexpectedToken)
     span = _span(token)
+    unclosed = _unclosed_block(text, token, names)
+    if unclosed is not None:
+        return span, unclosed
+    misspelled = _not_a_statement(text, exc)
+    if misspelled is not None:
+        return misspelled
     keyword = _previous_word(text, token.start_pos)
     if keyword is not None and str(token) in _AFTER_NODE and text[keyword[0]:keyword[1]] in _STATEMENT_KEYWORDS:
         word = text[keyword[0]:keyword[1]]
@@ -225,6 +231,58 @@ def _describe(exc: UnexpectedInput, text: str) -> tuple[Span, str]:
     if "NAME" in exc.expected and _NAME_RE.match(str(token)):
         return span, f"'{token}' is a reserved word and cannot be used as a name here."
     return span, f"Unexpected '{token}': expected {expected}."
+
+
+def _unclosed_block(text: str, token: Token, expected: Any) -> str | None:
+    """A statement keyword where a block could still close: the block's `}` is missing
+    (not the keyword misused as a name)."""
+    if str(token) not in _STATEMENT_KEYWORDS or "RBRACE" not in expected:
+        return None
+    brace = _unclosed_brace(text[:token.start_pos])
+    if brace is None:
+        return None
+    line = text.count("\n", 0, brace) + 1
+    opener = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text.splitlines()[line - 1])
+    owner = opener.group(1) if opener else ""
+    block = f"the `{owner}` block" if owner in _STATEMENT_KEYWORDS else "the block"
+    return (f"'{token}' begins a new statement, but {block} opened on line {line} is not closed: "
+            f"add its '}}' before this line.")
+
+
+def _not_a_statement(text: str, exc: UnexpectedToken) -> tuple[Span, str] | None:
+    """A word that begins a statement but is no keyword, followed by something that does
+    not continue an edge: a misspelled statement keyword (`laten z : ...`), or an edge
+    without its arrow (`a b -> c`)."""
+    first = _statement_start(exc)
+    if first is None or str(exc.token) in _AFTER_NODE:
+        return None
+    hint = did_you_mean(str(first), sorted(_STATEMENT_KEYWORDS))
+    if hint:
+        return _span(first), f"'{first}' does not begin a statement.{hint}"
+    if exc.token.type != "NAME":
+        return None
+    return _span(exc.token), (f"Unexpected '{exc.token}' after '{first}': a statement begins with a keyword "
+                              f"({', '.join(sorted(_STATEMENT_KEYWORDS))}) or is an edge such as `{first} -> ...`.")
+
+
+def _statement_start(exc: UnexpectedToken) -> Token | None:
+    """The word just read, when it is the whole of what the current statement has read so
+    far (what the parser holds before it is a whole statement or a block's `{`)."""
+    interactive = getattr(exc, "interactive_parser", None)
+    stack = interactive.parser_state.value_stack if interactive is not None else []
+    if len(stack) < 2:
+        return None
+    word, before = _lone_word(stack[-1]), stack[-2]
+    if word is None or not (isinstance(before, Tree) or (isinstance(before, Token) and before.type == "LBRACE")):
+        return None
+    return word
+
+
+def _lone_word(item: Any) -> Token | None:
+    """A NAME token, alone or already reduced to `refs` -> `ref` -> NAME."""
+    while isinstance(item, Tree) and item.data in ("refs", "ref") and len(item.children) == 1:
+        item = item.children[0]
+    return item if isinstance(item, Token) and item.type == "NAME" else None
 
 
 def _unclosed_brace(text: str) -> int | None:

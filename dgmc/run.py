@@ -109,12 +109,12 @@ def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
 
 def _spec_hash_of(path: Path) -> str | None:
     """The hash of the spec a run was made from (None if it no longer checks)."""
-    from .api import loads
+    from .api import load
     from .errors import DgmError
 
     try:
-        return checkpoint.spec_hash(loads(path.read_text(), str(path)))
-    except DgmError:
+        return checkpoint.spec_hash(load(path))
+    except (DgmError, UserError):
         return None
 
 

@@ -42,10 +42,14 @@ class Context:
     def failed(self) -> bool:
         return any(d.severity == "error" for d in self.diagnostics)
 
-    def unknown(self, what: str, name: s.Name, known: Iterable[str], of: str | None = None) -> None:
-        """`Unknown node 'zz'. Did you mean 'z'?`, or with `of`:
-        `digits has no column 'pixel'. Did you mean 'pixels'?`"""
-        head = f"{of} has no {what} '{name.text}'." if of else f"Unknown {what} '{name.text}'."
+    def unknown(self, what: str, name: s.Name, known: Iterable[str], of: str | None = None,
+                listed: bool = True) -> None:
+        """`Unknown network 'mpl' (known: mlp, linear, gru, lstm). Did you mean 'mlp'?`,
+        or with `of`: `digits has no column 'pixel' (known: ...). Did you mean 'pixels'?`
+        What is registered is `listed`; the spec's own names (nodes, constants) are not."""
+        known = list(known)
+        where = f" (known: {', '.join(known) or 'none'})" if listed else ""
+        head = f"{of} has no {what} '{name.text}'{where}." if of else f"Unknown {what} '{name.text}'{where}."
         self.error(name.span, head + did_you_mean(name.text, known))
 
     def number(self, value: s.Value, what: str) -> float | None:
@@ -55,7 +59,7 @@ class Context:
         elif isinstance(value, s.Name) and value.text in self.consts:
             number = self.consts[value.text]
         elif isinstance(value, s.Name):
-            self.unknown("constant", value, self.consts)
+            self.unknown("constant", value, self.consts, listed=False)
             return None
         else:
             self.error(value.span, f"{what} must be a single number, not a list.")

@@ -65,7 +65,7 @@ def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset, drafts: dict[str
         draft = drafts.get(binding.node.text)
         column = dataset.columns.get(binding.column.text)
         if draft is None:
-            ctx.unknown("node", binding.node, drafts)
+            ctx.unknown("node", binding.node, drafts, listed=False)
         elif draft.kind not in ("observed", "input"):
             ctx.error(binding.node.span, f"'{draft.name}' is {draft.kind}: only observed and input "
                       "nodes take data.")

@@ -120,7 +120,7 @@ def _target(ctx: Context, ref: s.Ref, drafts: dict[str, Draft], time: ir.Time | 
 def _lookup(ctx: Context, ref: s.Ref, drafts: dict[str, Draft]) -> Draft | None:
     draft = drafts.get(ref.name.text)
     if draft is None:
-        ctx.unknown("node", ref.name, drafts)
+        ctx.unknown("node", ref.name, drafts, listed=False)
     return draft
 
 
@@ -193,7 +193,7 @@ def add_inits(ctx: Context, spec: s.Spec, drafts: dict[str, Draft]) -> None:
     for stmt in stmts_of(spec, s.InitStmt):
         draft = drafts.get(stmt.name.text)
         if draft is None:
-            ctx.unknown("node", stmt.name, drafts)
+            ctx.unknown("node", stmt.name, drafts, listed=False)
         elif not draft.timed:
             ctx.error(stmt.name.span, f"'{draft.name}' has no time dimension, so it has no initial value.")
         elif draft.init_stmt is not None:

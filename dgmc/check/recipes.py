@@ -97,7 +97,7 @@ def _items(
     for item in stmt.items:
         draft = drafts.get(item.node.text)
         if draft is None:
-            ctx.unknown("node", item.node, drafts)
+            ctx.unknown("node", item.node, drafts, listed=False)
             continue
         if item.divergence is None and item.via is None:
             ctx.error(item.span, f"This item says nothing about '{draft.name}': give a divergence "

@@ -11,7 +11,7 @@ from pathlib import Path
 from .api import check_text
 from .check.recipes import METHODS
 from .errors import DgmError, UserError, render
-from .files import write_text
+from .files import locked, write_text
 from .source import STDIN, read_spec
 
 
@@ -237,8 +237,9 @@ def _train(args: argparse.Namespace) -> int:
     from .train import train_teacher
 
     model = _load(args.spec)
-    result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
-                           progress=not args.no_progress)
+    with locked(args.out):
+        result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
+                               progress=not args.no_progress)
     m = result.metrics
     print(f"{model.name}: teacher trained for {m['steps']} steps in {m['seconds']:.1f} s; "
           f"{m['parameters']:,} parameters (+{m['guide_parameters']:,} guide)")
@@ -255,8 +256,10 @@ def _distill(args: argparse.Namespace) -> int:
 
     model = _load(args.spec)
     width = args.width or model.distill.widths[0]
-    result = run_distill(model, args.teacher, args.out or args.teacher.parent, width, args.method, args.seed,
-                         args.device, QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
+    out = args.out or args.teacher.parent
+    with locked(out):
+        result = run_distill(model, args.teacher, out, width, args.method, args.seed, args.device,
+                             QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
     m = result.metrics
     print(f"{model.name}: {args.method} student of width {width:g} ({m['parameters']:,} parameters), "
           f"{m['steps']} steps; test objective {m['test_objective']:.3f}; fidelity L {m['fidelity']:.4f}")
@@ -272,8 +275,9 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / model.name
     if args.lambdas:
         model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
-    run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
-        not args.no_progress, force=args.force)
+    with locked(out):
+        run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
+            not args.no_progress, force=args.force)
     return 0
 
 
@@ -282,7 +286,9 @@ def _continual(args: argparse.Namespace) -> int:
 
     model = _load(args.spec)
     out = args.out or Path("runs") / f"{model.name}_continual"
-    continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress, device=args.device)
+    with locked(out):
+        continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress,
+                  device=args.device)
     return 0
 
 
@@ -292,10 +298,14 @@ def _eval(args: argparse.Namespace) -> int:
     from .run import evaluate_run
 
     spec, metrics = args.run_dir / "spec.dgm", args.run_dir / "metrics.json"
-    if not spec.is_file() or not metrics.is_file():
-        raise UserError(f"'{args.run_dir}' is not a finished run: it lacks spec.dgm or metrics.json "
+    if not spec.is_file():
+        raise UserError(f"'{args.run_dir}' is not a run directory: it has no spec.dgm "
                         "(make one with `dgmc run SPEC --out DIR`).")
-    evaluate_run(args.run_dir, _load(spec), json.loads(metrics.read_text()), args.device)
+    with locked(args.run_dir):  # before looking for metrics.json: a run still writing them is named as such
+        if not metrics.is_file():
+            raise UserError(f"'{args.run_dir}' is not a finished run: it has no metrics.json (finish it with "
+                            "`dgmc run SPEC --out DIR`).")
+        evaluate_run(args.run_dir, _load(spec), json.loads(metrics.read_text()), args.device)
     return 0
 
 

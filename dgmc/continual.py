@@ -157,7 +157,7 @@ def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progr
 
 def _trained(model: ir.Model, path: Path, device: torch.device, log, train) -> CompiledModel:
     """The checkpoint at `path` when a finished one is there, else `train()` saved there."""
-    if path.is_file():
+    if checkpoint.matches(path, model):
         compiled = compile_model(model).to(device)
         checkpoint.load(path, compiled, map_location=device)
         log(f"{path.stem}: reusing {path}")

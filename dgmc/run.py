@@ -9,8 +9,10 @@ distill every method x width x seed, evaluate, and write a run directory:
     RUN/eval.json           the sample-based metrics of every model (`dgmc.evaluation`)
     RUN/report.md           the tables in the paper's layout, and the pictures
 
-A finished part (a checkpoint with its metrics JSON) is skipped when the run is started
-again; a run directory made from another spec is refused.
+A finished part (a checkpoint of the same model, with its metrics JSON) is skipped when
+the run is started again; a part made from other settings (a student's network or the
+distillation recipe changed) is made again; a run directory made from another model is
+refused.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .datasets import load_split
 from .distill import lambdas_of, run_distill, student_name
 from .errors import UserError
 from .evaluation import SAMPLES, active_units, measure, setting
-from .files import write_text
+from .files import LOCK_NAME, write_text
 from .lower import CompiledModel, compile_model
 from .render import RenderError, render_file
 from .report import report
@@ -103,7 +105,13 @@ def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
         if not force:
             raise UserError(f"'{out}' holds a run of another spec (see {copy}): choose another --out, "
                             "or pass --force to replace it.")
-        shutil.rmtree(out)
+        for child in out.iterdir():  # all but the lock this process holds
+            if child.name == LOCK_NAME:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     write_text(copy, source)
 
 
@@ -127,7 +135,7 @@ def _draw(model: ir.Model, out: Path, log) -> None:
 
 def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: bool, log) -> dict:
     meta_path, weights = out / "teacher.json", out / "teacher.pt"
-    if meta_path.is_file() and weights.is_file():
+    if meta_path.is_file() and checkpoint.matches(weights, model):
         log(f"teacher: reusing {weights}")
         metrics = json.loads(meta_path.read_text())["metrics"]
     else:
@@ -141,7 +149,7 @@ def _student(model: ir.Model, out: Path, width: float, method: str, lam: float |
              device: str, progress: bool, log) -> dict:
     name = student_name(method, width, seed, lam)
     meta_path = out / "students" / f"{name}.json"
-    if meta_path.is_file() and (out / "students" / f"{name}.pt").is_file():
+    if meta_path.is_file() and checkpoint.matches(out / "students" / f"{name}.pt", model, width):
         log(f"{name}: done before, skipped")
         metrics = json.loads(meta_path.read_text())["metrics"]
     else:

@@ -4,7 +4,9 @@ and keeps the last good weights; the data are checked for non-finite values."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -73,6 +75,29 @@ def test_training_error_is_raised_before_the_bad_step(monkeypatch: pytest.Monkey
     with pytest.raises(TrainingError, match=r"step 3: .*first in term sleep\[z1\]") as caught:
         fit(compiled, model.train, load_split(model).train, 10, seed=0, progress=False)
     assert caught.value.module is compiled and caught.value.step == 2
+
+
+@pytest.mark.parametrize(("spec", "objective", "parameter", "named"), [
+    ("tests/good/learned_init.dgm", "mle", "inits.h", "the learned initial value of node 'h' (inits.h)"),
+    ("specs/hm.dgm", "wake_sleep", "nets.q_z1.0.weight", "the guide network of node 'z1' (nets.q_z1.0.weight)"),
+    ("specs/hm.dgm", "wake_sleep", "free.p_z4", "the free parameters of node 'z4' (free.p_z4)"),
+])
+def test_a_non_finite_gradient_names_the_node_and_role_of_its_parameter(
+        spec: str, objective: str, parameter: str, named: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = dgmc.load(ROOT / spec)
+    compiled = dgmc.lower.compile_model(model)
+    weight = dict(compiled.named_parameters())[parameter]
+    real = objectives_module.OBJECTIVES[objective]
+
+    def poisoned(module, batch, generator=None, beta=1.0):  # d sqrt(x)/dx at 0: a finite loss, a NaN gradient
+        loss, terms = real(module, batch, generator, beta)
+        return loss + torch.sqrt((weight - weight.detach()).sum() ** 2), terms
+
+    monkeypatch.setitem(objectives_module.OBJECTIVES, objective, poisoned)
+    from dgmc.train.loop import fit
+
+    with pytest.raises(TrainingError, match=re.escape(f"step 1: a gradient became non-finite, first in {named}")):
+        fit(compiled, model.train, load_split(model).train, 3, seed=0, progress=False)
 
 
 def test_non_finite_data_is_a_clear_error_naming_node_and_column(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,3 +203,30 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
         raise KeyboardInterrupt  # killed mid-write
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+_HOLD = "import sys, time\nfrom dgmc.files import locked\nwith locked(sys.argv[1]):\n    print('held', flush=True)\n" \
+        "    time.sleep(120)\n"
+
+
+def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_path: Path, capsys) -> None:
+    from dgmc.files import LOCK_NAME, locked
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        (out / "spec.dgm").write_text(HM.read_text())  # a run directory, still being written
+        for command in (["train", str(HM), "--out", str(out), "--quick"], ["eval", str(out)], [*RUN, "--out", str(out)]):
+            assert main(command) == 1
+            assert capsys.readouterr().err == (f"dgmc: error: '{out}' is being written by another dgmc process "
+                                               f"(pid {holder.pid}): wait for it to finish, or choose another "
+                                               "output directory.\n")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "spec.dgm"]  # the refused wrote nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (out / LOCK_NAME).read_text() == f"{holder.pid}\n"  # left behind by the killed holder: stale
+    with locked(out) as lock:
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert not (out / LOCK_NAME).exists()

@@ -63,7 +63,7 @@ def test_eval_rewrites_the_report(run_dir: Path, capsys) -> None:
     assert main(["eval", str(run_dir), "--no-progress"]) == 0
     assert json.loads((run_dir / "eval.json").read_text()) == before  # fixed seeds: the same numbers
     assert main(["eval", str(run_dir.parent / "nothing-here")]) == 1
-    assert "is not a finished run" in capsys.readouterr().err
+    assert "is not a run directory: it has no spec.dgm" in capsys.readouterr().err
 
 
 def test_a_second_run_skips_what_is_done(run_dir: Path, capsys) -> None:

@@ -66,7 +66,8 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), copy.state_dict().values(),
                                                  strict=True))
     edited = dgmc.loads((ROOT / "specs/hm.dgm").read_text().replace("mlp(8)", "mlp(16)"))
-    with pytest.raises(CheckpointError, match="another version of spec 'hm'"):
+    with pytest.raises(CheckpointError, match=r"made from spec 'hm' \(hash \w+\), but the spec given, 'hm' "
+                                              r"\(hash \w+\), differs in node 'z4'"):
         checkpoint.load(path, compile_model(edited))
     reformatted = dgmc.loads("# a comment changes nothing\n" + (ROOT / "specs/hm.dgm").read_text())
     checkpoint.load(path, compile_model(reformatted))
@@ -78,6 +79,29 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
         checkpoint.load(truncated, copy)
     with pytest.raises(CheckpointError, match="No checkpoint"):
         checkpoint.load(tmp_path / "missing.pt", copy)
+
+
+def test_a_student_checkpoint_is_refused_after_its_network_changed(tmp_path: Path) -> None:
+    """The student's own network (`distill { y1 via ... }`) shapes its weights, so it is
+    in the hash; the teacher's checkpoint stays valid."""
+    text = (ROOT / "specs/hm.dgm").read_text().replace("seed = [0, 1, 2])", "seed = [0, 1, 2]) { y1 via mlp(3) }")
+    model, changed = dgmc.loads(text), dgmc.loads(text.replace("mlp(3)", "mlp(4)"))
+    path = checkpoint.save(tmp_path / "student.pt", compile_model(model, 0.25), {})
+    assert checkpoint.matches(path, model, 0.25) and not checkpoint.matches(path, changed, 0.25)
+    with pytest.raises(CheckpointError, match=r"differs in distill: retrain it"):
+        checkpoint.load(path, compile_model(changed, 0.25))
+    teacher = checkpoint.save(tmp_path / "teacher.pt", compile_model(model), {})
+    assert checkpoint.matches(teacher, changed)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_is_a_checkpoint_error(tmp_path: Path) -> None:
+    model = load("hm")
+    path = checkpoint.save(tmp_path / "teacher.pt", compile_model(model), {})
+    payload = torch.load(path, weights_only=True)
+    del payload["state_dict"]["nets.p_y1.0.weight"]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="weights do not fit it"):
+        checkpoint.load(path, compile_model(model))
 
 
 def test_dgmc_train_quick_writes_checkpoint_metrics_and_pictures(tmp_path: Path, capsys) -> None:

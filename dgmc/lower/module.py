@@ -59,6 +59,17 @@ class CompiledModel(nn.Module):
         for node in model.nodes:
             if node.init == "learned":
                 self.inits[node.name] = nn.Parameter(torch.zeros(self.sizes[node.name]))
+        self.owners: dict[str, tuple[str, str]] = self._owners()
+
+    def _owners(self) -> dict[str, tuple[str, str]]:
+        """Each parameter's (node, role), decided here where the keys are made, so that
+        nothing later parses parameter names: `nets.q_z1.0.weight` -> ("z1", "guide network")."""
+        steps = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
+        where = {f"nets.{s.key}": (s.node, "guide network" if s.key.startswith("q_") else "network") for s in steps}
+        where.update((f"free.{s.key}", (s.node, "free parameters")) for s in steps)
+        where.update((f"inits.{name}", (name, "learned initial value")) for name in self.inits)
+        return {name: next(v for prefix, v in where.items() if name == prefix or name.startswith(prefix + "."))
+                for name, _ in self.named_parameters()}
 
     def _build(self, step: Step) -> None:
         if step.role == "given" or step.key in self.nets or step.key in self.free:

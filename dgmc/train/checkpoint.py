@@ -1,9 +1,10 @@
 """Checkpoints: the weights of a compiled model plus what they were trained from.
 
-A checkpoint records a hash of the parts of the spec that determine the model it holds
-(nodes, time, data, and the training recipe for a teacher), so a checkpoint made from
-another spec is refused with a clear message instead of failing on shapes or, worse,
-loading silently. Files are written atomically (temporary file, then rename) and read
+A checkpoint records a hash of each part of the spec that determines the model it holds
+(every node, time, data, the training recipe, and for a student the distillation
+settings), so a checkpoint made from another spec is refused with a message that names
+both specs and the parts that differ, instead of failing on shapes or, worse, loading
+silently. Files are written atomically (temporary file, then rename) and read
 with `weights_only=True`: no arbitrary objects are ever unpickled.
 """
 
@@ -23,26 +24,44 @@ from ..errors import UserError
 from ..files import atomic
 from ..lower import CompiledModel
 
-FORMAT = "dgmc-checkpoint/1"
+FORMAT = "dgmc-checkpoint/2"
+"""/2: the hash covers the student's distillation settings and is kept per part."""
+_GRID = {"widths", "lambdas", "methods", "seeds"}
+"""Distillation settings that choose which students exist, not how one is made (a
+student's own width, method, lambda and seed are in its name and metrics)."""
 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, corrupt, or made from another spec."""
 
 
-def spec_hash(model: ir.Model) -> str:
-    """A hash of what determines a trained teacher: nodes, time, data and training
-    recipe, without source spans (reformatting a spec keeps its checkpoints) and without
-    the distillation settings (changing them keeps the teacher)."""
-    dump = model.model_dump(mode="json", include={"name", "consts", "time", "nodes", "data", "train"})
-    text = json.dumps(without_spans(dump), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
+    """A hash of each part of the spec that shapes the weights of the model at `width`:
+    every node, the time range, the data and the training recipe; for a student also the
+    distillation settings (its networks, divergences, optimiser). Without source spans:
+    reformatting a spec keeps its checkpoints."""
+    dump = without_spans(model.model_dump(mode="json", include={"name", "time", "nodes", "data", "train", "distill"}))
+    found = {"model name": dump["name"], "time": dump["time"], "data": dump["data"], "train": dump["train"]}
+    found.update((f"node '{node['name']}'", node) for node in dump["nodes"])
+    if width is not None:
+        found["distill"] = {k: v for k, v in dump["distill"].items() if k not in _GRID}
+    return {key: _digest(value) for key, value in found.items()}
+
+
+def spec_hash(model: ir.Model, width: float | None = None) -> str:
+    """One hash of `parts`: the teacher's (`width` None), or a student's."""
+    return _digest(parts(model, width))
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def save(path: Path, compiled: CompiledModel, meta: dict[str, Any]) -> Path:
     payload = {
-        "format": FORMAT, "spec_hash": spec_hash(compiled.ir), "spec_name": compiled.ir.name,
-        "width": compiled.width, "state_dict": compiled.state_dict(), "meta": meta,
+        "format": FORMAT, "spec_hash": spec_hash(compiled.ir, compiled.width), "spec_name": compiled.ir.name,
+        "parts": parts(compiled.ir, compiled.width), "width": compiled.width,
+        "state_dict": compiled.state_dict(), "meta": meta,
     }
     with atomic(path) as temporary:
         torch.save(payload, temporary)
@@ -50,24 +69,72 @@ def save(path: Path, compiled: CompiledModel, meta: dict[str, Any]) -> Path:
 
 
 def load(path: Path, compiled: CompiledModel, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load weights into `compiled`; return the checkpoint's `meta`."""
+    """Load weights into `compiled`; return the checkpoint's `meta`. Every failure is a
+    `CheckpointError` that names the checkpoint's spec and the spec given."""
+    payload = _read(path, map_location)
+    _same_model(path, payload, compiled.ir, compiled.width)
+    try:
+        compiled.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"'{path}' claims to hold spec '{payload['spec_name']}', the spec given, but its "
+                              f"weights do not fit it ({type(error).__name__}): the file was altered; "
+                              "retrain it.") from None
+    return payload["meta"]
+
+
+def matches(path: Path, model: ir.Model, width: float | None = None) -> bool:
+    """Whether `path` is a readable checkpoint of exactly this model (spec and width),
+    so that a run may reuse it instead of making it again."""
+    try:
+        _same_model(path, _read(path, "cpu"), model, width)
+    except CheckpointError:
+        return False
+    return True
+
+
+_FIELDS = {"spec_hash": str, "spec_name": str, "parts": dict, "state_dict": dict, "meta": dict}
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """The payload of a dgmc checkpoint, its fields checked; nothing but tensors and
+    plain containers is ever unpickled (`weights_only`)."""
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at '{path}'.")
     try:
         with warnings.catch_warnings():  # torch warns about odd pickles before refusing them
             warnings.simplefilter("ignore", UserWarning)
             payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated, not a torch file, or holding objects
+    except Exception as error:  # truncated, not a torch file, holding objects: torch raises many kinds
         raise CheckpointError(f"'{path}' is not a readable dgmc checkpoint ({type(error).__name__}).") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"'{path}' is not a dgmc checkpoint.")
-    expected = spec_hash(compiled.ir)
-    if payload["spec_hash"] != expected:
-        raise CheckpointError(
-            f"'{path}' was trained from another version of spec '{payload['spec_name']}' "
-            f"(hash {payload['spec_hash']}, this spec {expected}): retrain it, or pass the spec it came from.")
-    if payload["width"] != compiled.width:
-        raise CheckpointError(f"'{path}' holds a model of width {payload['width']}, not {compiled.width}.")
-    compiled.load_state_dict(payload["state_dict"])
-    return payload["meta"]
+        older = isinstance(payload, dict) and str(payload.get("format", "")).startswith("dgmc-checkpoint/")
+        raise CheckpointError(f"'{path}' is a checkpoint of an older dgmc: retrain it." if older
+                              else f"'{path}' is not a dgmc checkpoint.")
+    wrong = [k for k, kind in _FIELDS.items() if not isinstance(payload.get(k), kind)]
+    width = payload.get("width")
+    if wrong or not (width is None or isinstance(width, float | int)):
+        raise CheckpointError(f"'{path}' is a damaged dgmc checkpoint (field {(wrong or ['width'])[0]}).")
+    return payload
 
+
+def _same_model(path: Path, payload: dict[str, Any], model: ir.Model, width: float | None) -> None:
+    if payload["width"] != width:
+        raise CheckpointError(f"'{path}' holds {_role(payload['width'])}, not {_role(width)}.")
+    given, name = model.name, payload["spec_name"]
+    expected = spec_hash(model, width)
+    if payload["spec_hash"] != expected:
+        ours = parts(model, width)
+        theirs = {str(k): v for k, v in payload["parts"].items() if isinstance(v, str)}
+        differ = [k for k in dict.fromkeys([*theirs, *ours]) if theirs.get(k) != ours.get(k)]
+        raise CheckpointError(
+            f"'{path}' was made from spec '{name}' (hash {payload['spec_hash']}), but the spec given, "
+            f"'{given}' (hash {expected}), differs in {_listing(differ)}: retrain it, or give the spec it came from.")
+
+
+def _role(width: float | None) -> str:
+    return "the teacher" if width is None else f"a student of width {width:g}"
+
+
+def _listing(items: list[str]) -> str:
+    items = items or ["its hash"]
+    return ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")

@@ -136,8 +136,8 @@ def _diagnose(step: int, loss: Tensor, terms: dict[str, float], grads: list[tupl
         raise TrainingError(f"step {step + 1}: the loss became {value}; first in term {bad}.", step, module)
     if grads:
         name = next(name for name, g in grads if not torch.isfinite(g).all())
-        node = name.split(".")[1].split("_", 1)[1] if name.count(".") else name
-        raise TrainingError(f"step {step + 1}: a gradient became non-finite, first in the network of node "
+        node, role = module.owners[name]
+        raise TrainingError(f"step {step + 1}: a gradient became non-finite, first in the {role} of node "
                             f"'{node}' ({name}); the loss terms were "
                             + ", ".join(f"{k} = {v:.4g}" for k, v in terms.items()) + ".", step, module)
 

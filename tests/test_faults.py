@@ -217,7 +217,8 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_
     try:
         assert holder.stdout.readline() == b"held\n"
         (out / "spec.dgm").write_text(HM.read_text())  # a run directory, still being written
-        for command in (["train", str(HM), "--out", str(out), "--quick"], ["eval", str(out)], [*RUN, "--out", str(out)]):
+        commands = ["train", str(HM), "--out", str(out), "--quick"], ["eval", str(out)], [*RUN, "--out", str(out)]
+        for command in commands:
             assert main(command) == 1
             assert capsys.readouterr().err == (f"dgmc: error: '{out}' is being written by another dgmc process "
                                                f"(pid {holder.pid}): wait for it to finish, or choose another "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -119,23 +118,40 @@ def _metrics(out: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
-def test_a_run_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "dgmc.cli", *RUN]
-    subprocess.run([*command, "--out", str(tmp_path / "whole")], check=True, capture_output=True, cwd=ROOT)
-    killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out", str(killed)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_KILLED_DURING = {
+    # moment: (the file whose appearance starts the moment, the file that must not exist yet when killed)
+    "distillation": ("students/student_ours_w0.25_s0.json", "students/student_scratch_w0.25_s0.json"),
+    "evaluation": ("metrics.json", "eval.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "run"
+    subprocess.run([sys.executable, "-m", "dgmc.cli", *RUN, "--out", str(out)], check=True, capture_output=True,
+                   cwd=ROOT)
+    return out
+
+
+@pytest.mark.parametrize("moment", list(_KILLED_DURING))
+def test_a_run_killed_with_sigkill_resumes_to_the_same_results(moment: str, uninterrupted: Path,
+                                                               tmp_path: Path) -> None:
+    """Killed while the second student is distilled, or while the models are evaluated,
+    a run started again finishes with the metrics and evaluation of a run never killed."""
+    command = [sys.executable, "-m", "dgmc.cli", *RUN, "--out", str(tmp_path)]
+    started, unfinished = (tmp_path / name for name in _KILLED_DURING[moment])
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (killed / "teacher" / "teacher.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # kill while students are being distilled, at a random moment after the teacher
-    time.sleep(random.Random(7).uniform(0.0, 1.5))
+    while not started.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run finished before it was killed: kill it earlier"
-    assert not (killed / "metrics.json").exists()
-    resumed = subprocess.run([*command, "--out", str(killed)], check=True, capture_output=True, text=True, cwd=ROOT)
-    assert "teacher: reusing" in resumed.stdout  # resumed, not started over
-    assert _metrics(killed) == _metrics(tmp_path / "whole")
+    assert process.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    assert started.exists() and not unfinished.exists(), f"not killed during {moment}"
+    resumed = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    assert "teacher: reusing" in resumed.stdout and "student_ours_w0.25_s0: done before, skipped" in resumed.stdout
+    assert _metrics(tmp_path) == _metrics(uninterrupted)
+    assert (tmp_path / "eval.json").read_text() == (uninterrupted / "eval.json").read_text()
 
 
 def test_force_replaces_a_run_of_another_spec(tmp_path: Path, capsys) -> None:

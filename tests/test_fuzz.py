@@ -1,6 +1,6 @@
-"""A short run of bench/fuzz_front_end.py: grammar-aware mutations of the shipped specs,
-character mutations and random text raise nothing but `DgmError` (the script itself runs
-10,000+ inputs)."""
+"""Short runs of the fuzz scripts in bench/ (each runs 10,000+ inputs): grammar-aware
+mutations of the shipped specs, character mutations and random text raise nothing but
+`DgmError`; damaged and foreign checkpoints nothing but `CheckpointError`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from dgmc.fmt import format_text
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fuzz_module():
-    spec = importlib.util.spec_from_file_location("fuzz_front_end", ROOT / "bench" / "fuzz_front_end.py")
+def _bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -23,7 +23,7 @@ def _fuzz_module():
 
 def test_fuzzed_inputs_raise_only_dgm_error() -> None:
     kinds = set()
-    for kind, text in _fuzz_module().inputs(random.Random(2026), 1500):
+    for kind, text in _bench_module("fuzz_front_end").inputs(random.Random(2026), 1500):
         kinds.add(kind)
         try:
             dgmc.loads(text)
@@ -31,3 +31,18 @@ def test_fuzzed_inputs_raise_only_dgm_error() -> None:
         except dgmc.DgmError as error:
             assert error.diagnostics and "Traceback" not in error.render()
     assert kinds == {"tokens", "chars", "splice", "random"}
+
+
+def test_fuzzed_checkpoints_raise_only_checkpoint_error(tmp_path: Path) -> None:
+    """A short run of bench/fuzz_checkpoint.py (which runs 10,000+ inputs)."""
+    fuzz = _bench_module("fuzz_checkpoint")
+    made = fuzz.originals()
+    hm = dgmc.load(fuzz.HM)
+    models = {"teacher": dgmc.lower.compile_model(hm), "student": dgmc.lower.compile_model(hm, fuzz.WIDTH)}
+    outcomes = set()
+    path = tmp_path / "fuzz.pt"
+    for kind, target, data in fuzz.inputs(random.Random(2026), 150, made):
+        path.write_bytes(data)
+        outcomes.add((kind, fuzz.attempt(path, target, models)))
+    assert {kind for kind, _ in outcomes} == set(fuzz.KINDS)
+    assert ("other", "loaded") in outcomes and ("truncated", "refused") in outcomes

@@ -112,7 +112,7 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
                               else f"'{path}' is not a dgmc checkpoint.")
     wrong = [k for k, kind in _FIELDS.items() if not isinstance(payload.get(k), kind)]
     width = payload.get("width")
-    if wrong or not (width is None or isinstance(width, float | int)):
+    if wrong or "width" not in payload or not (width is None or isinstance(width, float | int)):
         raise CheckpointError(f"'{path}' is a damaged dgmc checkpoint (field {(wrong or ['width'])[0]}).")
     return payload
 

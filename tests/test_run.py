@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,25 @@ def test_a_second_run_skips_what_is_done(run_dir: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "teacher: reusing" in out and out.count("skipped") == 6
     assert (run_dir / "students" / "student_ours_w0.25_l1_s0.pt").stat().st_mtime_ns == before
+
+
+def test_a_student_made_with_other_distillation_settings_is_made_again(run_dir: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    """The students' networks changed (`distill { y1 via ... }`): the teacher is reused,
+    the stale students are distilled again, not reported from their old checkpoints."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    spec = tmp_path / "hm.dgm"
+    spec.write_text(Path(HM).read_text().replace("seed = [0, 1, 2])", "seed = [0, 1, 2]) { y1 via mlp(5) }"))
+    assert main(["run", str(spec), "--out", str(copy), "--quick", "--no-progress", "--seeds", "0",
+                 "--methods", "ours", "--lambdas", "1", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "teacher: reusing" in out and "skipped" not in out
+    rows = {row["name"]: row for row in json.loads((copy / "metrics.json").read_text())}
+    old = {row["name"]: row for row in json.loads((run_dir / "metrics.json").read_text())}
+    name = "student_ours_w0.25_l1_s0"
+    y1_net = {hidden: 2 * hidden + hidden + hidden * 1 + 1 for hidden in (2, 5)}  # z1 (2) -> hidden -> loc (1)
+    assert rows[name]["parameters"] == old[name]["parameters"] - y1_net[2] + y1_net[5]
 
 
 def test_a_run_directory_of_another_spec_is_refused(run_dir: Path, tmp_path: Path, capsys) -> None:

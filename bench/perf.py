@@ -42,8 +42,8 @@ from dgmc.datasets import load_split
 from dgmc.distill import distillation_loss
 from dgmc.losses import generate as generate_terms
 from dgmc.lower import CompiledModel, compile_model
+from dgmc.objectives import elbo
 from dgmc.train.loop import _step as guarded_step
-from dgmc.train.objectives import elbo
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -402,7 +402,7 @@ def bench_pyro_hm(cfg: Config) -> None:
     import pyro
     from pyro.infer import SVI, ReweightedWakeSleep
 
-    from dgmc.train.objectives import wake_sleep
+    from dgmc.objectives import wake_sleep
 
     torch.manual_seed(0)
     pyro.clear_param_store()

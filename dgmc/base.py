@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import gc
+import importlib.util
+import sys
+import types
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -82,3 +85,18 @@ def gc_paused(fn: Callable[P, R]) -> Callable[P, R]:
                 gc.enable()
 
     return wrapper
+
+
+def lazy_import(name: str) -> types.ModuleType:
+    """The module `name`, loaded on its first attribute access: what registers families
+    and networks can name torch's functions while `dgmc check`, which only reads their
+    metadata, never pays the seconds torch takes to import."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module

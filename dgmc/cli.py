@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .api import check_text
-from .check.recipes import METHODS
 from .errors import DgmError, UserError, render
 from .files import locked, write_text
+from .methods import METHODS
 from .source import STDIN, read_spec
 
 
@@ -81,7 +81,7 @@ def _front_end_commands(command: Command) -> None:
                              help="summary: nodes with parameter counts of teacher and students; code: what the "
                                   "compiled forward does; losses: the generated distillation loss, term by term; "
                                   "ir: the graph IR as JSON; order: the topological order")
-    compile_cmd.add_argument("--method", choices=METHODS, default="ours",
+    compile_cmd.add_argument("--method", choices=list(METHODS), default="ours",
                              help="with --emit losses: the method whose loss to show")
     compile_cmd.add_argument("--width", type=float, help="with --emit code: show the student of this width")
 
@@ -99,7 +99,7 @@ def _model_commands(command: Command) -> None:
     distill.add_argument("spec", type=Path, metavar="SPEC")
     distill.add_argument("--teacher", type=Path, required=True, metavar="CKPT")
     distill.add_argument("--width", type=float, help="student width (default: the spec's first)")
-    distill.add_argument("--method", choices=METHODS, default="ours")
+    distill.add_argument("--method", choices=list(METHODS), default="ours")
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--lambda", dest="lam", type=float, help="the weight of ours' latent terms "
                          "(default: the spec's first)")
@@ -111,7 +111,7 @@ def _model_commands(command: Command) -> None:
     run.add_argument("spec", type=Path, metavar="SPEC")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>)")
     run.add_argument("--widths", type=float, nargs="+", help="default: the spec's")
-    run.add_argument("--methods", choices=METHODS, nargs="+", help="default: the spec's")
+    run.add_argument("--methods", choices=list(METHODS), nargs="+", help="default: the spec's")
     run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
     run.add_argument("--lambdas", type=float, nargs="+", help="ours' lambdas (default: the spec's)")
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")

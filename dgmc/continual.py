@@ -33,10 +33,10 @@ from .evaluation import measure, setting
 from .files import write_text
 from .losses import generate
 from .lower import CompiledModel, compile_model
+from .objectives import Batch, elbo, evaluate
 from .report import continual_report
 from .train import checkpoint
 from .train.loop import QUICK_STEPS, batches, device_of, fit, optimise
-from .train.objectives import Batch, elbo, evaluate
 
 METHODS = ("finetune", "replay", "ours", "joint")
 

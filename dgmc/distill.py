@@ -21,25 +21,28 @@ import torch
 from torch import Tensor
 
 from . import ir
-from .check.recipes import METHODS
 from .datasets import Split, load_split
 from .files import write_text
-from .losses import DIVERGENCES, Term, generate, reduce
+from .losses import Term, divergence, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
+from .methods import METHODS
+from .objectives import evaluate, inputs_of
 from .train import checkpoint
 from .train.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
-from .train.objectives import evaluate, inputs_of
 
 EVAL_SAMPLES = 1024
 
 
-def term_values(teacher_trace: Trace, student_trace: Trace, terms: tuple[Term, ...]) -> dict[str, Tensor]:
-    """Each term's value (unweighted, reduced), keyed by node."""
+def term_values(student: CompiledModel, teacher_trace: Trace, student_trace: Trace,
+                terms: tuple[Term, ...]) -> dict[str, Tensor]:
+    """Each term's value (unweighted, reduced), keyed by node: closed forms on the two
+    traces' parameters, estimates on the teacher's noise."""
     values = {}
     for term in terms:
         t = {k: v.detach() for k, v in teacher_trace.params[term.node].items()}
         s = student_trace.params[term.node]
-        per = DIVERGENCES[(term.divergence, term.family)](t, s)
+        family = student.families[term.node]
+        per = divergence(family, term.divergence, t, s, teacher_trace.noise.get(term.node))
         event = per.shape != next(iter(s.values())).shape
         values[term.node] = reduce(per, term.reduction, event)
     return values
@@ -51,12 +54,9 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
     """One Monte Carlo estimate of the method's loss and its terms."""
     with torch.no_grad():
         t = teacher.sample(batch, inputs, generator)
-    if method == "local":
-        given = {n.name: t.values[n.name] for n in teacher.ir.of_kind("latent", "observed")}
-    else:
-        given = {name: t.values[name] for name in teacher.semi}
+    given = {name: t.values[name] for name in METHODS[method].feeds(teacher.ir)}
     s = student.run(t.noise, inputs, given)
-    values = term_values(t, s, terms)
+    values = term_values(student, t, s, terms)
     loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))
     return loss, {f"{term.kind}[{term.node}]": float(values[term.node].detach()) for term in terms}
 
@@ -68,12 +68,13 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     default the spec's first lambda); return it and every logged term per step."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
+    how = METHODS[method]
     torch.manual_seed(seed)
     recipe = model.distill
     steps = recipe.steps if steps is None else steps
     split = load_split(model)
     student = compile_model(model, width).to(teacher._anchor.device)
-    if method == "scratch":
+    if not how.distills:
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
         return student, fit(student, train, split.train, steps, seed, progress, label=f"scratch x{width:g}")
     terms = generate(model, method, lam)
@@ -116,14 +117,14 @@ def held_out_objective(model: ir.Model, teacher: CompiledModel, student: Compile
     student's guide was never trained, so its ELBO uses the teacher's guide as the
     proposal q(z | x) (still a lower bound on the student's log-likelihood)."""
     data = {k: v.to(student._anchor.device) for k, v in split.test.items()}
-    guide = student if method == "scratch" else teacher
+    guide = teacher if METHODS[method].distills else student
     return evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED), guide=guide)
 
 
 def lambdas_of(model: ir.Model, method: str) -> tuple[float | None, ...]:
     """The lambdas a method is run with: each of the spec's for `ours` when it lists
     several (an ablation), else one run at the default (None)."""
-    return model.distill.lambdas if method == "ours" and len(model.distill.lambdas) > 1 else (None,)
+    return model.distill.lambdas if METHODS[method].weighs_latents and len(model.distill.lambdas) > 1 else (None,)
 
 
 def student_name(method: str, width: float, seed: int, lam: float | None = None) -> str:
@@ -148,7 +149,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     except TrainingError as error:
         raise stopped(error, error.module, out / f"{name}.last_good.pt", {"seed": seed}) from None
     split = load_split(model)
-    used = (model.distill.lambdas[0] if lam is None else lam) if method == "ours" else None
+    used = (model.distill.lambdas[0] if lam is None else lam) if METHODS[method].weighs_latents else None
     metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
                "test_objective": held_out_objective(model, teacher, student, method, split),

@@ -15,7 +15,7 @@ from pydantic import PrivateAttr
 
 from .base import Frozen, Span
 from .families import FAMILIES, Family
-from .networks import scale_hidden
+from .networks import NETWORKS, scale_hidden
 
 NodeKind = Literal["input", "latent", "observed", "deterministic"]
 
@@ -26,17 +26,21 @@ NODE_KINDS: dict[str, str] = {
     "deterministic": "a plain function of its parents (an RNN state); no noise",
 }
 
-Param = float | Literal["learned"]
-"""A family parameter: fixed by the spec, or `learned` (computed by the node's network,
-or a free parameter when the node has no parents)."""
+Param = float | Literal["learned", "computed"]
+"""A family parameter: fixed by the spec (a number, also a family's settings such as a
+temperature), `learned` (a free parameter that does not depend on the parents: the
+default of a node without parents), or `computed` by the node's network from its
+parents (the default of a node with parents)."""
 
 
 class Network(Frozen):
-    """`mlp` with `hidden` widths and activation `act`; `linear`; or a `gru`/`lstm` cell."""
+    """A registered network kind (`dgmc.networks.NETWORKS`) with its positional `hidden`
+    widths (which a student's width scales) and its named `options`, defaults filled in:
+    `mlp(256, 256, act = tanh)`, `linear`, a `gru` cell, a plugin's kind."""
 
     name: str
     hidden: tuple[int, ...] = ()
-    act: str = "relu"
+    options: dict[str, int | float | str] = {}
     span: Span
 
 
@@ -185,4 +189,4 @@ class Model(Frozen):
         net = self.node(name).net
         if net is None:
             return None
-        return net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})
+        return NETWORKS[net.name].student(net, width)

@@ -1,13 +1,88 @@
-"""The networks that compute a conditional's parameters from the parents' values.
+"""Network kinds: the registry `NETWORKS` of what computes a conditional's parameters (or
+a deterministic state) from the parents' values. Each kind is one object: its argument
+schema (positional widths, named options, checked by the checker with located errors),
+how it is built for given input and output sizes, how a student's width scales it, and,
+for recurrent cells, how one step runs.
 
-`mlp(h1, h2, ..., act = relu)` has hidden layers of the given widths; `linear` is an
-mlp with none; `gru` and `lstm` are recurrent cells whose hidden size is the node's own
-size, so they compute deterministic nodes only (an RNN state such as `h[t]`).
+Built in: `mlp(h1, h2, ..., act = relu)` (hidden layers of the given widths), `linear`
+(one affine map), `gru` and `lstm` (recurrent cells whose hidden size is the node's
+own size: they compute deterministic states such as `h[t]`). `dgmc.register_network`
+adds one; an unregistered name never reaches a builder, since the checker refuses it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .base import lazy_import
+from .registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from . import ir
+
+torch = lazy_import("torch")
+
+OptionValue = int | float | str
+
+
+@dataclass(frozen=True)
+class Option:
+    """A named argument of a network kind: `act = tanh`, `blocks = 2`."""
+
+    name: str
+    kind: Literal["int", "float", "name"]
+    default: OptionValue
+    choices: tuple[str, ...] = ()
+    """The names a `name` option takes (empty: any name)."""
+    minimum: float | None = None
+    doc: str = ""
+
+
+Build = Callable[["ir.Network", int, int], "nn.Module"]
+Step = Callable[["nn.Module", "Tensor", "Tensor", Any], tuple["Tensor", Any]]
+
+
+@dataclass(frozen=True)
+class NetworkKind:
+    """`build(net, in_dim, out_dim)` makes the module, [B, in_dim] -> [B, out_dim]. A
+    recurrent kind's module carries a state of size `out_dim` (the node's size) and
+    `step(module, inputs, state, carry) -> (state, carry)` runs one step (`carry`:
+    whatever else the cell keeps, None at the first step)."""
+
+    name: str
+    build: Build
+    widths: bool = False
+    """Takes positional widths (hidden sizes), which a student's width scales."""
+    default_widths: tuple[int, ...] = ()
+    options: tuple[Option, ...] = ()
+    recurrent: bool = False
+    step: Step | None = None
+    scale: Callable[[ir.Network, float], ir.Network] | None = None
+    """A student's network at `width`; default: every width times `width`, rounded, >= 1."""
+    doc: str = ""
+    option_map: Mapping[str, Option] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "option_map", {o.name: o for o in self.options})
+
+    def student(self, net: ir.Network, width: float) -> ir.Network:
+        if self.scale is not None:
+            return self.scale(net, width)
+        return net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})
+
+    def defaults(self) -> dict[str, OptionValue]:
+        return {o.name: o.default for o in self.options}
+
+
+def scale_hidden(hidden: tuple[int, ...], width: float) -> tuple[int, ...]:
+    """The student's hidden widths: the teacher's times `width`, rounded, at least 1."""
+    return tuple(max(1, round(h * width)) for h in hidden)
+
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "sigmoid", "softplus", "leaky_relu", "identity")
 DEFAULT_ACTIVATION = "relu"
@@ -15,26 +90,58 @@ DEFAULT_HIDDEN = (64,)
 """`mlp` with no widths, and the network of a conditional whose edges name none."""
 
 
-@dataclass(frozen=True)
-class NetworkKind:
-    name: str
-    takes_hidden: bool
-    takes_act: bool
-    recurrent: bool
-    doc: str
+def activation(name: str) -> nn.Module:
+    return {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU, "gelu": torch.nn.GELU,
+            "sigmoid": torch.nn.Sigmoid, "softplus": torch.nn.Softplus, "leaky_relu": torch.nn.LeakyReLU,
+            "identity": torch.nn.Identity}[name]()
 
 
-NETWORKS: dict[str, NetworkKind] = {
-    n.name: n
-    for n in (
-        NetworkKind("mlp", True, True, False, "multilayer perceptron on the concatenated parents"),
-        NetworkKind("linear", False, False, False, "one affine map of the concatenated parents"),
-        NetworkKind("gru", False, False, True, "GRU cell; hidden size = the node's size"),
-        NetworkKind("lstm", False, False, True, "LSTM cell; hidden size = the node's size"),
-    )
-}
+def build_mlp(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
+    """Affine layers of the given widths with the activation between them; a single
+    layer (no hidden width) is the bare `nn.Linear`."""
+    widths = (in_dim, *net.hidden, out_dim)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(activation(str(net.options.get("act", DEFAULT_ACTIVATION))))
+    return layers[0] if len(layers) == 1 else torch.nn.Sequential(*layers)
 
 
-def scale_hidden(hidden: tuple[int, ...], width: float) -> tuple[int, ...]:
-    """The student's hidden widths: the teacher's times `width`, rounded, at least 1."""
-    return tuple(max(1, round(h * width)) for h in hidden)
+def build_gru(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
+    return torch.nn.GRUCell(max(in_dim, 1), out_dim)
+
+
+def build_lstm(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
+    return torch.nn.LSTMCell(max(in_dim, 1), out_dim)
+
+
+def step_gru(cell: nn.Module, inputs: Tensor, state: Tensor, carry: Any) -> tuple[Tensor, Any]:
+    return cell(inputs, state), None
+
+
+def step_lstm(cell: nn.Module, inputs: Tensor, state: Tensor, carry: Any) -> tuple[Tensor, Any]:
+    """The LSTM's cell state is the carry (zeros at the first step)."""
+    hidden, cell_state = cell(inputs, (state, torch.zeros_like(state) if carry is None else carry))
+    return hidden, cell_state
+
+
+NETWORKS: Registry[NetworkKind] = Registry("network")
+for _kind in (
+    NetworkKind("mlp", build_mlp, widths=True, default_widths=DEFAULT_HIDDEN,
+                options=(Option("act", "name", DEFAULT_ACTIVATION, choices=ACTIVATIONS, doc="activation"),),
+                doc="multilayer perceptron on the concatenated parents"),
+    NetworkKind("linear", build_mlp, doc="one affine map of the concatenated parents"),
+    NetworkKind("gru", build_gru, recurrent=True, step=step_gru, doc="GRU cell; hidden size = the node's size"),
+    NetworkKind("lstm", build_lstm, recurrent=True, step=step_lstm, doc="LSTM cell; hidden size = the node's size"),
+):
+    NETWORKS.register(_kind.name, _kind, origin="dgmc")
+
+
+def register_network(kind: NetworkKind, *, replace: bool = False) -> NetworkKind:
+    """Make `kind` known to specs under `kind.name` (`via kind.name(...)`)."""
+    if not isinstance(kind, NetworkKind):
+        raise RegistryError(f"register_network takes a dgmc.NetworkKind, not {type(kind).__name__}.")
+    if kind.recurrent and kind.step is None:
+        raise RegistryError(f"network {kind.name}: a recurrent kind needs a `step` function.")
+    return NETWORKS.register(kind.name, kind, replace=replace)

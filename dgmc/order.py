@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from .families import DIVERGENCES, FAMILIES
+from .families import FAMILIES
 from .ir import Model
 
 Edge = tuple[str, str, int]
@@ -120,7 +120,7 @@ def _problems(model: Model):
         yield from _node_problems(model, node, position)
     for name, divergence in model.distill.divergences.items():
         family = model.node(name).family if model.has(name) else None
-        if family is None or divergence not in DIVERGENCES or divergence not in family.divergences:
+        if family is None or divergence not in family.divergences:
             yield f"divergence {divergence!r} of {name!r} does not fit"
     expected = {n.name for n in model.of_kind("latent", "observed")}
     if set(model.distill.divergences) != expected:

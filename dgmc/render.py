@@ -36,7 +36,7 @@ import graphviz
 from .errors import UserError
 from .files import write_bytes
 from .ir import Model, Network, Node
-from .networks import DEFAULT_ACTIVATION
+from .networks import NETWORKS
 
 if TYPE_CHECKING:
     from .heat import Heat
@@ -181,22 +181,26 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
 
 
 def net_label(net: Network) -> str:
-    """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it."""
+    """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it (the
+    options that differ from their defaults)."""
     args = [str(h) for h in net.hidden]
-    if net.name == "mlp" and net.act != DEFAULT_ACTIVATION:
-        args.append(f"act={net.act}")
+    kind = NETWORKS.get(net.name)
+    defaults = kind.defaults() if kind else {}
+    args += [f"{k}={_value(v)}" for k, v in net.options.items() if defaults.get(k) != v]
     return f"{net.name}({', '.join(args)})" if args else net.name
 
 
 def _params_label(node: Node) -> str:
-    """Fixed parameters as `loc=0, scale=1`; a root's learned ones as free parameters
-    ("free" alone when none is fixed, as for a root Bernoulli's logits)."""
-    fixed = [f"{k}={_value(v)}" for k, v in node.params.items() if v != "learned"]
-    if node.parents or node.family is None:
+    """Fixed parameters as `loc=0, scale=1`; learned ones as free parameters ("free"
+    alone when nothing is fixed, as for a root Bernoulli's logits); computed ones are
+    the network's, shown on the edges."""
+    fixed = [f"{k}={_value(v)}" for k, v in node.params.items() if v not in ("learned", "computed")]
+    learned = [k for k, v in node.params.items() if v == "learned"]
+    if not learned or node.family is None:
         return ", ".join(fixed)
-    if not fixed:
+    if not fixed and not node.parents:
         return "free"
-    return ", ".join(fixed + [f"{k} free" for k, v in node.params.items() if v == "learned"])
+    return ", ".join(fixed + [f"{k} free" for k in learned])
 
 
 def _value(value: float | str) -> str:

@@ -31,6 +31,7 @@ from .errors import UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_text
 from .lower import CompiledModel, compile_model
+from .methods import METHODS
 from .render import RenderError, render_file
 from .report import report
 from .train import checkpoint, train_teacher
@@ -81,7 +82,7 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
     results = measure(where, teacher, students)
     if model.of_kind("latent") and model.train.objective != "mle":
         trained_guides = {"teacher": teacher, **{row["name"]: students[row["name"]] for row in rows
-                                                 if row["model"] == "student" and row["method"] == "scratch"}}
+                                                 if row["model"] == "student" and not METHODS[row["method"]].distills}}
         for name, compiled in trained_guides.items():
             for node, (active, dims) in active_units(compiled, split).items():
                 results[name][f"AU[{node}]"] = active

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 from dgmc.check.context import KEYWORDS
-from dgmc.families import DOMAINS, FAMILIES
+from dgmc.families import FAMILIES, NODE_DOMAINS
 
-_TYPE_NAMES = set(FAMILIES) | set(DOMAINS)
+_TYPE_NAMES = set(FAMILIES) | set(NODE_DOMAINS)
 
 
 @dataclass
@@ -40,15 +40,20 @@ def _net(rng: random.Random) -> str | None:
     return f"mlp({args})" if args or rng.random() < 0.5 else "mlp"
 
 
+_VALUES = {"real": ["0", "-1.5", "learned"], "positive": ["0.5", "1", "2e-1", "learned"],
+           "unit": ["0.25", "learned"]}
+
+
 def _family_args(rng: random.Random, family: str, root: bool) -> list[str]:
+    """Fixed or learned parameters (those only a root may fix, only on roots) and settings."""
+    found = FAMILIES[family]
     args = []
-    if family in ("Normal", "Laplace"):
-        if root and rng.random() < 0.5:
-            args.append(f"loc = {rng.choice(['0', '-1.5', 'learned'])}")
+    for param, constraint in found.spec_params.items():
+        if (root or param not in found.root_only) and rng.random() < 0.4:
+            args.append(f"{param} = {rng.choice(_VALUES[constraint])}")
+    for setting in found.settings:
         if rng.random() < 0.5:
-            args.append(f"scale = {rng.choice(['0.5', '1', '2e-1', 'learned'])}")
-    elif family == "Bernoulli" and root and rng.random() < 0.3:
-        args.append("probs = 0.25")
+            args.append(f"{setting} = {rng.choice(['0.5', '1', '2e-1'])}")
     return args
 
 
@@ -72,10 +77,10 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
             kind = "observed"
         if kind in ("latent", "observed"):
             family = rng.choice(list(FAMILIES))
-            size = str(rng.randint(2, 5)) if family == "Categorical" else rng.choice(["1", "3", *consts])
+            size = str(rng.randint(2, 5)) if FAMILIES[family].min_size > 1 else rng.choice(["1", "3", *consts])
             node = GenNode(name, kind, family, size, timed, _family_args(rng, family, not parents))
         else:
-            domain = rng.choice(list(DOMAINS)) if kind == "input" else "Real"
+            domain = rng.choice(list(NODE_DOMAINS)) if kind == "input" else "Real"
             node = GenNode(name, kind, domain, rng.choice(["1", "4", *consts]), timed)
         node.parents = [] if kind == "input" else parents
         recurrent = kind == "deterministic" and f"{name}[t-1]" in parents

@@ -28,8 +28,8 @@ def test_code_shows_every_node_of_both_passes_and_the_time_loop() -> None:
     text = code(dgmc.load(ROOT / "specs/vrnn.dgm"))
     run, infer = text.split("def infer")
     assert "for t in 1..40:" in run and "h[0] = 0.0" in run
-    assert "z[t] = Normal(raw=p_z(h[t-1]))" in run and "h[t] = p_h(x[t], z[t], h[t-1])  # GRUCell" in run
-    assert "x[t] = data['x'][t]" in infer and "z[t] = Normal(raw=q_z(x[t], h[t-1]))" in infer
+    assert "z[t] = Normal(loc/scale=p_z(h[t-1]))" in run and "h[t] = p_h(x[t], z[t], h[t-1])  # GRUCell" in run
+    assert "x[t] = data['x'][t]" in infer and "z[t] = Normal(loc/scale=q_z(x[t], h[t-1]))" in infer
     assert "loc + scale * eps" in run
 
 
@@ -38,4 +38,4 @@ def test_code_of_a_student_names_its_width(capsys) -> None:
     out = capsys.readouterr().out
     student = compile_model(dgmc.load(ROOT / "specs/hm.dgm"), 0.25)
     assert out.startswith(f"# hm, student (width 0.25): {sum(p.numel() for p in student.parameters())} parameters")
-    assert "y2 = Normal(scale=0.5, raw=p_y2(z3))" in out
+    assert "y2 = Normal(scale=0.5, loc=p_y2(z3))" in out

@@ -24,7 +24,7 @@ from dgmc.continual import continual
 from dgmc.datasets import load_split
 from dgmc.evaluation import active_units, columns, measure, setting
 from dgmc.lower import compile_model
-from dgmc.train.objectives import _elbo_parts, elbo
+from dgmc.objectives import _elbo_parts, elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,21 +11,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import references as ref
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import stats
 from torch import Tensor
 
 import dgmc
-from dgmc.families import FAMILIES
 from dgmc.ir import Model
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.lower.families import TORCH_FAMILIES, TorchFamily
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 SPECS = sorted(p.stem for p in SPEC_DIR.glob("*.dgm"))
@@ -168,109 +162,7 @@ def test_vrnn_run_matches_reference(width: float | None, h_size: int, forced: bo
     close(model.log_prob("x", trace), ref.normal_log_density(expected.values["x"], px).sum(-1), "log p(x)")
 
 
-# -- 2. reparametrization in distribution ---------------------------------------------------
-
-N = 20_000
-ALPHA = 1e-5
-"""Both directions are asserted at this level: the right parameters pass, a wrong one is
-rejected. At N = 20,000 per side, the KS critical distance is about 0.025, while the wrong
-parameters below move the CDF by 0.07 or more."""
-LOGIT = st.floats(-1.5, 1.5)
-
-
-def reparam_and_sampler(family: TorchFamily, params: dict[str, Tensor], wrong: dict[str, Tensor] | None = None,
-                        ) -> tuple[Tensor, Tensor]:
-    """N reparametrized samples on the family's own noise, and N from torch.distributions
-    (with `wrong` parameters when given), under fixed seeds."""
-    size = next(iter(params.values())).shape[-1]
-    expand = {k: v.expand(N, size) for k, v in params.items()}
-    eps = family.noise((N, size), generator(0), torch.device("cpu"))
-    ours = family.reparam(eps, expand)
-    with torch.random.fork_rng():
-        torch.manual_seed(1)
-        theirs = family.distribution(wrong or params).sample((N,)).reshape(N, size)
-    return ours, theirs
-
-
-def ks_pvalues(family: TorchFamily, params: dict[str, Tensor], wrong: dict[str, Tensor] | None = None) -> list[float]:
-    ours, theirs = reparam_and_sampler(family, params, wrong)
-    return [stats.ks_2samp(ours[:, j].numpy(), theirs[:, j].numpy()).pvalue for j in range(ours.shape[1])]
-
-
-@pytest.mark.parametrize("name", ["Normal", "Laplace"])
-@settings(max_examples=20, deadline=None, derandomize=True)
-@given(loc=st.floats(-5, 5), scale=st.floats(0.05, 5))
-def test_continuous_reparam_matches_sampler(name: str, loc: float, scale: float) -> None:
-    family = TORCH_FAMILIES[name]
-    params = {"loc": torch.tensor([[loc, -loc]]), "scale": torch.tensor([[scale, 2 * scale]])}
-    assert min(ks_pvalues(family, params)) > ALPHA
-    shifted = {"loc": params["loc"] + 0.25 * params["scale"], "scale": params["scale"]}
-    wider = {"loc": params["loc"], "scale": params["scale"] * 1.5}
-    assert max(ks_pvalues(family, params, shifted)) < ALPHA
-    assert max(ks_pvalues(family, params, wider)) < ALPHA
-
-
-def two_proportion_z(ours: Tensor, theirs: Tensor) -> Tensor:
-    p1, p2 = ours.double().mean(0), theirs.double().mean(0)
-    pooled = (p1 + p2) / 2
-    return (p1 - p2) / torch.sqrt(2 * pooled * (1 - pooled) / N)
-
-
-@settings(max_examples=20, deadline=None, derandomize=True)
-@given(logits=st.lists(st.floats(-4, 4), min_size=1, max_size=3))
-def test_bernoulli_reparam_matches_sampler(logits: list[float]) -> None:
-    family = TORCH_FAMILIES["Bernoulli"]
-    params = {"logits": torch.tensor([logits])}
-    ours, theirs = reparam_and_sampler(family, params)
-    assert set(ours.unique().tolist()) <= {0.0, 1.0}
-    assert two_proportion_z(ours, theirs).abs().max() < 4.5  # two-sided p ~ 7e-6
-    # a wrong probability, 0.05 closer to 1/2: |z| about 10 or more
-    probs = torch.sigmoid(params["logits"])
-    wrong_probs = probs + 0.05 * torch.sign(0.5 - probs + 1e-9)
-    _, wrong = reparam_and_sampler(family, params, {"logits": torch.logit(wrong_probs)})
-    assert two_proportion_z(ours, wrong).abs().min() > 4.5
-
-
-@settings(max_examples=20, deadline=None, derandomize=True)
-@given(logits=st.lists(LOGIT, min_size=2, max_size=6))
-def test_categorical_reparam_matches_sampler(logits: list[float]) -> None:
-    family = TORCH_FAMILIES["Categorical"]
-    params = {"logits": torch.tensor([logits])}
-    ours, theirs = reparam_and_sampler(family, params)
-    assert torch.equal(ours.sum(-1), torch.ones(N))  # one-hot
-    table = np.stack([ours.sum(0).numpy(), theirs.sum(0).numpy()])
-    assert stats.chi2_contingency(table).pvalue > ALPHA
-    # a wrong parameter: the likeliest class one nat less likely (its probability moves by 0.07 or more)
-    wrong_logits = params["logits"].clone()
-    wrong_logits[0, wrong_logits.argmax()] -= 1
-    _, wrong = reparam_and_sampler(family, params, {"logits": wrong_logits})
-    assert stats.chi2_contingency(np.stack([table[0], wrong.sum(0).numpy()])).pvalue < ALPHA
-
-
-def test_laplace_reparam_is_the_inverse_cdf() -> None:
-    family = TORCH_FAMILIES["Laplace"]
-    u = torch.linspace(0.01, 0.99, 99, dtype=DTYPE)[:, None]
-    params = {"loc": torch.full_like(u, 0.3), "scale": torch.full_like(u, 1.7)}
-    close(torch.distributions.Laplace(0.3, 1.7).cdf(family.reparam(u, params)), u, "F(F^-1(u))")
-
-
-# -- 3. gradients --------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", sorted(TORCH_FAMILIES))
-def test_gradient_through_reparam_per_family(name: str) -> None:
-    family = TORCH_FAMILIES[name]
-    size, batch = 3, 64
-    raw = torch.randn(batch, family.raw_size(size, {}), generator=generator(6), requires_grad=True)
-    params = family.params(raw, size, {}, batch)
-    value = family.reparam(family.noise((batch, size), generator(7), torch.device("cpu")), params)
-    assert family.differentiable == (name in ("Normal", "Laplace")) == (not FAMILIES[name].discrete)
-    if family.differentiable:
-        grads = torch.autograd.grad(value.sum(), [*params.values(), raw])
-        assert all(g.abs().sum() > 0 for g in grads)
-        assert all(g.abs().gt(0).float().mean() > 0.9 for g in grads)  # every element, bar the odd kink
-    else:
-        assert value.grad_fn is None and not value.requires_grad
-
+# -- 3. gradients (the samplers of every family: tests/test_families.py) ----------------------
 
 def grads(model: CompiledModel, prefix: str) -> dict[str, float]:
     """Total |gradient| per network or free parameter (None -> 0)."""
@@ -443,12 +335,3 @@ def test_vrnn_parameter_count_does_not_depend_on_steps(width: float | None) -> N
     for node in ("z", "x", "h"):
         assert b.values[node].shape[1] == 10
         torch.testing.assert_close(b.values[node], a.values[node][:, :10], rtol=0, atol=0)
-
-
-# -- 6. every family is lowered ------------------------------------------------------------
-
-def test_every_family_has_a_torch_implementation() -> None:
-    assert set(FAMILIES) <= set(TORCH_FAMILIES)
-    for name, family in TORCH_FAMILIES.items():
-        assert family.name == name
-        assert family.differentiable == (not FAMILIES[name].discrete)

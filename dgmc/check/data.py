@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import ir
 from .. import syntax as s
 from ..datasets import DATA_OPTIONS, DATASETS, Column, Dataset
-from ..families import DOMAINS, FAMILIES
+from ..families import FAMILIES, NODE_DOMAINS
 from .context import Context, scalars, single
 from .nodes import Draft
 
@@ -98,7 +98,7 @@ def _fits(ctx: Context, binding: s.Binding, draft: Draft, column: Column, datase
         ctx.error(binding.span, f"'{draft.name}' has size {draft.size}, but the {where} has "
                   f"{column.size} values per row.")
     family = FAMILIES.get(draft.type)
-    needs = family.domain if family else DOMAINS.get(draft.type)
+    needs = family.domain if family else NODE_DOMAINS.get(draft.type)
     has = "binary" if column.domain == "real" and "binarize" in flags else column.domain
     if needs == "binary" and has != "binary":
         can_binarize = "binarize" in dataset.flags and column.domain == "real"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import ir
 from .. import syntax as s
 from ..families import FAMILIES
-from ..networks import ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_HIDDEN, NETWORKS
+from ..networks import DEFAULT_HIDDEN, NETWORKS, NetworkKind, Option
 from .context import Context, single, stmts_of
 from .nodes import Draft
 
@@ -26,35 +26,54 @@ def default_network(ctx: Context, spec: s.Spec) -> ir.Network:
             return net
         if net is not None:
             ctx.error(stmt.via.span, f"A recurrent cell ({net.name}) cannot be the default network.")
-    return ir.Network(name=DEFAULT_NET_NAME, hidden=DEFAULT_HIDDEN, act=DEFAULT_ACTIVATION, span=spec.span)
+    kind = NETWORKS[DEFAULT_NET_NAME]
+    return ir.Network(name=kind.name, hidden=DEFAULT_HIDDEN, options=kind.defaults(), span=spec.span)
 
 
 def network(ctx: Context, net: s.Network) -> ir.Network | None:
-    """Resolve `mlp(64, 64, act = tanh)` and friends; None (with errors) if invalid."""
+    """Resolve `mlp(64, 64, act = tanh)` and friends against the kind's argument schema;
+    None (with errors) if invalid."""
     kind = NETWORKS.get(net.name.text)
     if kind is None:
         ctx.unknown("network", net.name, NETWORKS)
         return None
-    where = f"The network {kind.name}"
     hidden: list[int] = []
     for arg in net.args:
-        if arg.key is None and kind.takes_hidden:
+        if arg.key is None and kind.widths:
             width = ctx.integer(arg.value, "A hidden width", 1)
             hidden.append(width if width is not None else 1)
-    named = ctx.keyword_args([a for a in net.args if a.key or not kind.takes_hidden],
-                             ("act",) if kind.takes_act else (), where)
-    act = DEFAULT_ACTIVATION
-    if "act" in named:
-        value = named["act"].value
-        if isinstance(value, s.Name) and value.text in ACTIVATIONS:
-            act = value.text
-        elif isinstance(value, s.Name):
-            ctx.unknown("activation", value, ACTIVATIONS)
+    named = ctx.keyword_args([a for a in net.args if a.key or not kind.widths], tuple(kind.option_map),
+                             f"The network {kind.name}")
+    options = kind.defaults()
+    for name, arg in named.items():
+        value = _option(ctx, kind, kind.option_map[name], arg.value)
+        if value is not None:
+            options[name] = value
+    if kind.widths and not hidden:
+        hidden = list(kind.default_widths)
+    return ir.Network(name=kind.name, hidden=tuple(hidden), options=options, span=net.span)
+
+
+def _option(ctx: Context, kind: NetworkKind, option: Option, value: s.Value) -> int | float | str | None:
+    """One named argument of a network, checked against its `Option`."""
+    what = f"'{option.name}' of {kind.name}"
+    if option.kind == "name":
+        if isinstance(value, s.Name) and (not option.choices or value.text in option.choices):
+            return value.text
+        if isinstance(value, s.Name):
+            ctx.unknown(option.doc or option.name, value, option.choices)
         else:
-            ctx.error(value.span, f"'act' names an activation: one of {', '.join(ACTIVATIONS)}.")
-    if kind.takes_hidden and not hidden:
-        hidden = list(DEFAULT_HIDDEN)
-    return ir.Network(name=kind.name, hidden=tuple(hidden), act=act, span=net.span)
+            ctx.error(value.span, f"{what} is a name" + (f": one of {', '.join(option.choices)}." if option.choices
+                                                        else "."))
+        return None
+    minimum = option.minimum
+    if option.kind == "int":
+        return ctx.integer(value, what, int(minimum) if minimum is not None else -(2 ** 62))
+    number = ctx.number(value, what)
+    if number is not None and minimum is not None and number < minimum:
+        ctx.error(value.span, f"{what} must be >= {minimum:g}, not {number:g}.")
+        return None
+    return None if number is None else float(number)
 
 
 def add_edges(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], time: ir.Time | None) -> None:
@@ -183,7 +202,7 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
     if family is None or not draft.parents:
         return
     for arg in draft.decl.args:
-        if arg.key and arg.key.text in family.root_only and draft.params.get(arg.key.text) != "learned":
+        if arg.key and arg.key.text in family.root_only and isinstance(draft.params.get(arg.key.text), int | float):
             ctx.error(arg.span, f"'{arg.key.text}' can be fixed only on a node without parents; the "
                       f"network of '{draft.name}' computes it from its parents.")
 

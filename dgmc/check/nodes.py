@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from .. import ir
 from .. import syntax as s
 from ..errors import did_you_mean
-from ..families import DETERMINISTIC_DOMAINS, DOMAINS, FAMILIES
+from ..families import DETERMINISTIC_TYPES, FAMILIES, NODE_DOMAINS
 from .context import LEARNED, Context, single, stmts_of
+
+UNSET = "unset"
+"""A family parameter the spec does not mention (resolved in `Draft.freeze`)."""
 
 
 @dataclass
@@ -24,7 +27,8 @@ class Draft:
     type: str
     size: int | None = None
     """None until resolved (and when it cannot be), so data checks do not compare a guess."""
-    params: dict[str, ir.Param] = field(default_factory=dict)
+    params: dict[str, ir.Param | str] = field(default_factory=dict)
+    """Each of the family's parameters and settings: a number, `learned`, or UNSET."""
     parents: list[ir.Parent] = field(default_factory=list)
     net: ir.Network | None = None
     via: s.Network | None = None
@@ -47,13 +51,17 @@ class Draft:
         return self.decl.time_var is not None
 
     def freeze(self, default_net: ir.Network) -> ir.Node:
+        """The IR node; a parameter the spec left unset is computed by the network of a
+        node with parents, and learned (a free parameter) on a node without."""
         net = (self.net or default_net) if self.parents else None
+        unset = "computed" if self.parents else "learned"
+        params = {k: unset if v == UNSET else v for k, v in self.params.items()}
         guide = None
         if self.guide_parents:
             span = self.guide_parents[0].span
             guide = ir.Guide(parents=tuple(self.guide_parents), net=self.guide_net or default_net, span=span)
         return ir.Node(
-            name=self.name, kind=self.kind, type=self.type, size=self.size, params=self.params,
+            name=self.name, kind=self.kind, type=self.type, size=self.size, params=params,
             timed=self.timed, init=self.init, parents=tuple(self.parents), net=net, guide=guide,
             span=self.decl.span,
         )
@@ -121,23 +129,25 @@ def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
     if family is None:
         ctx.keyword_args(decl.args, (), f"The domain {type_name}")
         return draft
-    given = ctx.keyword_args(decl.args, family.params, f"The family {type_name}")
-    for param in family.params:
+    given = ctx.keyword_args(decl.args, (*family.spec_params, *family.settings), f"The family {type_name}")
+    for param, constraint in family.spec_params.items():
         arg = given.get(param)
-        value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else "learned"
-        if value is None or not _param_in_range(ctx, family, param, value, arg):
-            value = "learned"
-        draft.params[param] = value
+        value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else None
+        if value is not None and value != LEARNED and not _in_range(ctx, family, param, constraint, value, arg):
+            value = None
+        draft.params[param] = UNSET if value is None else value
+    for setting, default in family.settings.items():
+        arg = given.get(setting)
+        value = ctx.positive(arg.value, f"'{setting}' of {family.name}") if arg else None
+        draft.params[setting] = default if value is None else value
     return draft
 
 
-def _param_in_range(ctx: Context, family, param: str, value: ir.Param, arg: s.Arg | None) -> bool:
-    if value == "learned" or arg is None:
-        return True
-    if param in family.positive and value <= 0:
+def _in_range(ctx: Context, family, param: str, constraint: str, value: float, arg: s.Arg) -> bool:
+    if constraint == "positive" and value <= 0:
         ctx.error(arg.value.span, f"'{param}' of {family.name} must be positive, not {value:g}.")
         return False
-    if param in family.unit and not 0 <= value <= 1:
+    if constraint == "unit" and not 0 <= value <= 1:
         ctx.error(arg.value.span, f"'{param}' of {family.name} is a probability, in [0, 1], not {value:g}.")
         return False
     return True
@@ -150,20 +160,20 @@ def _type_fits_kind(ctx: Context, decl: s.NodeDecl) -> bool:
     if kind in ("latent", "observed"):
         if type_name in FAMILIES:
             return True
-        if type_name in DOMAINS:
+        if type_name in NODE_DOMAINS:
             ctx.error(span, f"A {kind} node is random: give it a distribution family "
                       f"({', '.join(FAMILIES)}), not the domain '{type_name}'.")
         else:
             ctx.unknown("distribution family", decl.type, FAMILIES)
         return False
-    allowed = DOMAINS if kind == "input" else DETERMINISTIC_DOMAINS
+    allowed = NODE_DOMAINS if kind == "input" else DETERMINISTIC_TYPES
     if type_name in allowed:
         return True
     article = "An input" if kind == "input" else "A deterministic"
     why = "is given, not modelled" if kind == "input" else "is computed, not sampled"
     if type_name in FAMILIES:
         ctx.error(span, f"{article} node {why}: its type is {' or '.join(allowed)}, not the family '{type_name}'.")
-    elif type_name in DOMAINS:
+    elif type_name in NODE_DOMAINS:
         ctx.error(span, f"{article} node {why}: its type is {' or '.join(allowed)}, not '{type_name}'.")
     else:
         ctx.error(span, f"Unknown type '{type_name}' for {article.lower()} node; it takes "

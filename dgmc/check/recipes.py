@@ -9,18 +9,15 @@ from __future__ import annotations
 from .. import ir
 from .. import syntax as s
 from ..base import NOWHERE
-from ..families import DIVERGENCES, FAMILIES
+from ..families import FAMILIES
+from ..losses.divergences import DIVERGENCES
+from ..methods import METHODS
 from ..networks import NETWORKS
+from ..objectives import OBJECTIVES
 from .context import Context, scalars, single
 from .edges import network
 from .nodes import Draft
 
-OBJECTIVES = {
-    "elbo": "evidence lower bound, latents reparametrized (continuous latents)",
-    "wake_sleep": "wake-sleep: generative and guide networks in alternation (discrete latents)",
-    "mle": "maximum likelihood of the observed nodes given the inputs (no latents)",
-}
-METHODS = ("ours", "local", "scratch")
 OPTIMISER = ("steps", "batch", "lr", "weight_decay")
 DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3, "weight_decay": 1e-4, "warmup": 0}
 
@@ -35,7 +32,7 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
     if objective not in OBJECTIVES:
         ctx.unknown("objective", stmt.objective, OBJECTIVES)
         return None
-    allowed = OPTIMISER + (("warmup", "free_bits") if objective == "elbo" else ())
+    allowed = OPTIMISER + OBJECTIVES[objective].options
     args = ctx.keyword_args(stmt.args, allowed, f"train {objective}")
     values = _optimiser(ctx, args, DEFAULTS)
     if "warmup" in args:
@@ -52,22 +49,26 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
 
 
 def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -> None:
-    objective = stmt.objective.text
+    objective = OBJECTIVES[stmt.objective.text]
     latents = [d for d in drafts.values() if d.kind == "latent"]
-    if objective == "mle":
+    others = [o.name for o in OBJECTIVES.values() if o.latents]
+    if not objective.latents:
         for draft in latents:
-            ctx.error(draft.decl.name.span, f"mle fits models without latents, but '{draft.name}' is "
-                      "latent: train with elbo (continuous latents) or wake_sleep (discrete).")
+            ctx.error(draft.decl.name.span, f"{objective.name} fits models without latents, but '{draft.name}' is "
+                      f"latent: train with {' or '.join(others)}.")
         return
     if not latents:
-        ctx.error(stmt.objective.span, f"{objective} needs latent nodes; this model has none: use mle.")
+        plain = [o.name for o in OBJECTIVES.values() if not o.latents]
+        ctx.error(stmt.objective.span, f"{objective.name} needs latent nodes; this model has none: use "
+                  f"{' or '.join(plain)}.")
     for draft in latents:
         family = FAMILIES.get(draft.type)
-        if objective == "elbo" and family is not None and family.discrete:
-            ctx.error(draft.decl.type.span, f"elbo reparametrizes latents, but '{draft.name}' is "
-                      f"{draft.type} (discrete): train with wake_sleep.")
+        if not objective.discrete_latents and family is not None and family.discrete:
+            fits = [o.name for o in OBJECTIVES.values() if o.latents and o.discrete_latents]
+            ctx.error(draft.decl.type.span, f"{objective.name} reparametrizes latents, but '{draft.name}' is "
+                      f"{draft.type} (discrete): train with {' or '.join(fits)}.")
         if not draft.guide_parents:
-            ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective} "
+            ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective.name} "
                       f"needs: add an edge `... -> {draft.name}` inside `guide {{ }}`.")
 
 
@@ -80,7 +81,7 @@ def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: i
     return ir.Distill(
         widths=_list(ctx, args.get("width"), (0.25,), lambda v: ctx.positive(v, "A width")),
         lambdas=_list(ctx, args.get("lambda"), (1.0,), lambda v: _lambda(ctx, v)),
-        methods=_list(ctx, args.get("method"), METHODS, lambda v: _method(ctx, v)),
+        methods=_list(ctx, args.get("method"), tuple(METHODS), lambda v: _method(ctx, v)),
         seeds=_list(ctx, args.get("seed"), (0,), lambda v: ctx.integer(v, "A seed", 0)),
         divergences=divergences, student_nets=student_nets, span=stmt.span,
         **_optimiser(ctx, args, inherited),

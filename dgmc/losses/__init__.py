@@ -1,7 +1,8 @@
-"""Distillation losses: divergences registered per (divergence, family), and the loss
-generated from the graph, one term per latent and per observed node."""
+"""Distillation losses: the divergence registry (closed forms from the families, Monte
+Carlo estimates on the shared noise otherwise), and the loss generated from the graph,
+one term per latent and per observed node."""
 
-from .divergences import DIVERGENCES, reduce
+from .divergences import DIVERGENCES, divergence, is_closed, reduce
 from .terms import Term, describe, generate
 
-__all__ = ["DIVERGENCES", "Term", "describe", "generate", "reduce"]
+__all__ = ["DIVERGENCES", "Term", "describe", "divergence", "generate", "is_closed", "reduce"]

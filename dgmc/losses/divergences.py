@@ -1,102 +1,106 @@
-"""Divergences between a teacher's and a student's conditional, registered per
-(divergence, family) pair: `DIVERGENCES[("kl", "Normal")](teacher_params, student_params)`.
+"""Divergences between a teacher's and a student's conditional: the registry `DIVERGENCES`
+of divergence kinds, and `divergence`, which evaluates one for a family.
 
-Each returns the divergence per dimension, [batch, (steps,) size], for the factorized
-families, or per event, [batch, (steps,)], for Categorical; `reduce` then applies the
-term's documented reduction. Teacher parameters are constants (the caller detaches them);
-all closed forms are written out so that each is testable against torch's.
+A family lists the divergences that fit it (`Family.divergences`) and gives the closed
+forms it has (`Family.closed`). Where it has none, a kind's Monte Carlo estimate on the
+shared noise is used: with eps the noise the teacher drew,
+
+    kl:          log p_T(z_T) - log p_S(z_T),   z_T = g(eps, teacher's params)
+    reverse_kl:  log p_S(z_S) - log p_T(z_S),   z_S = g(eps, student's params)
+
+Each is unbiased for its KL per row; its variance is that of the log-ratio under the
+sampling distribution, divided by the batch (it vanishes as the student approaches the
+teacher, since the log-ratio tends to 0 everywhere). `mse` needs no family knowledge.
+
+Values are per dimension, [batch, (steps,) size], for factorized families, or per
+event, [batch, (steps,)], for event families; `reduce` applies the term's reduction.
+Teacher parameters are constants (the caller detaches them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from ..families import Family, Params
+from ..registry import Registry
 
-from ..families import FAMILIES
-from ..lower.families import Params
+if TYPE_CHECKING:
+    from torch import Tensor
 
-Divergence = Callable[[Params, Params], Tensor]
-DIVERGENCES: dict[tuple[str, str], Divergence] = {}
-
-
-def register(name: str, *families: str) -> Callable[[Divergence], Divergence]:
-    def add(fn: Divergence) -> Divergence:
-        for family in families:
-            DIVERGENCES[(name, family)] = fn
-        return fn
-    return add
+Estimate = Callable[[Family, Params, Params, "Tensor"], "Tensor"]
 
 
-@register("kl", "Normal")
-def kl_normal(t: Params, s: Params) -> Tensor:
-    ratio = (t["scale"] / s["scale"]) ** 2
-    return 0.5 * (ratio + ((t["loc"] - s["loc"]) / s["scale"]) ** 2 - 1 - torch.log(ratio))
+@dataclass(frozen=True)
+class DivergenceKind:
+    """A divergence a spec can name: what it is, its default reduction, and how it is
+    estimated for a family without its closed form (None: only closed forms)."""
+
+    name: str
+    doc: str
+    reduction: str = "sum"
+    estimate: Estimate | None = None
 
 
-@register("kl", "Laplace")
-def kl_laplace(t: Params, s: Params) -> Tensor:
-    gap = (t["loc"] - s["loc"]).abs()
-    return (torch.log(s["scale"] / t["scale"]) + gap / s["scale"]
-            + t["scale"] / s["scale"] * torch.exp(-gap / t["scale"]) - 1)
+def _kl_estimate(family: Family, t: Params, s: Params, eps: Tensor) -> Tensor:
+    z = family.reparam(eps, t).detach()
+    return family.log_density(t, z) - family.log_density(s, z)
 
 
-@register("kl", "Bernoulli")
-def kl_bernoulli(t: Params, s: Params) -> Tensor:
-    p = torch.sigmoid(t["logits"])
-    return (p * (F.logsigmoid(t["logits"]) - F.logsigmoid(s["logits"]))
-            + (1 - p) * (F.logsigmoid(-t["logits"]) - F.logsigmoid(-s["logits"])))
+def _reverse_kl_estimate(family: Family, t: Params, s: Params, eps: Tensor) -> Tensor:
+    z = family.reparam(eps, s)
+    return family.log_density(s, z) - family.log_density(t, z)
 
 
-@register("kl", "Categorical")
-def kl_categorical(t: Params, s: Params) -> Tensor:
-    log_t, log_s = F.log_softmax(t["logits"], -1), F.log_softmax(s["logits"], -1)
-    return (log_t.exp() * (log_t - log_s)).sum(-1)
-
-
-def _reverse(kl: Divergence) -> Divergence:
-    return lambda t, s: kl(s, t)
-
-
-for _family in FAMILIES:
-    register("reverse_kl", _family)(_reverse(DIVERGENCES[("kl", _family)]))
-
-
-@register("w2", "Normal")
-def w2_normal(t: Params, s: Params) -> Tensor:
-    """Squared 2-Wasserstein distance of two diagonal Gaussians, per dimension."""
-    return (t["loc"] - s["loc"]) ** 2 + (t["scale"] - s["scale"]) ** 2
-
-
-@register("bce", "Bernoulli")
-def bce_bernoulli(t: Params, s: Params) -> Tensor:
-    """Cross-entropy of the student's logits against the teacher's probabilities (the
-    authors' HM latent loss): KL plus the teacher's entropy, the same gradient."""
-    return F.binary_cross_entropy_with_logits(s["logits"], torch.sigmoid(t["logits"]), reduction="none")
-
-
-def mse(t: Params, s: Params) -> Tensor:
+def _mse(family: Family, t: Params, s: Params, eps: Tensor) -> Tensor:
     """Squared error of every parameter, summed over the family's parameters."""
     return sum((t[k] - s[k]) ** 2 for k in t)
 
 
-for _family in FAMILIES:
-    register("mse", _family)(mse)
+DIVERGENCES: Registry[DivergenceKind] = Registry("divergence")
+for _kind in (
+    DivergenceKind("kl", "KL(teacher || student): closed form where the family has one, else estimated",
+                   estimate=_kl_estimate),
+    DivergenceKind("reverse_kl", "KL(student || teacher): closed form where the family has one, else estimated",
+                   estimate=_reverse_kl_estimate),
+    DivergenceKind("w2", "squared 2-Wasserstein distance (Normal)", reduction="mean"),
+    DivergenceKind("bce", "binary cross-entropy of student logits against teacher probabilities (Bernoulli)"),
+    DivergenceKind("mse", "squared error between the two parameter vectors", estimate=_mse),
+):
+    DIVERGENCES.register(_kind.name, _kind, origin="dgmc")
 
 
-Reduction = str
-REDUCTIONS: dict[Reduction, str] = {
+def is_closed(family: Family, name: str) -> bool:
+    """Whether the term is exact (a closed form, or mse on the parameters) rather than a
+    Monte Carlo estimate on the shared noise."""
+    return name in family.closed or (name == "reverse_kl" and "kl" in family.closed) or name == "mse"
+
+
+def divergence(family: Family, name: str, t: Params, s: Params, eps: Tensor | None) -> Tensor:
+    """The divergence `name` between teacher and student for one node, per dimension
+    (per event); `eps` is the teacher's noise for the node (for estimates)."""
+    if name in family.closed:
+        return family.closed[name](family, t, s)
+    if name == "reverse_kl" and "kl" in family.closed:
+        return family.closed["kl"](family, s, t)
+    estimate = DIVERGENCES[name].estimate
+    if estimate is None or name not in family.divergences:
+        raise ValueError(f"the divergence {name} does not fit {family.name}")
+    if eps is None and name != "mse":
+        raise ValueError(f"estimating {name} for {family.name} needs the teacher's noise")
+    return estimate(family, t, s, eps)
+
+
+REDUCTIONS: dict[str, str] = {
     "sum": "summed over the node's dimensions and time steps, averaged over the batch",
     "mean": "averaged over the node's dimensions, summed over time steps, averaged over the batch",
 }
-DEFAULT_REDUCTION = {"w2": "mean"}
 """w2 averages over dimensions, as the authors' VAE code did; every other divergence sums,
 so that a term is the divergence of the node's whole distribution."""
 
 
-def reduce(values: Tensor, reduction: Reduction, event: bool) -> Tensor:
+def reduce(values: Tensor, reduction: str, event: bool) -> Tensor:
     """[batch, (steps,) (size)] -> a scalar. `event` is False when the last dimension
     holds per-dimension values (factorized families)."""
     if not event:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .. import ir
 from ..render import net_label
-from .families import TORCH_FAMILIES
 from .module import CompiledModel, compile_model
 from .plan import Pass, Step
 
@@ -66,11 +65,14 @@ def _step(compiled: CompiledModel, step: Step) -> str:
     if step.role == "compute":
         net = compiled.nets[step.key]
         return f"{me} = {step.key}({args})  # {type(net).__name__}, {net_label(step.net)}"
-    family = TORCH_FAMILIES[step.family]
-    raw = f"{step.key}({args})" if step.parents else ("free" if step.key in compiled.free else "")
-    params = [f"{k}={v:g}" for k, v in step.fixed.items()] + ([f"raw={raw}"] if raw else [])
-    where = f"  # {net_label(step.net)}" if step.parents else ""
-    return (f"{me} = {step.family}({', '.join(params)}).reparam(eps[{step.node!r}]{at}) "
+    family, spec = step.family, step.spec
+    params = [f"{k}={v:g}" for k, v in spec.fixed.items()] + [f"{k}={v:g}" for k, v in family.values.items()]
+    if spec.computed and step.key in compiled.nets:
+        params.append(f"{'/'.join(spec.computed)}={step.key}({args})")
+    if spec.learned:
+        params.append(f"{'/'.join(spec.learned)}=free")
+    where = f"  # {net_label(step.net)}" if step.key in compiled.nets else ""
+    return (f"{me} = {family.name}({', '.join(params)}).reparam(eps[{step.node!r}]{at}) "
             f"unless given  # {family.formula}{where}")
 
 

@@ -20,10 +20,10 @@ from torch.distributions import Distribution
 
 from .. import ir
 from ..errors import UserError
+from ..families import Family, Params
+from ..methods import semi_nodes
 from ..networks import NETWORKS
-from .families import TORCH_FAMILIES, Params, TorchFamily
-from .networks import build_network, count, empty_input, is_recurrent
-from .plan import Pass, Step, generative_pass, inference_pass, semi_nodes
+from .plan import Pass, Step, generative_pass, inference_pass
 
 
 class MissingValueError(UserError):
@@ -49,6 +49,7 @@ class CompiledModel(nn.Module):
         self.inference: Pass | None = inference_pass(model, width)
         self.semi: tuple[str, ...] = semi_nodes(model)
         self.sizes = {s.node: s.size for s in self.generative.steps}
+        self.families: dict[str, Family] = {s.node: s.family for s in self.generative.steps if s.family}
         self.steps = model.time.steps if model.time else 0
         self.nets = nn.ModuleDict()
         self.free = nn.ParameterDict()
@@ -72,25 +73,25 @@ class CompiledModel(nn.Module):
                 for name, _ in self.named_parameters()}
 
     def _build(self, step: Step) -> None:
+        """The step's network (its computed parameters, or a deterministic state) and its
+        free vector (its learned parameters); a recurrent cell's own previous state is
+        its state, not an input."""
         if step.role == "given" or step.key in self.nets or step.key in self.free:
             return
         if step.role == "compute":
-            recurrent = NETWORKS[step.net.name].recurrent  # its own previous state is the cell's state
-            in_dim = self._input_size(step) - (self.sizes[step.node] if recurrent else 0)
-            self.nets[step.key] = build_network(step.net, in_dim, step.size)
+            kind = NETWORKS[step.net.name]
+            in_dim = self._input_size(step) - (self.sizes[step.node] if kind.recurrent else 0)
+            self.nets[step.key] = kind.build(step.net, in_dim, step.size)
             return
-        out_dim = self.family(step).raw_size(step.size, step.fixed)
-        if step.parents:
-            self.nets[step.key] = build_network(step.net, self._input_size(step), out_dim)
-        elif out_dim:
-            self.free[step.key] = nn.Parameter(torch.zeros(out_dim))
+        computed = step.family.raw_size(step.size, step.spec.computed)
+        if step.parents and computed:
+            self.nets[step.key] = NETWORKS[step.net.name].build(step.net, self._input_size(step), computed)
+        learned = step.family.raw_size(step.size, step.spec.learned)
+        if learned:
+            self.free[step.key] = nn.Parameter(torch.zeros(learned))
 
     def _input_size(self, step: Step) -> int:
         return sum(self.sizes[name] for name, _ in step.parents)
-
-    @staticmethod
-    def family(step: Step) -> TorchFamily:
-        return TORCH_FAMILIES[step.family]
 
     # -- public passes ------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ class CompiledModel(nn.Module):
 
     def distribution(self, node: str, params: Params) -> Distribution:
         """The node's distribution from a trace's parameters (guide or model alike)."""
-        return TORCH_FAMILIES[self.ir.node(node).type].distribution(params)
+        return self.families[node].distribution(params)
 
     def log_prob(self, node: str, trace: Trace, value: Tensor | None = None) -> Tensor:
         """log density of `value` (default: the trace's own) per batch row, summed over
@@ -131,10 +132,10 @@ class CompiledModel(nn.Module):
         counts = {}
         for node in self.ir.nodes:
             key = f"p_{node.name}"
-            model = count(self.nets[key]) if key in self.nets else 0
+            model = _count(self.nets[key]) if key in self.nets else 0
             model += self.free[key].numel() if key in self.free else 0
             model += self.inits[node.name].numel() if node.name in self.inits else 0
-            guide = count(self.nets[f"q_{node.name}"]) if f"q_{node.name}" in self.nets else 0
+            guide = _count(self.nets[f"q_{node.name}"]) if f"q_{node.name}" in self.nets else 0
             counts[node.name] = {"model": model, "guide": guide}
         return counts
 
@@ -175,7 +176,8 @@ class _Run:
         self.values: dict[str, Tensor | list[Tensor]] = {}
         self.eps: dict[str, Tensor | list[Tensor]] = {}
         self.params: dict[str, Params | list[Params]] = {}
-        self.cells: dict[str, Tensor] = {}
+        self.carries: dict[str, object] = {}
+        """What each recurrent cell keeps besides its state (an LSTM's cell state)."""
 
     def read(self, node: str, lag: int, t: int | None) -> Tensor:
         if lag == 1 and t == 0:
@@ -193,9 +195,10 @@ class _Run:
         if step.role == "compute":
             self._record(self.values, step, t, given if given is not None else self._compute(step, t))
             return
-        family = self.m.family(step)
-        raw = self._raw(step, t)
-        params = family.params(raw, step.size, step.fixed, self.batch, self.m._anchor)
+        family = step.family
+        computed = self.m.nets[step.key](self._inputs(step, t)) if step.key in self.m.nets else None
+        learned = self.m.free[step.key].expand(self.batch, -1) if step.key in self.m.free else None
+        params = family.assemble(computed, learned, step.spec, step.size, self.batch, self.m._anchor)
         eps = _at(self.noise.get(step.node), t)
         if given is None:
             if eps is None:
@@ -214,25 +217,16 @@ class _Run:
             return parts[0] if parts else None
         return torch.cat(parts, dim=-1)
 
-    def _raw(self, step: Step, t: int | None) -> Tensor | None:
-        if step.parents:
-            return self.m.nets[step.key](self._inputs(step, t))
-        if step.key in self.m.free:
-            return self.m.free[step.key].expand(self.batch, -1)
-        return None
-
     def _compute(self, step: Step, t: int | None) -> Tensor:
-        net = self.m.nets[step.key]
-        if not is_recurrent(net):
+        net, kind = self.m.nets[step.key], NETWORKS[step.net.name]
+        if not kind.recurrent:
             return net(self._inputs(step, t))
         previous = self.read(step.node, 1, t)
         inputs = self._inputs(step, t, skip_self=True)
-        inputs = empty_input(self.batch, previous) if inputs is None else inputs
-        if isinstance(net, nn.LSTMCell):
-            cell = self.cells.get(step.node, torch.zeros_like(previous))
-            hidden, self.cells[step.node] = net(inputs, (previous, cell))
-            return hidden
-        return net(inputs, previous)
+        if inputs is None:  # its only parent is its own previous state: an empty input
+            inputs = previous.new_zeros(self.batch, 1)
+        state, self.carries[step.node] = kind.step(net, inputs, previous, self.carries.get(step.node))
+        return state
 
     @staticmethod
     def _record(store: dict, step: Step, t: int | None, value) -> None:
@@ -248,6 +242,10 @@ class _Run:
             params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
                     for k, v in self.params.items()},
         )
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

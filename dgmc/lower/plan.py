@@ -10,12 +10,12 @@ the static steps (once) and the time-indexed steps (once per step, parameters sh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .. import ir, order
-from ..networks import scale_hidden
-from .families import fixed_params
+from ..families import FAMILIES, Family, ParamSpec, param_spec
+from ..networks import NETWORKS
 
 Role = Literal["given", "sample", "compute"]
 """given: the value must be supplied; sample: drawn from the node's conditional
@@ -30,8 +30,10 @@ class Step:
     timed: bool
     parents: tuple[tuple[str, int], ...] = ()
     """(node, lag) in the order their values are concatenated."""
-    family: str | None = None
-    fixed: dict[str, float] = field(default_factory=dict)
+    family: Family | None = None
+    """The node's family with its settings bound (sampled steps only)."""
+    spec: ParamSpec | None = None
+    """Which parameters are fixed, learned, or computed by `net`."""
     net: ir.Network | None = None
     key: str = ""
     """Key of the step's network / free parameters in the module (`p_z`, `q_z`)."""
@@ -61,8 +63,8 @@ def generative_pass(model: ir.Model, width: float | None = None) -> Pass:
         steps.append(Step(
             node=name, role=role, size=size[name], timed=node.timed,
             parents=tuple((p.name, p.lag) for p in node.parents),
-            family=node.type if role == "sample" else None,
-            fixed=fixed_params(node.type, node.params) if role == "sample" else {},
+            family=_family(node) if role == "sample" else None,
+            spec=param_spec(FAMILIES[node.type], node.params) if role == "sample" else None,
             net=net, key=f"p_{name}",
         ))
     return _split(steps)
@@ -81,11 +83,13 @@ def inference_pass(model: ir.Model, width: float | None = None) -> Pass | None:
         if node.kind == "latent" and node.guide is not None:
             net = node.guide.net
             if width:
-                net = net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})
+                net = NETWORKS[net.name].student(net, width)
+            family = _family(node)
+            computed = ParamSpec(fixed={}, learned=(), computed=family.params, settings=dict(family.values))
             steps.append(Step(
                 node=name, role="sample", size=size[name], timed=node.timed,
                 parents=tuple((p.name, p.lag) for p in node.guide.parents),
-                family=node.type, fixed={}, net=net, key=f"q_{name}",
+                family=family, spec=computed, net=net, key=f"q_{name}",
             ))
         elif node.kind == "deterministic":
             steps.append(Step(
@@ -98,12 +102,10 @@ def inference_pass(model: ir.Model, width: float | None = None) -> Pass | None:
     return _split(steps)
 
 
+def _family(node: ir.Node) -> Family:
+    family = FAMILIES[node.type]
+    return family.with_settings(param_spec(family, node.params).settings) if family.settings else family
+
+
 def _split(steps: list[Step]) -> Pass:
     return Pass(static=tuple(s for s in steps if not s.timed), timed=tuple(s for s in steps if s.timed))
-
-
-def semi_nodes(model: ir.Model) -> tuple[str, ...]:
-    """Observed nodes with children: in the semi-auxiliary form their values are not
-    reparametrized but handed over (teacher forcing)."""
-    parents = {p.name for n in model.nodes for p in n.parents}
-    return tuple(n.name for n in model.nodes if n.kind == "observed" and n.name in parents)

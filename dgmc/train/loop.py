@@ -27,8 +27,8 @@ from ..datasets import Split, load_split
 from ..errors import UserError
 from ..files import write_text
 from ..lower import CompiledModel, compile_model
+from ..objectives import OBJECTIVES, Batch, evaluate
 from . import checkpoint
-from .objectives import OBJECTIVES, Batch, evaluate
 
 QUICK_STEPS = 100
 """Steps of a `--quick` smoke run."""
@@ -155,7 +155,7 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
     """Minimise the recipe's objective; return every logged term per step."""
     device = compiled._anchor.device
     generator = torch.Generator().manual_seed(seed)
-    objective = OBJECTIVES[recipe.objective]
+    objective = OBJECTIVES[recipe.objective].run
     if recipe.free_bits:
         objective = partial(objective, free_bits=recipe.free_bits)
     draws = enumerate(batches(data, recipe.batch, steps, generator))

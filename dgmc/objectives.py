@@ -1,7 +1,9 @@
-"""The teacher's objectives, one function each, all on a batch of data (node -> tensor).
+"""The teacher's objectives: the registry `OBJECTIVES`, read by the checker (which
+objective fits which model) and by training (the function that computes it).
 
-Every objective returns the loss to minimise and its terms (batch means, in nats per
-example), so that training can log and plot each term:
+Every objective takes a compiled model and a batch of data (node -> tensor) and returns
+the loss to minimise and its terms (batch means, in nats per example), so that training
+can log and plot each term:
 - `elbo`: -ELBO with reparametrized latents; the KL of each latent is closed-form when
   torch knows it for the pair (q, p), else a one-sample estimate; `beta` is the KL
   warm-up weight.
@@ -9,23 +11,30 @@ example), so that training can log and plot each term:
   through z) plus sleep (guide nets fit log q(z | x) on dreams (x, z) ~ p).
 - `mle`: -log p(observed | inputs), for models without latents.
 `negative_elbo` is the number reported for latent-variable teachers (whatever trained
-them), `mle` for the others.
+them), `mle` for the others. torch is imported on first use, so the checker reads this
+registry without loading it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
-from torch.distributions import kl_divergence
+from . import ir
+from .base import lazy_import
+from .registry import Registry
 
-from .. import ir
-from ..lower import CompiledModel, Trace
+if TYPE_CHECKING:
+    from torch import Generator, Tensor
 
-Batch = dict[str, Tensor]
+    from .lower import CompiledModel, Trace
+
+torch = lazy_import("torch")
+
+Batch = dict[str, "Tensor"]
 Terms = dict[str, float]
-Objective = Callable[..., tuple[Tensor, Terms]]
+ObjectiveFn = Callable[..., tuple["Tensor", Terms]]
 
 
 def inputs_of(model: ir.Model, batch: Batch) -> Batch:
@@ -38,14 +47,14 @@ def _kl(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
     q_dist = model.distribution(node, q.params[node])
     p_dist = model.distribution(node, p.params[node])
     try:
-        kl = kl_divergence(q_dist, p_dist)
+        kl = torch.distributions.kl_divergence(q_dist, p_dist)
     except NotImplementedError:
         value = q.values[node]
         kl = q_dist.log_prob(value) - p_dist.log_prob(value)
     return kl.sum(-1) if kl.dim() > 1 else kl
 
 
-def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator | None,
+def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
                 guide: CompiledModel | None = None) -> dict[str, Tensor]:
     """-log p of every observed node and KL of every latent, per batch row. The latents
     come from `guide`'s inference pass (default: the model's own guide); any q gives a
@@ -61,7 +70,7 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: torch.Generator |
     return parts
 
 
-def elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
          beta: float = 1.0, free_bits: float = 0.0) -> tuple[Tensor, Terms]:
     """-ELBO, its KL terms weighted by `beta`; with `free_bits`, a layer's KL counts at
     least `free_bits` nats per dimension in the loss (Kingma et al., 2016, one group per
@@ -74,14 +83,14 @@ def elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None =
     return loss, {**_floats(parts), "-elbo": float(sum(parts.values()).detach())}
 
 
-def negative_elbo(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+def negative_elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
                   guide: CompiledModel | None = None) -> float:
     """-ELBO per example (beta = 1), without gradient: the reported objective."""
     with torch.no_grad():
         return float(sum(v.mean() for v in _elbo_parts(model, batch, generator, guide).values()))
 
 
-def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None = None,
                beta: float = 1.0) -> tuple[Tensor, Terms]:
     with torch.no_grad():
         q = model.infer(batch, generator=generator)
@@ -95,7 +104,7 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: torch.Generator | 
     return loss, {**_floats(wake), **_floats(sleep)}
 
 
-def mle(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+def mle(model: CompiledModel, batch: Batch, generator: Generator | None = None,
         beta: float = 1.0) -> tuple[Tensor, Terms]:
     observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
     p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
@@ -104,15 +113,38 @@ def mle(model: CompiledModel, batch: Batch, generator: torch.Generator | None = 
     return loss, {**_floats(parts), "nll": float(loss.detach())}
 
 
-def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None) -> float:
+def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: Generator | None = None) -> float:
     with torch.no_grad():
         return float(mle(model, batch, generator)[0])
 
 
-OBJECTIVES: dict[str, Objective] = {"elbo": elbo, "wake_sleep": wake_sleep, "mle": mle}
+@dataclass(frozen=True)
+class Objective:
+    """A way to train a teacher: its function, what it needs of the model, and the
+    options of `train NAME(...)` beyond the optimiser's."""
+
+    name: str
+    run: ObjectiveFn
+    doc: str
+    latents: bool
+    """Needs latent nodes (each with a guide); False: needs none."""
+    discrete_latents: bool = True
+    """Copes with latents whose values are not differentiable (no reparametrized gradient)."""
+    options: tuple[str, ...] = ()
 
 
-def evaluate(model: CompiledModel, batch: Batch, generator: torch.Generator | None = None,
+OBJECTIVES: Registry[Objective] = Registry("objective")
+for _objective in (
+    Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
+              discrete_latents=False, options=("warmup", "free_bits")),
+    Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
+              "(discrete latents)", latents=True),
+    Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False),
+):
+    OBJECTIVES.register(_objective.name, _objective, origin="dgmc")
+
+
+def evaluate(model: CompiledModel, batch: Batch, generator: Generator | None = None,
              guide: CompiledModel | None = None) -> float:
     """The reported objective: -ELBO when the model has latents (through `guide`'s
     inference, default its own), else -log p."""

@@ -18,6 +18,7 @@ from .check import check
 from .errors import Diagnostic
 from .ir import Model
 from .parse import parse
+from .plugins import load_entry_points
 from .source import read_spec
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ def load(path: str | Path) -> Model:
 
 
 def check_text(text: str, filename: str = "<string>") -> tuple[Model, list[Diagnostic]]:
-    """The checked model and its warnings (for tools that show warnings)."""
+    """The checked model and its warnings (for tools that show warnings). Installed
+    plugins (`dgmc.plugins`) are loaded first, so a spec can name what they register."""
+    load_entry_points()
     return check(parse(text, filename), text, filename)
 
 

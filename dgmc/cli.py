@@ -12,6 +12,7 @@ from .api import check_text
 from .errors import DgmError, UserError, render
 from .files import locked, write_text
 from .methods import METHODS
+from .plugins import load_entry_points, load_module
 from .source import STDIN, read_spec
 
 
@@ -22,6 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        load_entry_points()
+        for module in args.plugin:
+            load_module(module)
         return args.run(args)
     except DgmError as error:
         print(error.render(), file=sys.stderr)
@@ -37,14 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dgmc", description="A compiler for deep directed graphical models.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, which registers families, networks or datasets (repeatable)")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub = commands.add_parser(name, help=help, description=help, parents=[common])
         sub.set_defaults(run=run)
         return sub
 
     _front_end_commands(command)
     _model_commands(command)
+    command("plugins", _plugins, "List what is registered (families, networks, datasets, ...) and where from.")
+    command("datasets", _datasets, "List the registered datasets and their columns.")
     return parser
 
 
@@ -306,6 +315,26 @@ def _eval(args: argparse.Namespace) -> int:
             raise UserError(f"'{args.run_dir}' is not a finished run: it has no metrics.json (finish it with "
                             "`dgmc run SPEC --out DIR`).")
         evaluate_run(args.run_dir, _load(spec), json.loads(metrics.read_text()), args.device)
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from .plugins import listing
+
+    print(listing(), end="")
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS
+
+    for name, dataset in DATASETS.items():
+        print(f"{name}: {dataset.rows:,} rows; {dataset.doc} ({DATASETS.origin_of(name)})")
+        options = ", ".join(dataset.flags) or "none"
+        print(f"  options: {options}")
+        for column_name, column in dataset.columns.items():
+            shape = f"{column.size} per sequence" if column.sequence else str(column.size)
+            print(f"  {column_name:<12} {column.domain:<8} {shape:<16} {column.doc}")
     return 0
 
 

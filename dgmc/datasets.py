@@ -17,14 +17,15 @@ import json
 import os
 import random
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import UserError
-from .families import Domain
 from .files import atomic
+from .registry import Registry, RegistryError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,13 +40,20 @@ class Column:
     once preprocessed; `numeric` columns are real-valued until binarized."""
 
     size: int
-    domain: Domain
+    domain: str
+    """A value domain (`dgmc.families.DOMAINS`): real, binary, onehot..."""
     sequence: bool = False
     doc: str = ""
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """A dataset a spec can name: its columns (what the checker sees) and its `load`,
+    which returns every row unprocessed: real columns as [N, size] float arrays (sequences
+    [N, L]), a `label` column as int64 class indices [N] (its `Column.size` the number of
+    classes). `value_max` is the top of the raw value range: `scale` divides by it,
+    `binarize` keeps values above its half."""
+
     name: str
     columns: dict[str, Column]
     flags: tuple[str, ...]
@@ -54,35 +62,24 @@ class Dataset:
     """Flags of which at most one may be given (they rescale the same values)."""
     rows: int
     doc: str
+    load: Callable[[], dict[str, np.ndarray]]
+    value_max: float = 1.0
 
 
-DATASETS: dict[str, Dataset] = {
-    d.name: d
-    for d in (
-        Dataset(
-            "digits",
-            {"pixels": Column(64, "real", doc="8x8 grey levels 0..16"),
-             "label": Column(10, "onehot", doc="the digit, one-hot")},
-            flags=("binarize", "scale", "standardize"),
-            exclusive=("binarize", "scale", "standardize"),
-            rows=1797, doc="scikit-learn's load_digits",
-        ),
-        Dataset(
-            "old_faithful",
-            {"eruptions": Column(1, "real", doc="eruption time, minutes"),
-             "waiting": Column(1, "real", doc="waiting time to the next eruption, minutes")},
-            flags=("standardize",), exclusive=(),
-            rows=272, doc="Old Faithful geyser, shipped in dgmc/data/old_faithful.csv",
-        ),
-        Dataset(
-            "mnist1d",
-            {"signal": Column(40, "real", sequence=True, doc="a 40-point 1-d signal"),
-             "label": Column(10, "onehot", doc="the class, one-hot")},
-            flags=("standardize",), exclusive=(),
-            rows=5000, doc="mnist1d sequences generated offline with make_dataset",
-        ),
-    )
-}
+DATASETS: Registry[Dataset] = Registry("dataset")
+
+
+def register_dataset(dataset: Dataset, *, replace: bool = False) -> Dataset:
+    """Make `dataset` known to specs under `dataset.name` (`data NAME { ... }`)."""
+    if not isinstance(dataset, Dataset):
+        raise RegistryError(f"register_dataset takes a dgmc.Dataset, not {type(dataset).__name__}.")
+    unknown = set(dataset.flags) - set(FLAGS)
+    if unknown:
+        raise RegistryError(f"dataset {dataset.name}: unknown flags {sorted(unknown)} (known: {', '.join(FLAGS)}).")
+    return DATASETS.register(dataset.name, dataset, replace=replace)
+
+
+FLAGS = ("binarize", "scale", "standardize")
 
 DATA_OPTIONS = ("classes", "test_fraction")
 """Keyword options every dataset takes: `classes = [0, 1]` keeps only those labels;
@@ -91,9 +88,6 @@ DATA_OPTIONS = ("classes", "test_fraction")
 
 # ---- loading -------------------------------------------------------------------------------
 
-DIGITS_MAX = 16.0
-"""digits' grey levels run 0..16: `scale` divides by this, `binarize` keeps pixel > 8 (above
-half the range) as 1, the usual threshold for a Bernoulli model of these images."""
 
 MNIST1D_ARGS: dict[str, object] = {
     "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
@@ -156,7 +150,7 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     if not isinstance(split_seed, int) or split_seed < 0:
         raise DataError(f"split_seed is an integer >= 0, not {split_seed!r}.")
 
-    raw = _raw(dataset.name)
+    raw = dataset.load()
     labels = raw.get("label")
     rows = np.arange(len(next(iter(raw.values()))))
     if len(rows) < 2:
@@ -178,7 +172,8 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
 
     parts: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] = ({}, {})
     for name, column in data.columns.items():
-        prepared = _prepare(raw[column], dataset.columns[column], data.flags, train_rows, test_rows)
+        prepared = _prepare(raw[column], dataset.columns[column], data.flags, train_rows, test_rows,
+                            dataset.value_max)
         for part, values in zip(parts, prepared, strict=True):
             part[name] = torch.from_numpy(values.reshape(len(values), *shapes[name]))
     if labels is None:
@@ -224,8 +219,8 @@ def _row_shape(model: ir.Model, name: str, column_name: str, dataset: Dataset) -
                     f"{' per step' if node.timed else ''}.")
 
 
-def _prepare(values: np.ndarray, column: Column, flags: tuple[str, ...],
-             train_rows: np.ndarray, test_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(values: np.ndarray, column: Column, flags: tuple[str, ...], train_rows: np.ndarray,
+             test_rows: np.ndarray, value_max: float) -> tuple[np.ndarray, np.ndarray]:
     """One column's train and test values as float32 [N, size]: labels one-hot; real
     columns binarized, scaled or standardized (with train-only statistics, per column of
     values, i.e. per pixel or per time step; a constant column keeps std 1)."""
@@ -236,9 +231,9 @@ def _prepare(values: np.ndarray, column: Column, flags: tuple[str, ...],
         return eye[values[train_rows]], eye[values[test_rows]]
     train, test = values[train_rows].astype(np.float64), values[test_rows].astype(np.float64)
     if "binarize" in flags:
-        train, test = train > DIGITS_MAX / 2, test > DIGITS_MAX / 2
+        train, test = train > value_max / 2, test > value_max / 2
     elif "scale" in flags:
-        train, test = train / DIGITS_MAX, test / DIGITS_MAX
+        train, test = train / value_max, test / value_max
     elif "standardize" in flags:
         mean, std = train.mean(axis=0), train.std(axis=0)
         std = np.where(std > 1e-12 * (1 + np.abs(mean)), std, 1.0)
@@ -246,24 +241,22 @@ def _prepare(values: np.ndarray, column: Column, flags: tuple[str, ...],
     return train.astype(np.float32), test.astype(np.float32)
 
 
-def _raw(name: str) -> dict[str, np.ndarray]:
-    """A dataset's columns, all rows, unprocessed: real columns as [N, size] arrays, the
-    label as an int64 [N] array."""
+def _digits() -> dict[str, np.ndarray]:
+    """scikit-learn's 8x8 digits, which ship inside scikit-learn: no download."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return {"pixels": np.asarray(bunch.data, dtype=np.float64), "label": np.asarray(bunch.target, dtype=np.int64)}
+
+
+def _old_faithful() -> dict[str, np.ndarray]:
     import numpy as np
 
-    if name == "digits":
-        from sklearn.datasets import load_digits  # ships its data: no download
-
-        bunch = load_digits()
-        return {"pixels": np.asarray(bunch.data, dtype=np.float64), "label": np.asarray(bunch.target, dtype=np.int64)}
-    if name == "old_faithful":
-        text = (resources.files("dgmc") / "data" / "old_faithful.csv").read_text(encoding="utf-8")
-        header, *lines = [line for line in csv.reader(io.StringIO(text)) if line]
-        table = np.array(lines, dtype=np.float64)
-        return {column: table[:, [i]] for i, column in enumerate(header)}
-    if name == "mnist1d":
-        return _mnist1d()
-    raise DataError(f"There is no loader for the dataset '{name}'.")
+    text = (resources.files("dgmc") / "data" / "old_faithful.csv").read_text(encoding="utf-8")
+    header, *lines = [line for line in csv.reader(io.StringIO(text)) if line]
+    table = np.array(lines, dtype=np.float64)
+    return {column: table[:, [i]] for i, column in enumerate(header)}
 
 
 def cache_dir() -> Path:
@@ -306,3 +299,20 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
         np.random.set_state(states[1])
     return {"signal": np.concatenate([made["x"], made["x_test"]]).astype(np.float64),
             "label": np.concatenate([made["y"], made["y_test"]]).astype(np.int64)}
+
+
+for _dataset in (
+    Dataset("digits", {"pixels": Column(64, "real", doc="8x8 grey levels 0..16"),
+                       "label": Column(10, "onehot", doc="the digit, one-hot")},
+            flags=FLAGS, exclusive=FLAGS, rows=1797, doc="scikit-learn's load_digits", load=_digits,
+            value_max=16.0),  # binarize keeps pixel > 8, the usual threshold for a Bernoulli model of these images
+    Dataset("old_faithful", {"eruptions": Column(1, "real", doc="eruption time, minutes"),
+                             "waiting": Column(1, "real", doc="waiting time to the next eruption, minutes")},
+            flags=("standardize",), exclusive=(), rows=272,
+            doc="Old Faithful geyser, shipped in dgmc/data/old_faithful.csv", load=_old_faithful),
+    Dataset("mnist1d", {"signal": Column(40, "real", sequence=True, doc="a 40-point 1-d signal"),
+                        "label": Column(10, "onehot", doc="the class, one-hot")},
+            flags=("standardize",), exclusive=(), rows=5000,
+            doc="mnist1d sequences generated offline with make_dataset", load=_mnist1d),
+):
+    DATASETS.register(_dataset.name, _dataset, origin="dgmc")

@@ -1,0 +1,98 @@
+"""Registries and plugins: what a spec can name is what is registered, from dgmc, from
+Python, from `--plugin MODULE`, or from an installed package's entry point; examples/plugin
+driven end to end through the command line both ways."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dgmc
+from dgmc.datasets import DATASETS
+from dgmc.lower import compile_model
+from dgmc.networks import NETWORKS, build_mlp
+from dgmc.registry import RegistryError
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "examples" / "plugin"
+SPEC = """model m {
+  latent z : Normal[2](loc = 0, scale = 1)
+  observed x : Normal[3]
+  z -> x via wide(8, factor = 3)
+}
+"""
+
+
+@pytest.fixture
+def wide_network():
+    """A network kind registered from Python for one test, removed after."""
+    kind = dgmc.NetworkKind("wide", build_mlp, widths=True, default_widths=(4,),
+                            options=(dgmc.Option("factor", "int", 2, minimum=1),),
+                            scale=lambda net, width: net.model_copy(update={"hidden": (1,)}), doc="for a test")
+    dgmc.register_network(kind)
+    yield kind
+    NETWORKS.unregister("wide")
+
+
+def test_a_network_registered_from_python_is_checked_built_and_scaled(wide_network) -> None:
+    model = dgmc.loads(SPEC)
+    assert model.node("x").net.options == {"factor": 3} and NETWORKS.origin_of("wide") == "python"
+    assert compile_model(model).parameter_counts()["x"]["model"] == 2 * 8 + 8 + 8 * 6 + 6
+    assert compile_model(model, 0.5).parameter_counts()["x"]["model"] == 2 * 1 + 1 + 1 * 6 + 6  # its own scaling
+    with pytest.raises(dgmc.DgmError, match=r"'factor' of wide must be an integer >= 1, not 0"):
+        dgmc.loads(SPEC.replace("factor = 3", "factor = 0"))
+    with pytest.raises(dgmc.DgmError, match=r"The network wide has no argument 'facto'\. Did you mean 'factor'"):
+        dgmc.loads(SPEC.replace("factor = 3", "facto = 3"))
+
+
+def test_unregistered_names_never_reach_a_builder_and_registrations_are_checked() -> None:
+    with pytest.raises(dgmc.DgmError, match=r"Unknown network 'wide' \(known: mlp, linear, gru, lstm"):
+        dgmc.loads(SPEC)
+    with pytest.raises(RegistryError, match=r"network 'mlp' is already registered \(by dgmc\)"):
+        dgmc.register_network(NETWORKS["mlp"])
+    with pytest.raises(RegistryError, match="is not a name a spec can write"):
+        dgmc.register_network(dgmc.NetworkKind("two words", build_mlp))
+    with pytest.raises(RegistryError, match="a recurrent kind needs a `step` function"):
+        dgmc.register_network(dgmc.NetworkKind("cell", build_mlp, recurrent=True))
+    with pytest.raises(RegistryError, match=r"register_family takes a dgmc\.Family"):
+        dgmc.register_family("Normal")
+    with pytest.raises(RegistryError, match="unknown flags"):
+        dgmc.register_dataset(dgmc.Dataset("d", {}, flags=("shuffle",), exclusive=(), rows=0, doc="", load=dict))
+    assert "two_moons" not in DATASETS
+
+
+def _dgmc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dgmc.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_the_example_plugin_through_the_plugin_option(tmp_path: Path) -> None:
+    refused = _dgmc("check", "moons.dgm", cwd=PLUGIN)
+    assert refused.returncode == 1 and "Unknown network 'resmlp'" in refused.stderr
+    listed = _dgmc("plugins", "--plugin", "dgmc_example_plugin", cwd=PLUGIN)
+    assert "resmlp  plugin dgmc_example_plugin" in listed.stdout
+    assert "two_moons     plugin dgmc_example_plugin" in listed.stdout
+    done = _dgmc("run", "moons.dgm", "--plugin", "dgmc_example_plugin", "--quick", "--no-progress",
+                 "--methods", "ours", "--seeds", "0", "--out", str(tmp_path / "run"), cwd=PLUGIN)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "students" / "student_ours_w0.25_s0.pt").is_file()
+    assert "| width 0.25" in (tmp_path / "run" / "report.md").read_text()
+    missing = _dgmc("check", "moons.dgm", "--plugin", "no_such_plugin", cwd=PLUGIN)
+    assert missing.returncode == 1 and "--plugin no_such_plugin: no module named 'no_such_plugin'" in missing.stderr
+
+
+def test_the_example_plugin_installed_is_found_by_its_entry_point(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(PLUGIN)], check=True, capture_output=True, timeout=300)
+    env = {"PYTHONPATH": str(site)}
+    listed = _dgmc("plugins", cwd=tmp_path, env=env)
+    assert "resmlp  entry point example (dgmc-example-plugin)" in listed.stdout, listed.stderr
+    done = _dgmc("run", str(PLUGIN / "moons.dgm"), "--quick", "--no-progress", "--methods", "local",
+                 "--seeds", "0", "--out", str(tmp_path / "run"), cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "students" / "student_local_w0.25_s0.pt").is_file()

@@ -23,15 +23,19 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UserError
+from . import ir
+from .errors import DgmError, Diagnostic, UserError
+from .families import DOMAINS, FAMILIES, NODE_DOMAINS
 from .files import atomic
+from .ir import FILE_DATASET
 from .registry import Registry, RegistryError
+from .transforms import TRANSFORMS
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from . import ir
+    from .readers import Table
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,7 @@ class Dataset:
     """A dataset a spec can name: its columns (what the checker sees) and its `load`,
     which returns every row unprocessed: real columns as [N, size] float arrays (sequences
     [N, L]), a `label` column as int64 class indices [N] (its `Column.size` the number of
-    classes). `value_max` is the top of the raw value range: `scale` divides by it,
-    `binarize` keeps values above its half."""
+    classes)."""
 
     name: str
     columns: dict[str, Column]
@@ -63,7 +66,6 @@ class Dataset:
     rows: int
     doc: str
     load: Callable[[], dict[str, np.ndarray]]
-    value_max: float = 1.0
 
 
 DATASETS: Registry[Dataset] = Registry("dataset")
@@ -105,6 +107,11 @@ class DataError(UserError):
     to a node it does not fit). The message names the node and the column."""
 
 
+class DataFileError(DgmError, DataError):
+    """Data that do not fit the spec, located at the binding that reads them: shown like
+    a spec error (framed excerpt, caret), caught like any `DataError`."""
+
+
 @dataclass(frozen=True)
 class Split:
     """A model's data, split once. `train`/`test` map each bound node to float32 rows:
@@ -128,117 +135,201 @@ class Split:
 
 
 def load_split(model: ir.Model, split_seed: int = 0) -> Split:
-    """Load `model`'s dataset, keep its `classes`, split it (a shuffle seeded by
-    `split_seed`, `test_fraction` of the rows held out, at least one each side) and
-    preprocess each bound column. Statistics (`standardize`) come from the train rows only,
-    so nothing of the test rows leaks into training. Every dataset splits by the same
-    rule; mnist1d's own train/test parts are pooled first."""
+    """Read `model`'s data (a registered dataset, or the file bound with `--data`), keep
+    its `classes`, split it (a shuffle seeded by `split_seed`, `test_fraction` of the rows
+    held out, at least one each side) and turn each binding's columns into its node's
+    tensor: transformed with statistics of the train rows only, shaped, and checked to
+    lie in the node's domain. Every problem is an error located at the binding, naming the
+    file, the column and the first bad row; nothing trains on bad data."""
     import numpy as np
     import torch
 
     data = model.data
     if data is None:
         raise DataError(f"The model '{model.name}' has no data statement: there is nothing to load.")
-    dataset = DATASETS.get(data.dataset)
-    if dataset is None:
-        raise DataError(f"Unknown dataset '{data.dataset}' (known: {', '.join(DATASETS)}).")
-    shapes = {name: _row_shape(model, name, column, dataset) for name, column in data.columns.items()}
-    if not shapes and "label" not in dataset.columns:
-        raise DataError(f"The model '{model.name}' binds no column of {dataset.name}: there is nothing to load.")
     if not 0 < data.test_fraction < 1:
         raise DataError(f"test_fraction is a share of the rows, strictly between 0 and 1, not {data.test_fraction}.")
     if not isinstance(split_seed, int) or split_seed < 0:
         raise DataError(f"split_seed is an integer >= 0, not {split_seed!r}.")
-
-    raw = dataset.load()
-    labels = raw.get("label")
-    rows = np.arange(len(next(iter(raw.values()))))
-    if len(rows) < 2:
-        raise DataError(f"{dataset.name} holds {len(rows)} row(s): a split needs at least 2.")
-    for name, column in data.columns.items():
-        _validate(raw[column], name, column, dataset)
+    table = read_source(model)
+    labels = _labels(model, table)
+    if not data.bindings and labels is None:
+        raise DataError(f"The model '{model.name}' binds no column of {_name(table)}: there is nothing to load.")
+    rows = np.arange(table.rows)
     if data.classes is not None:
-        if labels is None:
-            raise DataError(f"{dataset.name} has no label column, so `classes` cannot choose rows.")
         rows = rows[np.isin(labels, data.classes)]
-        if len(rows) < 2:
-            users = [n for n, c in data.columns.items() if c == "label"]
-            bound = f", bound to node '{users[0]}'" if users else ""
-            raise DataError(f"classes = {list(data.classes)} keep {len(rows)} row(s) of {dataset.name} "
-                            f"(column 'label'{bound}): a split needs at least 2.")
+    if len(rows) < 2:
+        chosen = f" of classes {list(data.classes)}" if data.classes is not None else ""
+        raise DataError(f"{_name(table)} holds {len(rows)} row(s){chosen}: a split needs at least 2.")
     rows = rows[np.random.default_rng(split_seed).permutation(len(rows))]
     n_test = min(max(round(len(rows) * data.test_fraction), 1), len(rows) - 1)
     test_rows, train_rows = rows[:n_test], rows[n_test:]
 
     parts: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] = ({}, {})
-    for name, column in data.columns.items():
-        prepared = _prepare(raw[column], dataset.columns[column], data.flags, train_rows, test_rows,
-                            dataset.value_max)
+    for name, binding in data.bindings.items():
+        prepared = _bound(model, table, binding, train_rows, test_rows)
         for part, values in zip(parts, prepared, strict=True):
-            part[name] = torch.from_numpy(values.reshape(len(values), *shapes[name]))
+            part[name] = torch.from_numpy(values.astype(np.float32))
     if labels is None:
         return Split(parts[0], parts[1], None, None)
     return Split(parts[0], parts[1], torch.from_numpy(labels[train_rows]), torch.from_numpy(labels[test_rows]))
 
 
-def _validate(values: np.ndarray, node: str, column: str, dataset: Dataset) -> None:
-    """The loaded values must be what the metadata (and so the checker) promised: the
-    column's width, and finite (NaN or Inf would poison training many steps later, far
-    from the cause)."""
+def read_source(model: ir.Model) -> Table:
+    """The rows of the model's data: the `--data` file of a `data file` spec, else the
+    registered dataset's, as a `Table` of named columns."""
     import numpy as np
 
-    where = f"The data of node '{node}' (column '{column}' of {dataset.name})"
-    expected = 1 if dataset.columns[column].domain == "onehot" else dataset.columns[column].size
-    width = int(np.prod(values.shape[1:], dtype=np.int64))
-    if width != expected:
-        raise DataError(f"{where} have {width} values per row, not the {expected} the column should have.")
-    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-    if bad.any():
-        raise DataError(f"{where} are not finite (NaN or Inf) in {int(bad.sum())} row(s), "
-                        f"the first being row {int(np.argmax(bad))}.")
+    from .readers import Table, read_table
+
+    data = model.data
+    if data.dataset == ir.FILE_DATASET:
+        if data.source is None:
+            raise DataError(f"'{model.name}' reads its data from a file (`data file`): give it with --data PATH.")
+        return read_table(data.source)
+    dataset = DATASETS.get(data.dataset)
+    if dataset is None:
+        raise DataError(f"Unknown dataset '{data.dataset}' (known: {', '.join(DATASETS)}).")
+    columns = {k: np.asarray(v) for k, v in dataset.load().items()}
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise DataError(f"The loader of {dataset.name} gave columns of different lengths {sorted(lengths)}.")
+    return Table(path=Path(dataset.name), format="dataset", columns=columns, rows=lengths.pop() if lengths else 0)
 
 
-def _row_shape(model: ir.Model, name: str, column_name: str, dataset: Dataset) -> tuple[int, ...]:
-    """The shape of one row of node `name`: (size,), or (T, size) for a time-indexed node
-    fed by a sequence column. The checker has seen to all this for a parsed spec; an IR
-    built or edited by hand gets a DataError here instead of a reshape error later."""
-    where = f"node '{name}' (column '{column_name}' of {dataset.name})"
-    column = dataset.columns.get(column_name)
-    if column is None:
-        raise DataError(f"The {where}: {dataset.name} has no such column ({', '.join(dataset.columns)}).")
-    if not model.has(name) or model.node(name).kind not in ("observed", "input"):
-        what = f"is {model.node(name).kind}" if model.has(name) else "is not in the model"
-        raise DataError(f"The {where} {what}: only observed and input nodes take data.")
-    node = model.node(name)
-    if node.timed and model.time is not None and column.sequence and model.time.steps * node.size == column.size:
-        return (model.time.steps, node.size)
-    if not node.timed and not column.sequence and node.size == column.size:
-        return (node.size,)
-    raise DataError(f"The {where} does not fit: the column has {column.size} values per row"
-                    f"{' (a sequence)' if column.sequence else ''}; the node takes {node.size}"
-                    f"{' per step' if node.timed else ''}.")
+def _name(table: Table) -> str:
+    return f"'{table.path}'" if table.format != "dataset" else str(table.path)
 
 
-def _prepare(values: np.ndarray, column: Column, flags: tuple[str, ...], train_rows: np.ndarray,
-             test_rows: np.ndarray, value_max: float) -> tuple[np.ndarray, np.ndarray]:
-    """One column's train and test values as float32 [N, size]: labels one-hot; real
-    columns binarized, scaled or standardized (with train-only statistics, per column of
-    values, i.e. per pixel or per time step; a constant column keeps std 1)."""
+def _labels(model: ir.Model, table: Table) -> np.ndarray | None:
+    """The class of each row (int64), from a `label` column when there is one; `classes`
+    needs it, and pictures and metrics use it per class."""
     import numpy as np
 
-    if column.domain == "onehot":
-        eye = np.eye(column.size, dtype=np.float32)
-        return eye[values[train_rows]], eye[values[test_rows]]
-    train, test = values[train_rows].astype(np.float64), values[test_rows].astype(np.float64)
-    if "binarize" in flags:
-        train, test = train > value_max / 2, test > value_max / 2
-    elif "scale" in flags:
-        train, test = train / value_max, test / value_max
-    elif "standardize" in flags:
-        mean, std = train.mean(axis=0), train.std(axis=0)
-        std = np.where(std > 1e-12 * (1 + np.abs(mean)), std, 1.0)
-        train, test = (train - mean) / std, (test - mean) / std
-    return train.astype(np.float32), test.astype(np.float32)
+    if "label" not in table.columns:
+        if model.data.classes is not None:
+            raise DataError(f"{_name(table)} has no label column, so `classes` cannot choose rows.")
+        return None
+    values = np.asarray(table.columns["label"]).reshape(table.rows, -1)
+    whole = values.shape[1] == 1 and np.isfinite(values).all() and (values == np.round(values)).all()
+    if not whole or (values < 0).any():
+        if model.data.classes is not None:
+            raise DataError(f"The label column of {_name(table)} must hold class numbers 0, 1, ... for `classes`.")
+        return None
+    return values[:, 0].astype(np.int64)
+
+
+def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.ndarray,
+           test_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One binding's train and test values, [N, size] or [N, T, size]."""
+    import numpy as np
+
+    node = model.node(binding.node) if model.has(binding.node) else None
+    if node is None or node.kind not in ("observed", "input"):
+        what = f"is {node.kind}" if node else "is not in the model"
+        raise DataError(f"The data binding of '{binding.node}' {what}: only observed and input nodes take data.")
+    values = np.concatenate([_column(model, table, binding, c) for c in binding.columns], axis=1)
+    transform = _transform_of(model, table, binding)
+    train, test = values[train_rows], values[test_rows]
+    if transform is not None:
+        integers = TRANSFORMS[transform].integers
+        if integers:
+            _check(model, table, binding, values, np.isclose(values, np.round(values)) & (values >= 0),
+                   "class numbers 0, 1, 2, ...")
+        train, test = TRANSFORMS[transform].apply(train, test, dict(_args_of(model, table, binding)))
+    shape = _shape(model, table, binding, node, train.shape[1])
+    train, test = train.reshape(len(train), *shape), test.reshape(len(test), *shape)
+    domain = FAMILIES[node.type].domain if node.kind == "observed" else NODE_DOMAINS[node.type]
+    everything = np.empty((table.rows, *shape))
+    everything[train_rows], everything[test_rows] = train, test
+    kept = np.zeros(table.rows, dtype=bool)
+    kept[train_rows] = kept[test_rows] = True
+    inside = DOMAINS[domain].contains(everything)
+    inside = inside.reshape(table.rows, -1).all(axis=1) | ~kept
+    _check(model, table, binding, everything, inside, f"{DOMAINS[domain].doc} ({node.type})", per_row=True)
+    return train, test
+
+
+def _column(model: ir.Model, table: Table, binding: ir.Binding, name: str) -> np.ndarray:
+    """One column as float64 [N, width], finite."""
+    import numpy as np
+
+    if name not in table.columns:
+        known = ", ".join(table.columns)
+        _fail(model, binding, f"{_name(table)} has no column '{name}' (its columns: {known}).")
+    values = np.asarray(table.columns[name], dtype=np.float64).reshape(table.rows, -1)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        row = int(np.argmax(~finite))
+        _fail(model, binding, f"{_name(table)}, column '{name}', {table.where(row)}: a value is not finite "
+                              f"(NaN or Inf), the first of {int((~finite).sum())} such row(s).")
+    return values
+
+
+def _transform_of(model: ir.Model, table: Table, binding: ir.Binding) -> str | None:
+    """The binding's transform; a registered dataset's one-hot columns are one-hot
+    encoded, and its real columns take the dataset's option (`digits(binarize)`)."""
+    if binding.transform is not None:
+        return binding.transform
+    dataset = DATASETS.get(model.data.dataset)
+    columns = [dataset.columns.get(c) for c in binding.columns] if dataset else []
+    if columns and all(c is not None and c.domain == "onehot" for c in columns):
+        return "onehot"
+    if any(c is not None and c.domain != "real" for c in columns):
+        return None
+    return next((f for f in model.data.flags if f in TRANSFORMS), None)
+
+
+def _args_of(model: ir.Model, table: Table, binding: ir.Binding) -> dict[str, float]:
+    """The binding's arguments; a registered one-hot column's class count by default."""
+    args = dict(binding.args)
+    dataset = DATASETS.get(model.data.dataset)
+    column = dataset.columns.get(binding.columns[0]) if dataset else None
+    if _transform_of(model, table, binding) == "onehot" and column is not None and column.domain == "onehot":
+        args.setdefault("classes", column.size)
+    return args
+
+
+def _shape(model: ir.Model, table: Table, binding: ir.Binding, node: ir.Node, width: int) -> tuple[int, ...]:
+    """The shape of one row of the node: (size,), or (T, size) for a time-indexed node."""
+    steps = model.time.steps if node.timed and model.time else 1
+    if width == steps * node.size:
+        return (steps, node.size) if node.timed else (node.size,)
+    per = f"{node.size} per step over {steps} steps ({steps * node.size})" if node.timed else str(node.size)
+    _fail(model, binding, f"'{node.name}' takes {per} values per row, but {_describe(table, binding)} "
+                          f"give {width}.")
+    raise AssertionError  # _fail raises
+
+
+def _describe(table: Table, binding: ir.Binding) -> str:
+    what = f"column '{binding.columns[0]}'" if len(binding.columns) == 1 else \
+        f"columns [{', '.join(binding.columns)}]"
+    return f"{what} of {_name(table)}" + (f" after {binding.transform}" if binding.transform else "")
+
+
+def _check(model: ir.Model, table: Table, binding: ir.Binding, values: np.ndarray, inside: np.ndarray,
+           needs: str, per_row: bool = False) -> None:
+    """A located error at the first row whose values are not `inside`."""
+    import numpy as np
+
+    rows_ok = inside if per_row else inside.reshape(len(values), -1).all(axis=1)
+    if rows_ok.all():
+        return
+    row = int(np.argmax(~rows_ok))
+    flat = values.reshape(len(values), -1)[row]
+    shown = ", ".join(f"{v:g}" for v in flat[:4]) + (", ..." if flat.size > 4 else "")
+    _fail(model, binding, f"{_describe(table, binding)}, {table.where(row)}: [{shown}] are not all "
+                          f"{needs}, the first of {int((~rows_ok).sum())} such row(s).")
+
+
+def _fail(model: ir.Model, binding: ir.Binding, message: str) -> None:
+    """Raise the error at the binding's place in the spec: framed like every spec error
+    when the model knows its source text, else naming the line."""
+    source = model.source_text
+    if source is not None:
+        diagnostic = Diagnostic(severity="error", phase="data", span=binding.span, message=message)
+        raise DataFileError([diagnostic], *source)
+    raise DataError(f"{message} (the binding of '{binding.node}', line {binding.span.line} of the spec)")
 
 
 def _digits() -> dict[str, np.ndarray]:
@@ -302,10 +393,12 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
 
 
 for _dataset in (
+    Dataset(FILE_DATASET, {}, flags=FLAGS, exclusive=FLAGS, rows=0, load=dict,
+            doc="your own data file or image folder, given with --data PATH (CSV/TSV, .npy/.npz, images)"),
     Dataset("digits", {"pixels": Column(64, "real", doc="8x8 grey levels 0..16"),
                        "label": Column(10, "onehot", doc="the digit, one-hot")},
             flags=FLAGS, exclusive=FLAGS, rows=1797, doc="scikit-learn's load_digits", load=_digits,
-            value_max=16.0),  # binarize keeps pixel > 8, the usual threshold for a Bernoulli model of these images
+            ),  # binarize keeps pixel > 8 (the middle of 0..16), the usual threshold for a Bernoulli model
     Dataset("old_faithful", {"eruptions": Column(1, "real", doc="eruption time, minutes"),
                              "waiting": Column(1, "real", doc="waiting time to the next eruption, minutes")},
             flags=("standardize",), exclusive=(), rows=272,

@@ -23,7 +23,7 @@ from typing import Literal
 from .base import Frozen, Span
 
 Severity = Literal["error", "warning"]
-Phase = Literal["syntax", "semantic"]
+Phase = Literal["syntax", "semantic", "data"]
 
 _RULE = "   " + "-" * 49
 _CONTEXT_BEFORE = 2
@@ -79,7 +79,7 @@ def render(diagnostic: Diagnostic, source: str, filename: str) -> str:
 def _title(diagnostic: Diagnostic) -> str:
     if diagnostic.severity == "warning":
         return "Warning"
-    return "Syntax error" if diagnostic.phase == "syntax" else "Semantic error"
+    return {"syntax": "Syntax error", "semantic": "Semantic error", "data": "Data error"}[diagnostic.phase]
 
 
 def _where(span: Span) -> str:

@@ -89,7 +89,7 @@ def _line(stmt: s.Stmt) -> str:
     if isinstance(stmt, s.DefaultStmt):
         return f"default via {_network(stmt.via)}"
     if isinstance(stmt, s.DataStmt):
-        bindings = ", ".join(f"{b.node.text} = {b.column.text}" for b in stmt.bindings)
+        bindings = ", ".join(f"{b.node.text} = {_bound(b.source)}" for b in stmt.bindings)
         return f"data {stmt.dataset.text}{_args(stmt.args)} {{{f' {bindings} ' if bindings else ''}}}"
     if isinstance(stmt, s.TrainStmt):
         return f"train {stmt.objective.text}{_args(stmt.args)}"
@@ -119,6 +119,16 @@ def _distill_item(item: s.DistillItem) -> str:
     if item.via:
         text += f" via {_network(item.via)}"
     return text
+
+
+def _bound(source: s.Name | s.Columns | s.Transform) -> str:
+    """`pixels`, `[eruptions, waiting]`, `scale(pixels, max = 255)`."""
+    if isinstance(source, s.Transform):
+        args = "".join(", " + (f"{a.key.text} = " if a.key else "") + _value(a.value) for a in source.args)
+        return f"{source.name.text}({_bound(source.source)}{args})"
+    if isinstance(source, s.Columns):
+        return "[" + ", ".join(n.text for n in source.names) + "]"
+    return source.text
 
 
 def _args(args: tuple[s.Arg, ...]) -> str:

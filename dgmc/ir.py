@@ -99,15 +99,44 @@ class Time(Frozen):
         return self.last - self.first + 1
 
 
+class Binding(Frozen):
+    """The columns that feed one node, side by side, and the transform they go through
+    (`dgmc.transforms`) with its arguments."""
+
+    node: str
+    columns: tuple[str, ...]
+    transform: str | None = None
+    args: dict[str, float] = {}
+    span: Span
+
+    @property
+    def label(self) -> str:
+        """The columns as a person reads them: `pixels`, `eruptions+waiting`."""
+        return "+".join(self.columns)
+
+
+FILE_DATASET = "file"
+"""`data file { ... }`: the rows come from the file given with `--data PATH`."""
+
+
 class Data(Frozen):
-    """The dataset, its preprocessing, and which column feeds which node."""
+    """The dataset, its preprocessing, and which columns feed which node. A spec names a
+    registered dataset or `file`; for `file`, `source` is the path given with `--data`
+    and `digest` its content hash (neither is written in the spec)."""
 
     dataset: str
     flags: tuple[str, ...] = ()
     classes: tuple[int, ...] | None = None
     test_fraction: float = 0.2
-    columns: dict[str, str] = {}
+    bindings: dict[str, Binding] = {}
+    source: str | None = None
+    digest: str | None = None
     span: Span
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Node -> the label of the columns that feed it."""
+        return {node: binding.label for node, binding in self.bindings.items()}
 
 
 class Train(Frozen):
@@ -158,6 +187,13 @@ class Model(Frozen):
     span: Span
 
     _by_name: dict[str, Node] = PrivateAttr(default_factory=dict)
+    _source: tuple[str, str] | None = PrivateAttr(default=None)
+
+    @property
+    def source_text(self) -> tuple[str, str] | None:
+        """(text, file name) of the spec this model was checked from, when known: later
+        stages locate their errors in it (a data file that does not fit a binding)."""
+        return self._source
 
     def model_post_init(self, context: object) -> None:
         self._by_name.update((n.name, n) for n in self.nodes)

@@ -157,7 +157,17 @@ class ToSyntax:
         return s.DataStmt(dataset=_name(dataset), args=args, bindings=bindings, span=_span(meta))
 
     def binding(self, meta, children):
-        return s.Binding(node=_name(children[0]), column=_name(children[1]), span=_span(meta))
+        return s.Binding(node=_name(children[0]), source=children[1], span=_span(meta))
+
+    def column(self, meta, children):
+        return _name(children[0])
+
+    def columns(self, meta, children):
+        return s.Columns(names=tuple(_name(c) for c in children), span=_span(meta))
+
+    def transformed(self, meta, children):
+        name, source, *args = children
+        return s.Transform(name=_name(name), source=source, args=tuple(args), span=_span(meta))
 
     def guide_block(self, meta, children):
         return s.GuideBlock(edges=tuple(children), span=_span(meta))

@@ -135,12 +135,34 @@ class DefaultStmt(Frozen):
     span: Span
 
 
+class Columns(Frozen):
+    """`[eruptions, waiting]`: several columns side by side, feeding one node."""
+
+    names: tuple[Name, ...]
+    span: Span
+
+
+class Transform(Frozen):
+    """`scale(pixels, max = 255)`: columns through a registered data transform."""
+
+    name: Name
+    source: Name | Columns
+    args: tuple[Arg, ...] = ()
+    span: Span
+
+
 class Binding(Frozen):
-    """`x = pixels` in a data block: the node that a dataset column feeds."""
+    """`x = pixels`, `x = [eruptions, waiting]`, `y = onehot(label)` in a data block:
+    the columns that feed a node, and how they are transformed."""
 
     node: Name
-    column: Name
+    source: Name | Columns | Transform
     span: Span
+
+    @property
+    def columns(self) -> tuple[Name, ...]:
+        source = self.source.source if isinstance(self.source, Transform) else self.source
+        return source.names if isinstance(source, Columns) else (source,)
 
 
 class DataStmt(Frozen):

@@ -47,4 +47,5 @@ def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diag
         distill=distill, span=spec.span,
     )
     order.lint(model)
+    model._source = (source, filename)
     return model, ctx.diagnostics

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from .. import ir
 from .. import syntax as s
-from ..datasets import DATA_OPTIONS, DATASETS, Column, Dataset
-from ..families import FAMILIES, NODE_DOMAINS
+from ..datasets import DATA_OPTIONS, DATASETS, Dataset
+from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
+from ..transforms import TRANSFORMS
 from .context import Context, scalars, single
 from .nodes import Draft
 
@@ -25,16 +26,16 @@ def check_data(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], time: ir.Ti
         return None
     flags = _flags(ctx, stmt, dataset)
     options = ctx.keyword_args([a for a in stmt.args if a.key], DATA_OPTIONS, f"The dataset {dataset.name}")
-    columns = _bindings(ctx, stmt, dataset, drafts, time, flags)
+    bindings = _bindings(ctx, stmt, dataset, drafts, time, flags)
     named = {binding.node.text for binding in stmt.bindings}  # bound, if to a bad column: reported there
     for draft in drafts.values():
         if draft.kind in ("observed", "input") and draft.name not in named:
+            has = f"{dataset.name} has {', '.join(dataset.columns)}" if dataset.columns else "a column of the file"
             ctx.error(draft.decl.name.span, f"The {draft.kind} node '{draft.name}' has no data: bind a "
-                      f"column to it in the data block ({draft.name} = ...; {dataset.name} has "
-                      f"{', '.join(dataset.columns)}).")
+                      f"column to it in the data block ({draft.name} = ...; {has}).")
     return ir.Data(
         dataset=dataset.name, flags=flags, classes=_classes(ctx, options.get("classes"), dataset),
-        test_fraction=_test_fraction(ctx, options.get("test_fraction")), columns=columns, span=stmt.span,
+        test_fraction=_test_fraction(ctx, options.get("test_fraction")), bindings=bindings, span=stmt.span,
     )
 
 
@@ -59,62 +60,106 @@ def _flags(ctx: Context, stmt: s.DataStmt, dataset: Dataset) -> tuple[str, ...]:
 
 
 def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset, drafts: dict[str, Draft],
-              time: ir.Time | None, flags: tuple[str, ...]) -> dict[str, str]:
-    columns: dict[str, str] = {}
+              time: ir.Time | None, flags: tuple[str, ...]) -> dict[str, ir.Binding]:
+    bindings: dict[str, ir.Binding] = {}
     for binding in stmt.bindings:
         draft = drafts.get(binding.node.text)
-        column = dataset.columns.get(binding.column.text)
+        columns = [c for c in binding.columns if _column_exists(ctx, c, dataset)]
+        transform = _transform(ctx, binding.source) if isinstance(binding.source, s.Transform) else (None, {})
         if draft is None:
             ctx.unknown("node", binding.node, drafts, listed=False)
         elif draft.kind not in ("observed", "input"):
             ctx.error(binding.node.span, f"'{draft.name}' is {draft.kind}: only observed and input "
                       "nodes take data.")
-        elif draft.name in columns:
-            ctx.error(binding.span, f"'{draft.name}' is already bound to column '{columns[draft.name]}'.")
-        if column is None:
-            ctx.unknown("column", binding.column, dataset.columns, of=dataset.name)
-        if draft is None or column is None or draft.kind not in ("observed", "input") or draft.name in columns:
+        elif draft.name in bindings:
+            ctx.error(binding.span, f"'{draft.name}' is already bound to '{bindings[draft.name].label}'.")
+        if (draft is None or len(columns) < len(binding.columns) or transform[0] is False
+                or draft.kind not in ("observed", "input") or draft.name in bindings):
             continue
-        columns[draft.name] = binding.column.text
-        _fits(ctx, binding, draft, column, dataset, time, flags)
-    return columns
+        bound = ir.Binding(node=draft.name, columns=tuple(c.text for c in columns), transform=transform[0],
+                           args=transform[1], span=binding.span)
+        bindings[draft.name] = bound
+        if dataset.name != ir.FILE_DATASET:  # a file's columns are known only when it is read
+            _fits(ctx, binding, bound, draft, dataset, time, flags)
+    return bindings
 
 
-def _fits(ctx: Context, binding: s.Binding, draft: Draft, column: Column, dataset: Dataset,
+def _column_exists(ctx: Context, column: s.Name, dataset: Dataset) -> bool:
+    if dataset.name == ir.FILE_DATASET or column.text in dataset.columns:
+        return True
+    ctx.unknown("column", column, dataset.columns, of=dataset.name)
+    return False
+
+
+def _transform(ctx: Context, source: s.Transform) -> tuple[str | bool, dict[str, float]]:
+    """The transform's name and numeric arguments; (False, {}) when it does not check."""
+    transform = TRANSFORMS.get(source.name.text)
+    if transform is None:
+        ctx.unknown("data transform", source.name, TRANSFORMS)
+        return False, {}
+    given = ctx.keyword_args(source.args, transform.args, f"The transform {transform.name}")
+    args = {}
+    for key, arg in given.items():
+        value = ctx.number(arg.value, f"'{key}' of {transform.name}")
+        if value is not None:
+            args[key] = float(value)
+    if transform.name == "onehot" and args.get("classes", 2) < 2:
+        ctx.error(given["classes"].value.span, "onehot needs classes >= 2.")
+    return transform.name, args
+
+
+def _fits(ctx: Context, syntax: s.Binding, binding: ir.Binding, draft: Draft, dataset: Dataset,
           time: ir.Time | None, flags: tuple[str, ...]) -> None:
-    where = f"column '{binding.column.text}' of {dataset.name}"
-    if column.sequence and not draft.timed:
-        ctx.error(binding.span, f"The {where} is a sequence of {column.size} values; '{draft.name}' has "
+    """A binding of a registered dataset fits its node: widths and sequences agree, and
+    the values (after the transform or the dataset's option) lie in the node's domain."""
+    columns = [dataset.columns[c] for c in binding.columns]
+    where = f"column '{binding.label}' of {dataset.name}" if len(columns) == 1 else \
+        f"columns [{', '.join(binding.columns)}] of {dataset.name}"
+    sequence = any(c.sequence for c in columns)
+    size = sum(c.size for c in columns)
+    if binding.transform == "onehot":
+        size = int(binding.args.get("classes", columns[0].size if columns[0].domain == "onehot" else 0)) or size
+    if sequence and not draft.timed:
+        ctx.error(syntax.span, f"The {where} is a sequence of {size} values; '{draft.name}' has "
                   f"no time dimension. Declare it {draft.name}[{ctx.time_var}] with a `time` statement.")
-    elif draft.timed and not column.sequence:
-        ctx.error(binding.span, f"'{draft.name}' is time-indexed but the {where} is not a sequence.")
+    elif draft.timed and not sequence:
+        ctx.error(syntax.span, f"'{draft.name}' is time-indexed but the {where} is not a sequence.")
     elif draft.size is None:
         pass  # the size did not resolve: reported at the declaration
-    elif draft.timed and time is not None and time.steps * draft.size != column.size:
-        ctx.error(binding.span, f"The {where} has {column.size} values per sequence, but "
+    elif draft.timed and time is not None and time.steps * draft.size != size:
+        ctx.error(syntax.span, f"The {where} has {size} values per sequence, but "
                   f"'{draft.name}' takes {draft.size} per step over {time.steps} steps "
                   f"({time.steps * draft.size}).")
-    elif not draft.timed and draft.size != column.size:
-        ctx.error(binding.span, f"'{draft.name}' has size {draft.size}, but the {where} has "
-                  f"{column.size} values per row.")
+    elif not draft.timed and draft.size != size:
+        ctx.error(syntax.span, f"'{draft.name}' has size {draft.size}, but the {where} has "
+                  f"{size} values per row.")
     family = FAMILIES.get(draft.type)
     needs = family.domain if family else NODE_DOMAINS.get(draft.type)
-    has = "binary" if column.domain == "real" and "binarize" in flags else column.domain
-    if needs == "binary" and has != "binary":
-        can_binarize = "binarize" in dataset.flags and column.domain == "real"
-        fix = " Add `binarize` to the dataset's options." if can_binarize else ""
-        ctx.error(binding.span, f"'{draft.name}' is {draft.type} and needs 0/1 values; the {where} "
-                  f"holds {has} values.{fix}")
-    elif needs == "onehot" and has != "onehot":
-        ctx.error(binding.span, f"'{draft.name}' is {draft.type} and needs one-hot classes; the {where} "
-                  f"holds {has} values.")
+    has = _domain(binding, columns, flags)
+    if needs in ("binary", "onehot", "unit") and has != needs and not (needs == "unit" and has == "binary"):
+        hint = {"binary": "binarize", "onehot": "onehot", "unit": "scale"}[needs]
+        fix = f" Write {draft.name} = {hint}({', '.join(binding.columns)})." if len(binding.columns) == 1 else ""
+        ctx.error(syntax.span, f"'{draft.name}' is {draft.type} and needs {DOMAINS[needs].doc} values; the "
+                  f"{where} holds {has} values.{fix}")
+
+
+def _domain(binding: ir.Binding, columns: list, flags: tuple[str, ...]) -> str:
+    """The domain of a binding's values: its transform's, else its columns' (real columns
+    through the dataset's option)."""
+    if binding.transform is not None:
+        return TRANSFORMS[binding.transform].domain or "real"
+    domain = columns[0].domain
+    if domain == "real":
+        flag = next((f for f in flags if f in TRANSFORMS), None)
+        return TRANSFORMS[flag].domain if flag else "real"
+    return domain
 
 
 def _classes(ctx: Context, arg: s.Arg | None, dataset: Dataset) -> tuple[int, ...] | None:
     if arg is None:
         return None
     label = dataset.columns.get("label")
-    if label is None:
+    if label is None and dataset.name != ir.FILE_DATASET:  # a file's `label` column is checked when read
         ctx.error(arg.span, f"{dataset.name} has no classes to choose from.")
         return None
     if isinstance(arg.value, s.ListValue) and not arg.value.items:
@@ -123,7 +168,7 @@ def _classes(ctx: Context, arg: s.Arg | None, dataset: Dataset) -> tuple[int, ..
     chosen: list[int] = []
     for item in scalars(arg.value):
         value = ctx.integer(item, "A class", 0)
-        if value is not None and value >= label.size:
+        if value is not None and label is not None and value >= label.size:
             ctx.error(item.span, f"{dataset.name} has classes 0..{label.size - 1}, not {value}.")
         elif value is not None and value in chosen:
             ctx.error(item.span, f"Class {value} is listed twice.")

@@ -102,6 +102,7 @@ def _model_commands(command: Command) -> None:
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
+    _data_option(train)
     _device_option(train)
 
     distill = command("distill", _distill, "Distill one student from a trained teacher checkpoint.")
@@ -114,6 +115,7 @@ def _model_commands(command: Command) -> None:
                          "(default: the spec's first)")
     distill.add_argument("--out", type=Path, help="output directory (default: the teacher's)")
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
+    _data_option(distill)
     _device_option(distill)
 
     run = command("run", _run, "Train the teacher, distill every method x width x seed, evaluate, report.")
@@ -125,6 +127,7 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--lambdas", type=float, nargs="+", help="ours' lambdas (default: the spec's)")
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
+    _data_option(run)
     _device_option(run)
 
     later = command("continual", _continual, "Continual learning: learn the remaining classes without the old "
@@ -134,11 +137,19 @@ def _model_commands(command: Command) -> None:
     later.add_argument("--new", type=int, nargs="+", metavar="CLASS", help="the new classes (default: the rest)")
     later.add_argument("--seeds", type=int, nargs="+", help="default: the spec's distill seeds")
     later.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
+    _data_option(later)
     _device_option(later)
 
     evaluate = command("eval", _eval, "Measure every model of a finished run on samples; rewrite its report.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _data_option(evaluate)
     _device_option(evaluate)
+
+
+def _data_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--data", type=Path, metavar="PATH",
+                         help="the data of a `data file` spec: CSV/TSV with a header, .npy/.npz, or a folder of "
+                              "images with one subfolder per class")
 
 
 def _device_option(command: argparse.ArgumentParser) -> None:
@@ -149,17 +160,21 @@ def _device_option(command: argparse.ArgumentParser) -> None:
                               "second thread slowed training up to 10x on a 2-core machine with other work running)")
 
 
-def _load(path: Path):
+def _load(path: Path, data: Path | None = None):
     """The checked model of a spec file (`-`: standard input), its warnings printed to
-    stderr."""
-    return _load_with_source(path)[0]
+    stderr, reading its rows from `data` (`--data`) when given."""
+    return _load_with_source(path, data)[0]
 
 
-def _load_with_source(path: Path):
+def _load_with_source(path: Path, data: Path | None = None):
     text, name = read_spec(path)
     model, warnings = check_text(text, name)
     for warning in warnings:
         print(render(warning, text, name) + "\n", file=sys.stderr)
+    if data is not None:
+        from .datasets import with_data
+
+        model = with_data(model, data)
     return model, text
 
 
@@ -245,7 +260,7 @@ def _compile(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .train import train_teacher
 
-    model = _load(args.spec)
+    model = _load(args.spec, args.data)
     with locked(args.out):
         result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
                                progress=not args.no_progress)
@@ -263,15 +278,16 @@ def _distill(args: argparse.Namespace) -> int:
     from .distill import run_distill
     from .train.loop import QUICK_STEPS
 
-    model = _load(args.spec)
+    model = _load(args.spec, args.data)
     width = args.width or model.distill.widths[0]
     out = args.out or args.teacher.parent
     with locked(out):
         result = run_distill(model, args.teacher, out, width, args.method, args.seed, args.device,
                              QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
     m = result.metrics
+    tested = f"test objective {m['test_objective']:.3f}" if m["test_objective"] is not None else "no test data"
     print(f"{model.name}: {args.method} student of width {width:g} ({m['parameters']:,} parameters), "
-          f"{m['steps']} steps; test objective {m['test_objective']:.3f}; fidelity L {m['fidelity']:.4f}")
+          f"{m['steps']} steps; {tested}; fidelity L {m['fidelity']:.4f}")
     for path in result.files:
         print(f"  wrote {path}")
     return 0
@@ -280,7 +296,7 @@ def _distill(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .run import run
 
-    model, source = _load_with_source(args.spec)
+    model, source = _load_with_source(args.spec, args.data)
     out = args.out or Path("runs") / model.name
     if args.lambdas:
         model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
@@ -293,7 +309,7 @@ def _run(args: argparse.Namespace) -> int:
 def _continual(args: argparse.Namespace) -> int:
     from .continual import continual
 
-    model = _load(args.spec)
+    model = _load(args.spec, args.data)
     out = args.out or Path("runs") / f"{model.name}_continual"
     with locked(out):
         continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress,
@@ -304,7 +320,7 @@ def _continual(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
-    from .run import evaluate_run
+    from .run import evaluate_run, load_run_model
 
     spec, metrics = args.run_dir / "spec.dgm", args.run_dir / "metrics.json"
     if not spec.is_file():
@@ -314,7 +330,8 @@ def _eval(args: argparse.Namespace) -> int:
         if not metrics.is_file():
             raise UserError(f"'{args.run_dir}' is not a finished run: it has no metrics.json (finish it with "
                             "`dgmc run SPEC --out DIR`).")
-        evaluate_run(args.run_dir, _load(spec), json.loads(metrics.read_text()), args.device)
+        model = load_run_model(args.run_dir, args.data)
+        evaluate_run(args.run_dir, model, json.loads(metrics.read_text()), args.device)
     return 0
 
 

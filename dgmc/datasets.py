@@ -175,6 +175,27 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     return Split(parts[0], parts[1], torch.from_numpy(labels[train_rows]), torch.from_numpy(labels[test_rows]))
 
 
+def with_data(model: ir.Model, path: str | Path) -> ir.Model:
+    """`model` reading its rows from the file (or image folder) at `path` (`--data`):
+    only a spec whose data statement is `data file { ... }` takes one, so that a spec
+    never silently trains on other data than it names. The file's content hash is kept
+    with it: checkpoints and run directories know their data again."""
+    from .readers import file_digest
+
+    if model.data is None or model.data.dataset != ir.FILE_DATASET:
+        named = f"the dataset '{model.data.dataset}'" if model.data else "no data"
+        raise DataError(f"--data gives the file of a spec whose data statement is `data file {{ ... }}`; "
+                        f"'{model.name}' reads {named}.")
+    source = Path(path)
+    data = model.data.model_copy(update={"source": str(source), "digest": file_digest(source)})
+    return model.model_copy(update={"data": data})
+
+
+def has_data(model: ir.Model) -> bool:
+    """Whether the model's rows can be read: a registered dataset, or a bound file."""
+    return model.data is not None and (model.data.dataset != ir.FILE_DATASET or model.data.source is not None)
+
+
 def read_source(model: ir.Model) -> Table:
     """The rows of the model's data: the `--data` file of a `data file` spec, else the
     registered dataset's, as a `Table` of named columns."""

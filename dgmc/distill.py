@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from . import ir
-from .datasets import Split, load_split
+from .datasets import DataError, Split, has_data, load_split
 from .files import write_text
 from .losses import Term, divergence, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
@@ -72,7 +72,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     torch.manual_seed(seed)
     recipe = model.distill
     steps = recipe.steps if steps is None else steps
-    split = load_split(model)
+    split = _split_if_needed(model, method)
     student = compile_model(model, width).to(teacher._anchor.device)
     if not how.distills:
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
@@ -80,7 +80,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     terms = generate(model, method, lam)
     generator = torch.Generator().manual_seed(seed)
     device = student._anchor.device
-    train_inputs = inputs_of(model, split.train)
+    train_inputs = inputs_of(model, split.train) if split is not None else {}
     draws = batches(train_inputs, recipe.batch, steps, generator) if train_inputs else itertools.repeat({}, steps)
 
     def step_fn() -> tuple[Tensor, dict[str, float]]:
@@ -93,7 +93,20 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     return student, history
 
 
-def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, split: Split) -> dict[str, float]:
+def _split_if_needed(model: ir.Model, method: str) -> Split | None:
+    """The data, where the method needs any: `scratch` trains on it, and a model with
+    input nodes draws its inputs from it. `ours` and `local` on a model without inputs
+    are data-free: the teacher's checkpoint is all they need."""
+    if not METHODS[method].distills or model.of_kind("input") or has_data(model):
+        if not has_data(model):
+            why = "trains on data" if not METHODS[method].distills else "draws its input nodes from the data"
+            raise DataError(f"{method} on '{model.name}' {why}: give the data file with --data PATH.")
+        return load_split(model)
+    return None
+
+
+def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, split: Split | None
+             ) -> dict[str, float]:
     """How closely the student imitates the teacher, on fresh noise with a fixed seed:
     each generated term (method ours) and their unweighted sum L, the same measure
     whatever lambda the student was trained with. A `bce` term
@@ -101,7 +114,7 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
     means perfect imitation for every node."""
     terms = tuple(replace(t, divergence="kl") if t.divergence == "bce" else t for t in generate(model, "ours", 1.0))
     generator = torch.Generator().manual_seed(EVAL_SEED)
-    inputs = inputs_of(model, split.test)
+    inputs = inputs_of(model, split.test) if split is not None else {}
     batch = EVAL_SAMPLES
     if inputs:
         rows = torch.randint(next(iter(inputs.values())).shape[0], (batch,), generator=generator)
@@ -148,14 +161,15 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
         student, history = distill(model, teacher, width, method, seed, steps, progress, lam)
     except TrainingError as error:
         raise stopped(error, error.module, out / f"{name}.last_good.pt", {"seed": seed}) from None
-    split = load_split(model)
+    split = load_split(model) if has_data(model) else None  # data-free: no held-out objective
     used = (model.distill.lambdas[0] if lam is None else lam) if METHODS[method].weighs_latents else None
     metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
-               "test_objective": held_out_objective(model, teacher, student, method, split),
+               "test_objective": held_out_objective(model, teacher, student, method, split) if split else None,
                **fidelity(model, teacher, student, split)}
     meta = {"metrics": metrics, "seed": seed}
     files = [checkpoint.save(out / f"{name}.pt", student, meta),
              write_text(out / f"{name}.json", json.dumps(meta, indent=2) + "\n")]
-    files += write_pictures(student, split, out, name, torch.Generator().manual_seed(seed), history=history)
+    if split is not None:
+        files += write_pictures(student, split, out, name, torch.Generator().manual_seed(seed), history=history)
     return Trained(student, metrics, history, files)

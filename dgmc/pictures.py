@@ -23,11 +23,11 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .datasets import DATASETS, Split
+from .datasets import Split
 from .files import atomic
 from .lower.module import CompiledModel, Trace
 
-IMAGE_COLUMNS = ("pixels",)
+IMAGE_COLUMNS = ("pixels", "image")
 """Dataset columns that hold square images, one row per image."""
 LABEL_COLUMN = "label"
 SEQUENCES = 4
@@ -95,24 +95,24 @@ def write_pictures(compiled: CompiledModel, split: Split, out_dir: Path, prefix:
 
 
 def _choose(job: _Job) -> list[tuple[str, Callable[[_Job], Figure]]]:
-    """The pictures this model and split call for, by file-name stem, from the IR's node kinds
-    and families and the dataset's column domains. A picture that needs an input the split
-    does not hold is left out rather than failing."""
+    """The pictures this model and split call for, by file-name stem, from the IR's node kinds,
+    families and sizes (and the bound columns' names). A picture that needs an input the
+    split does not hold is left out rather than failing."""
     model, data = job.compiled.ir, job.compiled.ir.data
     if data is None or any(n.name not in job.split.test for n in model.of_kind("input")):
         return []
-    dataset, columns = DATASETS[data.dataset], job.columns
+    columns = job.columns
     bound = [n for n in model.of_kind("observed") if n.name in job.split.test]
     chosen: list[tuple[str, Callable[[_Job], Figure]]] = []
     for node in bound:
+        square = math.isqrt(node.size) ** 2 == node.size and node.size > 1
         if node.timed:
             chosen.append((f"sequences_{node.name}", partial(_sequences, node=node.name)))
-        elif columns[node.name] in IMAGE_COLUMNS and math.isqrt(node.size) ** 2 == node.size:
+        elif square and (columns[node.name] in IMAGE_COLUMNS or node.family.domain in ("binary", "unit")):
             chosen.append((f"samples_{node.name}", partial(_images, node=node.name)))
-        elif node.type == "Categorical" and columns[node.name] == LABEL_COLUMN and _from_inputs(job, node.name):
+        elif node.family.event and _from_inputs(job, node.name):
             chosen.append((f"confusion_{node.name}", partial(_confusion, node=node.name)))
-    real = [model.node(name) for name in columns if model.node(name).kind == "observed" and not model.node(name).timed
-            and dataset.columns[columns[name]].domain == "real" and "binarize" not in data.flags]
+    real = [n for n in bound if not n.timed and n.family.domain in ("real", "positive")]
     if sum(n.size for n in real) == 2:
         chosen.append(("scatter", partial(_scatter, nodes=[n.name for n in real])))
     return chosen

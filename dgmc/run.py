@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import ir
-from .datasets import load_split
+from .datasets import has_data, load_split, with_data
 from .distill import lambdas_of, run_distill, student_name
 from .errors import UserError
 from .evaluation import SAMPLES, active_units, measure, setting
@@ -99,13 +99,14 @@ def _load(model: ir.Model, path: Path, width: float | None, device: str) -> Comp
 
 
 def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
-    """Write the spec into the run directory. A directory holding a run of another spec
-    is refused, or with `force` emptied first (its results would not match the spec)."""
+    """Write the spec, and the record of its data, into the run directory. A directory
+    holding a run of another spec, or of the same spec on other data, is refused, or
+    with `force` emptied first (its results would not match)."""
     copy = out / "spec.dgm"
-    if copy.is_file() and _spec_hash_of(copy) != checkpoint.spec_hash(model):
+    if copy.is_file() and _spec_hash_of(out) != checkpoint.spec_hash(model):
         if not force:
-            raise UserError(f"'{out}' holds a run of another spec (see {copy}): choose another --out, "
-                            "or pass --force to replace it.")
+            raise UserError(f"'{out}' holds a run of another spec or other data (see {copy} and "
+                            f"{out / DATA_RECORD}): choose another --out, or pass --force to replace it.")
         for child in out.iterdir():  # all but the lock this process holds
             if child.name == LOCK_NAME:
                 continue
@@ -114,15 +115,50 @@ def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
             else:
                 child.unlink()
     write_text(copy, source)
+    write_text(out / DATA_RECORD, json.dumps(_data_record(model), indent=2) + "\n")
 
 
-def _spec_hash_of(path: Path) -> str | None:
-    """The hash of the spec a run was made from (None if it no longer checks)."""
+DATA_RECORD = "data.json"
+"""What a run's data were: the dataset or the file (its path and content hash), and the
+split (seed, test fraction, classes, rows on each side)."""
+
+
+def _data_record(model: ir.Model) -> dict:
+    data = model.data
+    if data is None or not has_data(model):
+        return {"dataset": data.dataset if data else None}
+    split = load_split(model)
+    return {"dataset": data.dataset, "source": data.source, "digest": data.digest, "split_seed": 0,
+            "test_fraction": data.test_fraction, "classes": data.classes,
+            "rows": {"train": split.rows("train"), "test": split.rows("test")}}
+
+
+def load_run_model(out: Path, data: Path | None = None) -> ir.Model:
+    """The model a run directory was made from: its spec, reading the data file it was
+    run on (or `data`, which must hold the same contents, when the file has moved)."""
     from .api import load
+
+    model = load(out / "spec.dgm")
+    record = json.loads((out / DATA_RECORD).read_text()) if (out / DATA_RECORD).is_file() else {}
+    if model.data is None or model.data.dataset != ir.FILE_DATASET:
+        return model
+    path = data or record.get("source")
+    if path is None:
+        raise UserError(f"'{out}' records no data file: give it with --data PATH.")
+    bound = with_data(model, path)
+    if record.get("digest") not in (None, bound.data.digest):
+        raise UserError(f"'{path}' is not the data '{out}' was run on: its contents changed (hash "
+                        f"{bound.data.digest}, the run's {record['digest']}).")
+    return bound
+
+
+def _spec_hash_of(out: Path) -> str | None:
+    """The hash of the model a run was made from (None if it no longer checks, or its
+    data file is gone)."""
     from .errors import DgmError
 
     try:
-        return checkpoint.spec_hash(load(path))
+        return checkpoint.spec_hash(load_run_model(out))
     except (DgmError, UserError):
         return None
 

@@ -21,6 +21,7 @@ import torch
 import dgmc
 from dgmc import datasets
 from dgmc.datasets import DATASETS, DataError, Split, load_split
+from dgmc.families import DOMAINS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.dgm"))
@@ -62,8 +63,11 @@ def test_every_shipped_spec_loads_with_the_right_shapes_and_values(spec: Path) -
         else:
             assert labels is None
         for name, tensor in getattr(split, part).items():
-            node, column = m.node(name), dataset.columns[m.data.columns[name]]
+            node, binding = m.node(name), m.data.bindings[name]
+            column = dataset.columns[binding.columns[0]]
             assert tensor.dtype == torch.float32
+            domain = node.family.domain if node.family else "onehot" if column.domain == "onehot" else "real"
+            assert DOMAINS[domain].contains(tensor.numpy()).all(), name
             expected = (rows, m.time.steps, node.size) if node.timed and m.time else (rows, node.size)
             assert tensor.shape == expected, name
             flat = tensor.reshape(rows, -1)
@@ -71,6 +75,8 @@ def test_every_shipped_spec_loads_with_the_right_shapes_and_values(spec: Path) -
                 assert set(flat.unique().tolist()) <= {0.0, 1.0}
                 assert torch.equal(flat.sum(1), torch.ones(rows))
                 assert labels is not None and torch.equal(flat.argmax(1), labels)
+            elif binding.transform == "scale":
+                assert flat.min() >= 0 and flat.max() <= 1 and len(flat.unique()) > 2
             elif "binarize" in m.data.flags:
                 assert set(flat.unique().tolist()) == {0.0, 1.0}
             elif "scale" in m.data.flags:

@@ -286,8 +286,7 @@ def test_run_on_sample_noise_reproduces_the_sample(name: str, width: float | Non
 
 def test_semi_nodes_of_shipped_specs() -> None:
     semi = {name: compile_model(load(name)).semi for name in SPECS}
-    assert semi == {"classifier": (), "cvae": (), "hm": ("y2",), "hvae": (), "vae": (), "vrnn": ("x",),
-                    **{f"hvae_depth{d}": () for d in (2, 4, 8)}}
+    assert {name: nodes for name, nodes in semi.items() if nodes} == {"hm": ("y2",), "vrnn": ("x",)}
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -19,7 +19,7 @@ from dgmc.train.checkpoint import CheckpointError
 from dgmc.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = ["vae", "hvae", "hm", "vrnn", "cvae", "classifier"]
+SPECS = ["vae", "hvae", "hm", "vrnn", "cvae", "classifier", "cb_vae", "relaxed_vae", "faithful_lognormal"]
 STEPS = {"vrnn": 25}  # 40 recurrent steps per example: the slowest spec
 
 

@@ -41,7 +41,8 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     distillation settings (its networks, divergences, optimiser). Without source spans:
     reformatting a spec keeps its checkpoints."""
     dump = without_spans(model.model_dump(mode="json", include={"name", "time", "nodes", "data", "train", "distill"}))
-    found = {"model name": dump["name"], "time": dump["time"], "data": dump["data"], "train": dump["train"]}
+    data = {k: v for k, v in (dump["data"] or {}).items() if k != "source"}  # the file's digest, not its path
+    found = {"model name": dump["name"], "time": dump["time"], "data": data, "train": dump["train"]}
     found.update((f"node '{node['name']}'", node) for node in dump["nodes"])
     if width is not None:
         found["distill"] = {k: v for k, v in dump["distill"].items() if k not in _GRID}

@@ -294,10 +294,12 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .run import run
+    from .run import DATA_RECORD, bind_recorded, run
 
     model, source = _load_with_source(args.spec, args.data)
     out = args.out or Path("runs") / model.name
+    if args.data is None and (out / DATA_RECORD).is_file():  # resuming: the data file the run recorded
+        model = bind_recorded(model, out)
     if args.lambdas:
         model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
     with locked(out):

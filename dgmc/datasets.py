@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import ir
-from .errors import DgmError, Diagnostic, UserError
+from .base import Span
+from .errors import DgmError, Diagnostic, UserError, did_you_mean
 from .families import DOMAINS, FAMILIES, NODE_DOMAINS
 from .files import atomic
 from .ir import FILE_DATASET
@@ -151,7 +152,12 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
         raise DataError(f"test_fraction is a share of the rows, strictly between 0 and 1, not {data.test_fraction}.")
     if not isinstance(split_seed, int) or split_seed < 0:
         raise DataError(f"split_seed is an integer >= 0, not {split_seed!r}.")
-    table = read_source(model)
+    try:
+        table = read_source(model)
+    except DataFileError:
+        raise
+    except DataError as error:  # the file as a whole (empty, not a table): shown at the data statement
+        _fail(model, data.span, f"The data cannot be read: {error}")
     labels = _labels(model, table)
     if not data.bindings and labels is None:
         raise DataError(f"The model '{model.name}' binds no column of {_name(table)}: there is nothing to load.")
@@ -160,7 +166,8 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
         rows = rows[np.isin(labels, data.classes)]
     if len(rows) < 2:
         chosen = f" of classes {list(data.classes)}" if data.classes is not None else ""
-        raise DataError(f"{_name(table)} holds {len(rows)} row(s){chosen}: a split needs at least 2.")
+        _fail(model, data.span, f"{_name(table)} holds {len(rows)} row(s){chosen}: a split into train and test "
+                                "rows needs at least 2.")
     rows = rows[np.random.default_rng(split_seed).permutation(len(rows))]
     n_test = min(max(round(len(rows) * data.test_fraction), 1), len(rows) - 1)
     test_rows, train_rows = rows[:n_test], rows[n_test:]
@@ -256,7 +263,7 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
         integers = TRANSFORMS[transform].integers
         if integers:
             _check(model, table, binding, values, np.isclose(values, np.round(values)) & (values >= 0),
-                   "class numbers 0, 1, 2, ...")
+                   f"{transform} needs class numbers (0, 1, 2 and so on)")
         train, test = TRANSFORMS[transform].apply(train, test, dict(_args_of(model, table, binding)))
     shape = _shape(model, table, binding, node, train.shape[1])
     train, test = train.reshape(len(train), *shape), test.reshape(len(test), *shape)
@@ -267,7 +274,8 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
     kept[train_rows] = kept[test_rows] = True
     inside = DOMAINS[domain].contains(everything)
     inside = inside.reshape(table.rows, -1).all(axis=1) | ~kept
-    _check(model, table, binding, everything, inside, f"{DOMAINS[domain].doc} ({node.type})", per_row=True)
+    _check(model, table, binding, everything, inside, f"{node.type} needs values that are {DOMAINS[domain].doc}",
+           per_row=True)
     return train, test
 
 
@@ -277,13 +285,14 @@ def _column(model: ir.Model, table: Table, binding: ir.Binding, name: str) -> np
 
     if name not in table.columns:
         known = ", ".join(table.columns)
-        _fail(model, binding, f"{_name(table)} has no column '{name}' (its columns: {known}).")
+        _fail(model, binding.span, f"{_name(table)} has no column '{name}' (its columns: {known})."
+                                   f"{did_you_mean(name, table.columns)}")
     values = np.asarray(table.columns[name], dtype=np.float64).reshape(table.rows, -1)
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
         row = int(np.argmax(~finite))
-        _fail(model, binding, f"{_name(table)}, column '{name}', {table.where(row)}: a value is not finite "
-                              f"(NaN or Inf), the first of {int((~finite).sum())} such row(s).")
+        _fail(model, binding.span, f"In {_name(table)}, {table.where(row)}, column '{name}' holds a value that is "
+                                   f"not finite (NaN or Inf){_how_many(int((~finite).sum()))}.")
     return values
 
 
@@ -317,9 +326,8 @@ def _shape(model: ir.Model, table: Table, binding: ir.Binding, node: ir.Node, wi
     if width == steps * node.size:
         return (steps, node.size) if node.timed else (node.size,)
     per = f"{node.size} per step over {steps} steps ({steps * node.size})" if node.timed else str(node.size)
-    _fail(model, binding, f"'{node.name}' takes {per} values per row, but {_describe(table, binding)} "
-                          f"give {width}.")
-    raise AssertionError  # _fail raises
+    _fail(model, binding.span, f"'{node.name}' takes {per} values per row, but {_describe(table, binding)} "
+                               f"give {width}.")
 
 
 def _describe(table: Table, binding: ir.Binding) -> str:
@@ -339,18 +347,23 @@ def _check(model: ir.Model, table: Table, binding: ir.Binding, values: np.ndarra
     row = int(np.argmax(~rows_ok))
     flat = values.reshape(len(values), -1)[row]
     shown = ", ".join(f"{v:g}" for v in flat[:4]) + (", ..." if flat.size > 4 else "")
-    _fail(model, binding, f"{_describe(table, binding)}, {table.where(row)}: [{shown}] are not all "
-                          f"{needs}, the first of {int((~rows_ok).sum())} such row(s).")
+    columns = f"column '{binding.columns[0]}' holds" if len(binding.columns) == 1 else \
+        f"columns [{', '.join(binding.columns)}] hold"
+    _fail(model, binding.span, f"In {_name(table)}, {table.where(row)}, {columns} [{shown}]: {needs}"
+                               f"{_how_many(int((~rows_ok).sum()))}.")
 
 
-def _fail(model: ir.Model, binding: ir.Binding, message: str) -> None:
-    """Raise the error at the binding's place in the spec: framed like every spec error
-    when the model knows its source text, else naming the line."""
+def _how_many(rows: int) -> str:
+    return "" if rows == 1 else f" ({rows} rows are like this; the first is shown)"
+
+
+def _fail(model: ir.Model, span: Span, message: str) -> NoReturn:
+    """Raise the error at its place in the spec (the binding, or the data statement):
+    framed like every spec error when the model knows its source text, else naming the line."""
     source = model.source_text
     if source is not None:
-        diagnostic = Diagnostic(severity="error", phase="data", span=binding.span, message=message)
-        raise DataFileError([diagnostic], *source)
-    raise DataError(f"{message} (the binding of '{binding.node}', line {binding.span.line} of the spec)")
+        raise DataFileError([Diagnostic(severity="error", phase="data", span=span, message=message)], *source)
+    raise DataError(f"{message} (line {span.line} of the spec)")
 
 
 def _digits() -> dict[str, np.ndarray]:

@@ -153,6 +153,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     from .pictures import write_pictures
     from .train.loop import device_of
 
+    model = checkpoint.with_recorded_data(teacher_path, model)
     teacher = compile_model(model).to(device_of(device))
     checkpoint.load(teacher_path, teacher, map_location=teacher._anchor.device)
     teacher.eval()

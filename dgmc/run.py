@@ -128,7 +128,8 @@ def _data_record(model: ir.Model) -> dict:
     if data is None or not has_data(model):
         return {"dataset": data.dataset if data else None}
     split = load_split(model)
-    return {"dataset": data.dataset, "source": data.source, "digest": data.digest, "split_seed": 0,
+    source = str(Path(data.source).resolve()) if data.source else None
+    return {"dataset": data.dataset, "source": source, "digest": data.digest, "split_seed": 0,
             "test_fraction": data.test_fraction, "classes": data.classes,
             "rows": {"train": split.rows("train"), "test": split.rows("test")}}
 
@@ -138,7 +139,12 @@ def load_run_model(out: Path, data: Path | None = None) -> ir.Model:
     run on (or `data`, which must hold the same contents, when the file has moved)."""
     from .api import load
 
-    model = load(out / "spec.dgm")
+    return bind_recorded(load(out / "spec.dgm"), out, data)
+
+
+def bind_recorded(model: ir.Model, out: Path, data: Path | None = None) -> ir.Model:
+    """`model` reading the data file its run directory `out` recorded (or `data`, which
+    must hold the same contents): resuming or evaluating a run needs no --data."""
     record = json.loads((out / DATA_RECORD).read_text()) if (out / DATA_RECORD).is_file() else {}
     if model.data is None or model.data.dataset != ir.FILE_DATASET:
         return model

@@ -234,7 +234,7 @@ def test_user_mistakes_raise_data_error_naming_node_and_column() -> None:
     cvae = dgmc.load(ROOT / "specs" / "cvae.dgm")
     assert cvae.data is not None
     nothing = cvae.model_copy(update={"data": cvae.data.model_copy(update={"classes": ()})})
-    with pytest.raises(DataError, match=r"digits holds 0 row\(s\) of classes \[\]: a split needs at least 2"):
+    with pytest.raises(DataError, match=r"digits holds 0 row\(s\) of classes \[\]: a split into train and test"):
         load_split(nothing)
     bindings = dict(cvae.data.bindings)
     bindings["x"] = bindings["x"].model_copy(update={"columns": ("label",)})

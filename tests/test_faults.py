@@ -111,7 +111,7 @@ def test_non_finite_data_is_a_clear_error_naming_node_and_column(monkeypatch: py
         return table
 
     _patched_raw(monkeypatch, with_nan)
-    with pytest.raises(DataError, match=r"(?s)line 3.*old_faithful, column 'waiting', row 5: a value is not finite"):
+    with pytest.raises(DataError, match=r"(?s)line 3.*In old_faithful, row 5, column 'waiting' holds a value"):
         load_split(dgmc.load(HM))
 
 

@@ -139,7 +139,7 @@ def _fits(ctx: Context, syntax: s.Binding, binding: ir.Binding, draft: Draft, da
     if needs in ("binary", "onehot", "unit") and has != needs and not (needs == "unit" and has == "binary"):
         hint = {"binary": "binarize", "onehot": "onehot", "unit": "scale"}[needs]
         fix = f" Write {draft.name} = {hint}({', '.join(binding.columns)})." if len(binding.columns) == 1 else ""
-        ctx.error(syntax.span, f"'{draft.name}' is {draft.type} and needs {DOMAINS[needs].doc} values; the "
+        ctx.error(syntax.span, f"'{draft.name}' is {draft.type} and needs values that are {DOMAINS[needs].doc}; the "
                   f"{where} holds {has} values.{fix}")
 
 

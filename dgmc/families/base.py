@@ -44,8 +44,9 @@ TINY = 1e-7
 
 @dataclass(frozen=True)
 class Domain:
-    """The values a node can take. `contains` tells, per element of a numpy array,
-    whether it belongs (data files are checked with it before any training step)."""
+    """The values a node can take (`doc` completes "values that are ..."). `contains`
+    tells, per element of a numpy array, whether it belongs (data files are checked with
+    it before any training step)."""
 
     name: str
     doc: str
@@ -72,13 +73,13 @@ def _simplex(v):
 
 
 DOMAINS: dict[str, Domain] = {d.name: d for d in (
-    Domain("real", "any finite number", _finite),
-    Domain("positive", "a finite number > 0", lambda v: _finite(v) & (v > 0)),
-    Domain("unit", "a number in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
+    Domain("real", "finite", _finite),
+    Domain("positive", "finite and > 0", lambda v: _finite(v) & (v > 0)),
+    Domain("unit", "in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
     Domain("binary", "0 or 1", lambda v: (v == 0) | (v == 1)),
-    Domain("count", "an integer >= 0", lambda v: _finite(v) & (v >= 0) & (v == v.round())),
-    Domain("onehot", "a one-hot vector (one 1, the rest 0)", _onehot, event=True),
-    Domain("simplex", "a vector of numbers >= 0 that sum to 1", _simplex, event=True),
+    Domain("count", "whole numbers >= 0", lambda v: _finite(v) & (v >= 0) & (v == v.round())),
+    Domain("onehot", "one-hot (one 1 per row, the rest 0)", _onehot, event=True),
+    Domain("simplex", ">= 0 and sum to 1 per row", _simplex, event=True),
 )}
 """The value domains of families and of input and deterministic nodes."""
 

@@ -62,6 +62,7 @@ def save(path: Path, compiled: CompiledModel, meta: dict[str, Any]) -> Path:
     payload = {
         "format": FORMAT, "spec_hash": spec_hash(compiled.ir, compiled.width), "spec_name": compiled.ir.name,
         "parts": parts(compiled.ir, compiled.width), "width": compiled.width,
+        "data_digest": compiled.ir.data.digest if compiled.ir.data else None,
         "state_dict": compiled.state_dict(), "meta": meta,
     }
     with atomic(path) as temporary:
@@ -81,6 +82,18 @@ def load(path: Path, compiled: CompiledModel, map_location: str | torch.device =
                               f"weights do not fit it ({type(error).__name__}): the file was altered; "
                               "retrain it.") from None
     return payload["meta"]
+
+
+def with_recorded_data(path: Path, model: ir.Model) -> ir.Model:
+    """`model` knowing the data file its checkpoint at `path` was trained on (its content
+    hash), when it was given none: data-free distillation of a `data file` spec needs
+    the teacher, not the file."""
+    data = model.data
+    if data is None or data.dataset != ir.FILE_DATASET or data.digest is not None:
+        return model
+    digest = _read(path, "cpu").get("data_digest")
+    digest = digest if isinstance(digest, str) else None
+    return model.model_copy(update={"data": data.model_copy(update={"digest": digest})})
 
 
 def matches(path: Path, model: ir.Model, width: float | None = None) -> bool:

@@ -1,0 +1,122 @@
+"""The user's own data: `data file { ... }` specs driven by `--data PATH` end to end (CSV,
+NPZ, a folder of images), bad data files refused before any step with an error located at
+the binding (a golden file per class of error), the run directory's record of its data,
+and distillation without any data.
+
+tests/bad_data/NN_name.dgm reads NN_name.csv; NN_name.err holds exactly what `dgmc train`
+prints for it (regenerate with `pytest tests/test_user_data.py --regen-goldens`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from dgmc.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD = sorted((ROOT / "tests" / "bad_data").glob("*.dgm"))
+CSV_SPEC, CSV = "examples/faithful_csv.dgm", "examples/data/faithful.csv"
+QUICK = ["--quick", "--no-progress"]
+
+
+@pytest.fixture
+def at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize("spec", BAD, ids=lambda p: p.stem)
+def test_a_bad_data_file_gives_its_located_error(spec: Path, at_root, tmp_path: Path, capsys,
+                                                 regen_goldens: bool) -> None:
+    rel = spec.relative_to(ROOT).as_posix()
+    assert main(["train", rel, "--data", rel.replace(".dgm", ".csv"), "--out", str(tmp_path / "out"), *QUICK]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.startswith(f"Data error in '{rel}', line 3, column ")
+    assert not (tmp_path / "out" / "teacher.pt").exists()  # nothing trained on bad data
+    golden = spec.with_suffix(".err")
+    if regen_goldens:
+        golden.write_text(err)
+    assert err == golden.read_text(), f"{golden.name} is out of date (regenerate with --regen-goldens)"
+
+
+def test_a_csv_drives_a_run_and_the_run_knows_its_data(at_root, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["run", CSV_SPEC, "--out", str(out), *QUICK, "--methods", "ours", "--seeds", "0"]
+    assert main([*args, "--data", CSV]) == 0
+    record = json.loads((out / "data.json").read_text())
+    assert record["source"] == str((ROOT / CSV).resolve()) and record["rows"] == {"train": 218, "test": 54}
+    assert (out / "students" / "student_ours_w0.25_s0.pt").is_file()
+    assert main(["eval", str(out), "--no-progress"]) == 0  # the recorded file: no --data needed
+    changed = tmp_path / "faithful.csv"
+    changed.write_text((ROOT / CSV).read_text().replace("79\n", "80\n", 1))
+    capsys.readouterr()
+    assert main([*args, "--data", str(changed)]) == 1
+    assert "holds a run of another spec or other data" in capsys.readouterr().err
+    assert main(args) == 0 and "skipped" in capsys.readouterr().out  # resumed on the recorded file
+    assert main(["run", CSV_SPEC, "--out", str(tmp_path / "new"), *QUICK]) == 1
+    assert "reads its data from a file (`data file`): give it with --data PATH" in capsys.readouterr().err
+    assert main(["train", "specs/hm.dgm", "--data", CSV, "--out", str(tmp_path / "x")]) == 1
+    assert "reads the dataset 'old_faithful'" in capsys.readouterr().err
+
+
+def test_an_npz_drives_a_run(tmp_path: Path) -> None:
+    digits = load_digits()
+    np.savez(tmp_path / "digits.npz", image=digits.images.astype(np.float32), label=digits.target)
+    spec = tmp_path / "digits_npz.dgm"
+    spec.write_text("""model digits_npz {
+  data file(classes = [0, 1]) { x = binarize(image, threshold = 8) }
+  latent z : Normal[4](loc = 0, scale = 1)
+  observed x : Bernoulli[64]
+  z -> x via mlp(32)
+  guide { x -> z via mlp(32) }
+  train elbo(steps = 200)
+  distill(width = 0.5)
+}
+""")
+    out = tmp_path / "run"
+    assert main(["run", str(spec), "--data", str(tmp_path / "digits.npz"), "--out", str(out), *QUICK,
+                 "--methods", "local", "--seeds", "0"]) == 0
+    assert json.loads((out / "data.json").read_text())["rows"]["test"] == round(360 * 0.2)
+    assert (out / "teacher" / "teacher_samples_x.png").is_file()
+
+
+def test_an_image_folder_drives_a_spec_with_an_image_node(tmp_path: Path, capsys) -> None:
+    digits = load_digits()
+    for label in (0, 1):
+        folder = tmp_path / "images" / f"digit{label}"
+        folder.mkdir(parents=True)
+        for i, image in enumerate(digits.images[digits.target == label][:30]):
+            Image.fromarray((image * 255 / 16).astype(np.uint8), mode="L").save(folder / f"{i:02d}.png")
+    spec = tmp_path / "faces.dgm"
+    spec.write_text("""model images {
+  data file { x = scale(image, max = 255), c = onehot(label) }
+  input c : OneHot[2]
+  latent z : Normal[4](loc = 0, scale = 1)
+  observed x : ContinuousBernoulli[64]
+  z, c -> x via mlp(32)
+  guide { x, c -> z via mlp(32) }
+  train elbo(steps = 200)
+}
+""")
+    assert main(["train", str(spec), "--data", str(tmp_path / "images"), "--out", str(tmp_path / "out"), *QUICK]) == 0
+    assert "-ELBO per example" in capsys.readouterr().out
+    assert (tmp_path / "out" / "teacher_samples_x.png").is_file()
+
+
+def test_distillation_without_input_nodes_needs_no_data(at_root, tmp_path: Path, capsys) -> None:
+    teacher = tmp_path / "teacher"
+    assert main(["train", CSV_SPEC, "--data", CSV, "--out", str(teacher), *QUICK]) == 0
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(teacher, moved)
+    capsys.readouterr()
+    args = ["distill", CSV_SPEC, "--teacher", str(moved / "teacher.pt"), "--out", str(tmp_path / "s"), *QUICK]
+    assert main([*args, "--method", "ours"]) == 0
+    assert "no test data; fidelity L" in capsys.readouterr().out
+    assert main([*args, "--method", "scratch"]) == 1
+    assert "scratch on 'faithful_csv' trains on data: give the data file with --data PATH" in capsys.readouterr().err

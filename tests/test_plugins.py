@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import dgmc
+from dgmc.cli import main
 from dgmc.datasets import DATASETS
 from dgmc.lower import compile_model
 from dgmc.networks import NETWORKS, build_mlp
@@ -70,19 +71,29 @@ def _dgmc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
-def test_the_example_plugin_through_the_plugin_option(tmp_path: Path) -> None:
-    refused = _dgmc("check", "moons.dgm", cwd=PLUGIN)
-    assert refused.returncode == 1 and "Unknown network 'resmlp'" in refused.stderr
-    listed = _dgmc("plugins", "--plugin", "dgmc_example_plugin", cwd=PLUGIN)
-    assert "resmlp  plugin dgmc_example_plugin" in listed.stdout
-    assert "two_moons     plugin dgmc_example_plugin" in listed.stdout
-    done = _dgmc("run", "moons.dgm", "--plugin", "dgmc_example_plugin", "--quick", "--no-progress",
-                 "--methods", "ours", "--seeds", "0", "--out", str(tmp_path / "run"), cwd=PLUGIN)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "run" / "students" / "student_ours_w0.25_s0.pt").is_file()
-    assert "| width 0.25" in (tmp_path / "run" / "report.md").read_text()
-    missing = _dgmc("check", "moons.dgm", "--plugin", "no_such_plugin", cwd=PLUGIN)
-    assert missing.returncode == 1 and "--plugin no_such_plugin: no module named 'no_such_plugin'" in missing.stderr
+@pytest.fixture
+def in_plugin_folder(monkeypatch: pytest.MonkeyPatch):
+    """The command line run from examples/plugin; what the plugin registers is removed after."""
+    monkeypatch.chdir(PLUGIN)
+    yield
+    NETWORKS.unregister("resmlp")
+    DATASETS.unregister("two_moons")
+    sys.modules.pop("dgmc_example_plugin", None)
+
+
+def test_the_example_plugin_through_the_plugin_option(in_plugin_folder, tmp_path: Path, capsys) -> None:
+    assert main(["check", "moons.dgm"]) == 1
+    assert "Unknown network 'resmlp'" in capsys.readouterr().err
+    assert main(["check", "moons.dgm", "--plugin", "no_such_plugin"]) == 1
+    assert "--plugin no_such_plugin: no module named 'no_such_plugin'" in capsys.readouterr().err
+    assert main(["plugins", "--plugin", "dgmc_example_plugin"]) == 0
+    listed = capsys.readouterr().out
+    assert "resmlp  plugin dgmc_example_plugin" in listed and "two_moons     plugin dgmc_example_plugin" in listed
+    run = tmp_path / "run"
+    assert main(["run", "moons.dgm", "--plugin", "dgmc_example_plugin", "--quick", "--no-progress",
+                 "--methods", "ours", "--seeds", "0", "--out", str(run)]) == 0
+    assert (run / "students" / "student_ours_w0.25_s0.pt").is_file()
+    assert "| width 0.25" in (run / "report.md").read_text()
 
 
 def test_the_example_plugin_installed_is_found_by_its_entry_point(tmp_path: Path) -> None:
@@ -92,7 +103,7 @@ def test_the_example_plugin_installed_is_found_by_its_entry_point(tmp_path: Path
     env = {"PYTHONPATH": str(site)}
     listed = _dgmc("plugins", cwd=tmp_path, env=env)
     assert "resmlp  entry point example (dgmc-example-plugin)" in listed.stdout, listed.stderr
-    done = _dgmc("run", str(PLUGIN / "moons.dgm"), "--quick", "--no-progress", "--methods", "local",
-                 "--seeds", "0", "--out", str(tmp_path / "run"), cwd=tmp_path, env=env)
+    done = _dgmc("train", str(PLUGIN / "moons.dgm"), "--quick", "--no-progress", "--out", str(tmp_path / "run"),
+                 cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "run" / "students" / "student_local_w0.25_s0.pt").is_file()
+    assert (tmp_path / "run" / "teacher.pt").is_file()

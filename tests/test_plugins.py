@@ -4,16 +4,18 @@ driven end to end through the command line both ways."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import dgmc
 from dgmc.cli import main
-from dgmc.datasets import DATASETS
+from dgmc.datasets import DATASETS, load_split
 from dgmc.lower import compile_model
 from dgmc.networks import NETWORKS, build_mlp
 from dgmc.registry import RegistryError
@@ -107,3 +109,44 @@ def test_the_example_plugin_installed_is_found_by_its_entry_point(tmp_path: Path
                  cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "teacher.pt").is_file()
+
+
+class HalfNormal(dgmc.Family):
+    """README's example of a family registered from Python."""
+
+    def noise(self, shape, generator, device):
+        return torch.randn(shape, generator=generator).to(device)
+
+    def reparam(self, eps, params):
+        return params["scale"] * eps.abs()
+
+    def base(self, params):
+        return torch.distributions.HalfNormal(params["scale"], validate_args=False)
+
+
+def test_a_family_registered_from_python_trains_and_distills() -> None:
+    from dgmc.distill import distill
+    from dgmc.families import FAMILIES
+    from dgmc.losses import describe
+    from dgmc.train.loop import fit
+
+    dgmc.register_family(HalfNormal(name="HalfNormal", domain="positive", params=("scale",),
+                                    constraints={"scale": "positive"}, formula="scale * |eps|", doc="for a test"))
+    try:
+        model = dgmc.loads("""model h {
+  data old_faithful { x = [eruptions, waiting] }
+  latent z : HalfNormal[2](scale = 1)
+  observed x : LogNormal[2]
+  z -> x via mlp(8)
+  guide { x -> z via mlp(8) }
+  train elbo(steps = 20)
+  distill(steps = 5)
+}""")
+        assert "L_z[z]  = E kl(p_T(z | eps), p_S(z | eps))  weight 1, HalfNormal, Monte Carlo" in describe(model)
+        teacher = compile_model(model)
+        history = fit(teacher, model.train, load_split(model).train, 20, seed=0, progress=False)
+        assert all(math.isfinite(v) for v in history["loss"])
+        _, distilled = distill(model, teacher, 0.5, "ours", 0, progress=False)
+        assert all(math.isfinite(v) for v in distilled["loss"])
+    finally:
+        FAMILIES.unregister("HalfNormal")

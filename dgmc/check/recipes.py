@@ -1,6 +1,6 @@
 """The training recipe (`train`) and the distillation (`distill`), with their defaults.
 
-Defaults follow ../shared/METHOD.md where it says: Adam with weight decay 1e-4
+Defaults follow the paper where it says: Adam with weight decay 1e-4
 everywhere; distillation reuses the teacher's steps, batch and learning rate.
 """
 

@@ -32,6 +32,7 @@ from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_text
 from .lower import CompiledModel, compile_model
 from .methods import METHODS
+from .objectives import OBJECTIVES
 from .render import RenderError, render_file
 from .report import report
 from .train import checkpoint, train_teacher
@@ -80,7 +81,7 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
                 for row in rows if row["model"] == "student"}
     where = setting(model, split)
     results = measure(where, teacher, students)
-    if model.of_kind("latent") and model.train.objective != "mle":
+    if model.of_kind("latent") and OBJECTIVES[model.train.objective].latents:
         trained_guides = {"teacher": teacher, **{row["name"]: students[row["name"]] for row in rows
                                                  if row["model"] == "student" and not METHODS[row["method"]].distills}}
         for name, compiled in trained_guides.items():

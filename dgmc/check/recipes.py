@@ -15,7 +15,7 @@ from ..methods import METHODS
 from ..networks import NETWORKS
 from ..objectives import OBJECTIVES
 from .context import Context, scalars, single
-from .edges import network
+from .edges import DEFAULT_NET_NAME, network
 from .nodes import Draft
 
 OPTIMISER = ("steps", "batch", "lr", "weight_decay")
@@ -143,7 +143,7 @@ def _student_net(ctx: Context, via: s.Network, draft: Draft) -> ir.Network | Non
         ctx.error(via.span, f"'{draft.name}' has no parents, so no network for the student to resize.")
         return None
     net = network(ctx, via)
-    teacher = draft.net.name if draft.net else "mlp"
+    teacher = draft.net.name if draft.net else DEFAULT_NET_NAME
     if net is not None and NETWORKS[net.name].recurrent != NETWORKS[teacher].recurrent:
         ctx.error(via.span, f"The student's network for '{draft.name}' must be of the teacher's kind "
                   f"({'a recurrent cell' if NETWORKS[teacher].recurrent else 'mlp or linear'}).")

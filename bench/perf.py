@@ -761,6 +761,8 @@ def main() -> None:
         parser.add_argument(f"--{flag}", action="store_true", help=f"run the {flag} benchmark (default: all)")
     parser.add_argument("--no-pyro-vrnn", action="store_true", help="Pyro on the VAE only")
     parser.add_argument("--nodes", type=int, nargs="+", help="front-end sizes (default 100 1000 10000)")
+    parser.add_argument("--write", type=Path, metavar="MD",
+                        help="also write the report into MD, between <!-- begin perf --> and <!-- end perf -->")
     args = parser.parse_args()
     chosen = {f for f in ("teacher", "pyro", "distill", "vrnn", "front_end", "rss", "torch_compile")
               if getattr(args, f)}
@@ -791,18 +793,39 @@ def main() -> None:
         extra += bench_rss()
     if every or "torch_compile" in chosen:
         extra += bench_torch_compile(reps=5 if args.quick else 15)
-    print("## Machine\n")
-    print("\n".join(f"- {line}" for line in header))
+    report = render(header, extra, time.perf_counter() - started, " ".join(sys.argv[1:]))
+    print(report)
+    if args.write:
+        write_block(args.write, report)
+        print(f"wrote {args.write}")
+
+
+def render(header: list[str], extra: list[str], seconds: float, arguments: str) -> str:
+    """The report as Markdown: machine, paired timings, front end, other measurements."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip() or "?"
+    when = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime())
+    parts = [f"Run of {when}, commit {commit}: `python bench/perf.py {arguments}`, {seconds:.0f} s.", "",
+             "### Machine", "", *(f"- {line}" for line in header)]
     if ROWS:
-        print("\n## Paired step timings (interleaved medians; A/B < 1 means A is faster)\n")
-        print("\n".join(ratio_table()))
+        parts += ["", "### Paired step timings (interleaved medians; A/B < 1 means A is faster)", "", *ratio_table()]
     if FRONT:
-        print("\n## Front end: parse + check + order + lower (`compile_model(dgmc.loads(text))`)\n")
-        print("\n".join(front_end_table()))
+        parts += ["", "### Front end: parse + check + order + lower (`compile_model(dgmc.loads(text))`)", "",
+                  *front_end_table()]
     if extra or NOTES:
-        print("\n## Other\n")
-        print("\n".join(f"- {line}" for line in extra + NOTES))
-    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+        parts += ["", "### Other", "", *(f"- {line}" for line in extra + NOTES)]
+    return "\n".join(parts)
+
+
+def write_block(path: Path, report: str) -> None:
+    """Replace the generated block of `path`; the prose around it stays."""
+    import re
+
+    text = path.read_text()
+    pattern = re.compile(r"(<!-- begin perf -->\n).*?(<!-- end perf -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no <!-- begin perf --> ... <!-- end perf --> block")
+    path.write_text(pattern.sub(lambda m: m.group(1) + report + "\n" + m.group(2), text))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
     """One Monte Carlo estimate of the method's loss and its terms."""
     with torch.no_grad():
         t = teacher.sample(batch, inputs, generator)
-    given = {name: t.values[name] for name in METHODS[method].feeds(teacher.ir)}
+    given = {name: t.values[name] for name in teacher.fed(method)}
     s = student.run(t.noise, inputs, given)
     values = term_values(student, t, s, terms)
     loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))

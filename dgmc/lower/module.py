@@ -21,7 +21,7 @@ from torch.distributions import Distribution
 from .. import ir
 from ..errors import UserError
 from ..families import Family, Params
-from ..methods import semi_nodes
+from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS
 from .plan import Pass, Step, generative_pass, inference_pass
 
@@ -48,6 +48,7 @@ class CompiledModel(nn.Module):
         self.generative: Pass = generative_pass(model, width)
         self.inference: Pass | None = inference_pass(model, width)
         self.semi: tuple[str, ...] = semi_nodes(model)
+        self._fed: dict[str, tuple[str, ...]] = {}
         self.sizes = {s.node: s.size for s in self.generative.steps}
         self.families: dict[str, Family] = {s.node: s.family for s in self.generative.steps if s.family}
         self.steps = model.time.steps if model.time else 0
@@ -126,6 +127,13 @@ class CompiledModel(nn.Module):
         value = trace.values[node] if value is None else value
         logp = self.distribution(node, trace.params[node]).log_prob(value)
         return logp.sum(-1) if logp.dim() > 1 else logp
+
+    def fed(self, method: str) -> tuple[str, ...]:
+        """The nodes whose values this model hands a student distilled by `method`,
+        worked out once per method rather than on every distillation step."""
+        if method not in self._fed:
+            self._fed[method] = METHODS[method].feeds(self.ir)
+        return self._fed[method]
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         """Per node: parameters of its conditional (`model`) and of its guide (`guide`)."""

@@ -85,6 +85,8 @@ def _line(stmt: s.Stmt) -> str:
     if isinstance(stmt, s.EdgeStmt):
         return _edge(stmt)
     if isinstance(stmt, s.InitStmt):
+        if stmt.family is not None:
+            return f"init {stmt.name.text} ~ {stmt.family.text}{_args(stmt.args)}"
         return f"init {stmt.name.text} = {_value(stmt.value)}"
     if isinstance(stmt, s.DefaultStmt):
         return f"default via {_network(stmt.via)}"

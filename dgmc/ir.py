@@ -66,7 +66,9 @@ class Node(Frozen):
     `type` is a family name (latent, observed) or a domain name (input: Real, Binary,
     OneHot; deterministic: Real). `net` is None exactly for inputs and for nodes with no
     parents. `init` is the value before the first step, for time-indexed nodes that some
-    edge reads at `t-1` (a number, or `learned`).
+    edge reads at `t-1` (a number, or `learned`); a latent node may instead have an
+    `initial` distribution, of its own family, whose parameters are numbers or `learned`
+    (the value before the first step is then a sample, with its own noise).
     """
 
     name: str
@@ -76,6 +78,7 @@ class Node(Frozen):
     params: dict[str, Param] = {}
     timed: bool = False
     init: Param | None = None
+    initial: dict[str, Param] | None = None
     parents: tuple[Parent, ...] = ()
     net: Network | None = None
     guide: Guide | None = None
@@ -206,6 +209,16 @@ class Model(Frozen):
 
     def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.kind in kinds)
+
+    def initial_name(self, name: str) -> str:
+        """How the sample before the first step of a node with an `initial` distribution
+        is named in traces, noise and losses: `z[0]` for `time t in 1..T`."""
+        assert self.time is not None, name
+        return f"{name}[{self.time.first - 1}]"
+
+    def initials(self) -> tuple[Node, ...]:
+        """The nodes whose value before the first step is drawn from a distribution."""
+        return tuple(n for n in self.nodes if n.initial is not None)
 
     def student_size(self, name: str, width: float) -> int:
         """A node's size in the student. Deterministic states (an RNN's `h`) are hidden

@@ -27,7 +27,9 @@ def semi_nodes(model: ir.Model) -> tuple[str, ...]:
 
 
 def random_nodes(model: ir.Model) -> tuple[str, ...]:
-    return tuple(n.name for n in model.of_kind("latent", "observed"))
+    """Every random value: latent and observed nodes, and draws before the first step."""
+    drawn = tuple(model.initial_name(n.name) for n in model.initials())
+    return drawn + tuple(n.name for n in model.of_kind("latent", "observed"))
 
 
 @dataclass(frozen=True)

@@ -58,14 +58,21 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
                 guide: CompiledModel | None = None) -> dict[str, Tensor]:
     """-log p of every observed node and KL of every latent, per batch row. The latents
     come from `guide`'s inference pass (default: the model's own guide); any q gives a
-    lower bound, so a distilled student can borrow its teacher's."""
+    lower bound, so a distilled student can borrow its teacher's.
+
+    A draw before the first step (`z[0]`) is proposed from the guide model's initial
+    distribution: under the model's own guide its KL is zero and left out; under a
+    borrowed guide it is KL(teacher's initial || student's)."""
     q = (guide or model).infer(batch, generator=generator)
+    drawn = tuple(model.initial_names.values())
     if guide is None:  # the inference pass computed the deterministic states with these very nets
         given = q.values
     else:  # another model's states (a teacher's h) do not fit: recompute them
-        given = {n.name: q.values[n.name] for n in model.ir.of_kind("input", "latent", "observed")}
+        random = (*drawn, *(n.name for n in model.ir.of_kind("input", "latent", "observed")))
+        given = {name: q.values[name] for name in random}
     p = model.run({}, given=given)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
+    parts.update({f"kl[{name}]": _kl(model, name, q, p) for name in (drawn if guide is not None else ())})
     parts.update({f"kl[{n.name}]": _kl(model, n.name, q, p) for n in model.ir.of_kind("latent")})
     return parts
 
@@ -95,7 +102,7 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None =
     with torch.no_grad():
         q = model.infer(batch, generator=generator)
     p = model.run({}, given=q.values)
-    wake = {f"wake[{n}]": -model.log_prob(n, p).mean() for n in p.params}
+    wake = {f"wake[{n.name}]": -model.log_prob(n.name, p).mean() for n in model.ir.of_kind("latent", "observed")}
     with torch.no_grad():
         dream = model.sample(next(iter(batch.values())).shape[0], inputs_of(model.ir, batch), generator)
     dreamt = model.infer(dream.values)
@@ -131,6 +138,9 @@ class Objective:
     discrete_latents: bool = True
     """Copes with latents whose values are not differentiable (no reparametrized gradient)."""
     options: tuple[str, ...] = ()
+    learns_initial: bool = True
+    """Trains the learned parameters of an initial distribution (`init z ~ ...`), which
+    the guide samples from: its gradient reaches them through the later steps."""
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
@@ -138,7 +148,7 @@ for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
               discrete_latents=False, options=("warmup", "free_bits")),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
-              "(discrete latents)", latents=True),
+              "(discrete latents)", latents=True, learns_initial=False),
     Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False),
 ):
     OBJECTIVES.register(_objective.name, _objective, origin="dgmc")

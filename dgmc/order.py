@@ -144,7 +144,8 @@ def _node_problems(model: Model, node, position: dict[str, int]):
             yield f"{node.name!r} has unknown parent {parent.name!r}"
             continue
         source = model.node(parent.name)
-        if parent.lag not in (0, 1) or (parent.lag == 1 and (not source.timed or source.init is None)):
+        has_init = source.init is not None or source.initial is not None
+        if parent.lag not in (0, 1) or (parent.lag == 1 and (not source.timed or not has_init)):
             yield f"{node.name!r} reads {parent.name!r} at lag {parent.lag} without a time index and init"
         if source.timed and not node.timed:
             yield f"untimed {node.name!r} depends on timed {parent.name!r}"
@@ -153,3 +154,5 @@ def _node_problems(model: Model, node, position: dict[str, int]):
             yield f"order puts {node.name!r} before its parent {parent.name!r}"
     if node.timed and model.time is None:
         yield f"{node.name!r} is timed but the model has no time"
+    if node.initial is not None and (node.init is not None or node.kind != "latent" or not node.timed):
+        yield f"{node.name!r}: an initial distribution belongs to a timed latent without a fixed init"

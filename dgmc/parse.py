@@ -147,6 +147,10 @@ class ToSyntax:
     def init_stmt(self, meta, children):
         return s.InitStmt(name=_name(children[0]), value=children[1], span=_span(meta))
 
+    def init_dist(self, meta, children):
+        args = children[2] if len(children) > 2 else ()
+        return s.InitStmt(name=_name(children[0]), family=_name(children[1]), args=args, span=_span(meta))
+
     def default_stmt(self, meta, children):
         return s.DefaultStmt(via=children[0], span=_span(meta))
 

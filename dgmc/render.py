@@ -175,6 +175,9 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
         lines.append(params)
     if node.init is not None and model.time is not None:
         lines.append(f"{node.name}[{model.time.first - 1}] = {_value(node.init)}")
+    if node.initial is not None and model.time is not None:
+        drawn = ", ".join(f"{k}={_value(v)}" for k, v in node.initial.items())
+        lines.append(f"{model.initial_name(node.name)} ~ {node.type}({drawn})")
     if guide and node.guide is not None:
         lines.append(f"q: {net_label(node.guide.net)}")
     return "\n".join(lines)

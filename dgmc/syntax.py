@@ -121,10 +121,14 @@ class EdgeStmt(Frozen):
 
 
 class InitStmt(Frozen):
-    """`init h = 0`: the value of a time-indexed node before the first step."""
+    """`init h = 0`: the value of a time-indexed node before the first step; or
+    `init z ~ Normal(loc = 0)`: a distribution it is drawn from (`family` and `args`,
+    and no `value`)."""
 
     name: Name
-    value: Scalar
+    value: Scalar | None = None
+    family: Name | None = None
+    args: tuple[Arg, ...] = ()
     span: Span
 
 

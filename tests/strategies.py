@@ -44,14 +44,15 @@ _VALUES = {"real": ["0", "-1.5", "learned"], "positive": ["0.5", "1", "2e-1", "l
            "unit": ["0.25", "learned"]}
 
 
-def _family_args(rng: random.Random, family: str, root: bool) -> list[str]:
-    """Fixed or learned parameters (those only a root may fix, only on roots) and settings."""
+def _family_args(rng: random.Random, family: str, root: bool, initial: bool = False) -> list[str]:
+    """Fixed or learned parameters (those only a root may fix, only on roots) and
+    settings (not in an initial distribution: it takes the node's)."""
     found = FAMILIES[family]
     args = []
     for param, constraint in found.spec_params.items():
         if (root or param not in found.root_only) and rng.random() < 0.4:
             args.append(f"{param} = {rng.choice(_VALUES[constraint])}")
-    for setting in found.settings:
+    for setting in found.settings if not initial else ():
         if rng.random() < 0.5:
             args.append(f"{setting} = {rng.choice(['0.5', '1', '2e-1'])}")
     return args
@@ -120,7 +121,7 @@ def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, 
         args = f"({', '.join(n.args)})" if n.args else ""
         stmts.append(f"{n.kind} {n.name}{'[t]' if n.timed else ''} : {n.type}[{n.size}]{args}")
     lagged = {p.split("[")[0] for n in nodes for p in (*n.parents, *n.guide) if p.endswith("[t-1]")}
-    stmts += [f"init {name} = {rng.choice(['0', 'learned', '0.5'])}" for name in sorted(lagged)]
+    stmts += [_init(rng, next(n for n in nodes if n.name == name)) for name in sorted(lagged)]
     for n in nodes:
         if n.parents:
             target = f"{n.name}[t]" if n.timed else n.name
@@ -133,6 +134,14 @@ def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, 
     rng.shuffle(stmts)  # statement order is free in the language
     body = "".join(_gap(rng) + stmt for stmt in stmts)
     return f"{_gap(rng)}model generated {{{body}{_gap(rng)}}}{_gap(rng)}"
+
+
+def _init(rng: random.Random, node: GenNode) -> str:
+    """A fixed or learned value, or for a latent sometimes a distribution of its family."""
+    if node.kind == "latent" and rng.random() < 0.4:
+        args = _family_args(rng, node.type, root=True, initial=True)
+        return f"init {node.name} ~ {node.type}" + (f"({', '.join(args)})" if args else "")
+    return f"init {node.name} = {rng.choice(['0', 'learned', '0.5'])}"
 
 
 def _distill(rng: random.Random, nodes: list[GenNode]) -> str:

@@ -216,7 +216,8 @@ def test_exact_copy_scores_zero(name: str, method: str) -> None:
     teacher = teacher_of(model)
     student = copy_of(model, teacher)
     terms = generate(model, method)
-    assert {t.node for t in terms} == {n.name for n in model.of_kind("latent", "observed")}
+    learned_initials = {model.initial_name(n.name) for n in model.initials() if "learned" in n.initial.values()}
+    assert {t.node for t in terms} == {n.name for n in model.of_kind("latent", "observed")} | learned_initials
     batch = 16
     inputs = inputs_of(name, batch)
     loss, logged = distillation_loss(teacher, student, terms, method, batch, inputs, generator(5))
@@ -524,7 +525,8 @@ def test_hm_loss_is_the_authors(method: str) -> None:
 
 # -- 7. the loss as `dgmc compile --emit losses` prints it ------------------------------------------
 
-TERM_LINE = re.compile(r"^(L_sd|L_z)\[(\w+)\]\s+= E (\w+)\(p_T\(\w+ \|[^)]*\), p_S\(\w+ \|[^)]*\)\)"
+TERM_LINE = re.compile(r"^(L_sd|L_z)\[(\w+(?:\[\d+\])?)\]\s+= E (\w+)\(p_T\([\w\[\]]+ \|[^)]*\), "
+                       r"p_S\([\w\[\]]+ \|[^)]*\)\)"
                        r"  weight (\S+), (\w+), ")
 
 
@@ -564,9 +566,11 @@ def test_describe_matches_generate(name: str, method: str) -> None:
     divergence, weight (lambda on latent terms of ours, 1 otherwise) and family."""
     model = load(name)
     rows = term_lines(describe(model, method))
-    random_nodes = [n for n in model.order if model.node(n).kind in ("latent", "observed")]
+    drawn = {model.initial_name(n.name): n.name for n in model.initials() if "learned" in n.initial.values()}
+    random_nodes = [*drawn, *(n for n in model.order if model.node(n).kind in ("latent", "observed"))]
     assert [r[1] for r in rows] == random_nodes
-    for kind, node, named, weight, family in rows:
+    for kind, term, named, weight, family in rows:
+        node = drawn.get(term, term)  # an initial distribution's term has its node's divergence and family
         latent = model.node(node).kind == "latent"
         assert kind == ("L_z" if latent else "L_sd")
         assert named == model.distill.divergences[node]

@@ -20,6 +20,7 @@ from torch import Tensor
 import dgmc
 from dgmc.ir import Model
 from dgmc.lower import CompiledModel, compile_model
+from dgmc.methods import random_nodes
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 SPECS = sorted(p.stem for p in SPEC_DIR.glob("*.dgm"))
@@ -268,9 +269,9 @@ def test_run_on_sample_noise_reproduces_the_sample(name: str, width: float | Non
     sample = model.sample(16, inputs, generator=g)
     semi = {n: sample.values[n] for n in model.semi}
     again = model.run(sample.noise, inputs, given=semi)
-    random_nodes = {n.name for n in ir_model.of_kind("latent", "observed")}
-    assert set(sample.noise) == set(sample.params) == random_nodes
-    assert set(sample.values) == set(again.values) == {n.name for n in ir_model.nodes}
+    drawn = set(random_nodes(ir_model))  # latent and observed nodes, and draws before the first step
+    assert set(sample.noise) == set(sample.params) == drawn
+    assert set(sample.values) == set(again.values) == {n.name for n in ir_model.nodes} | drawn
     for node, value in sample.values.items():
         assert torch.equal(again.values[node], value), node
     for node, params in sample.params.items():

@@ -11,8 +11,8 @@ from .. import ir
 from .. import syntax as s
 from ..families import FAMILIES
 from ..networks import DEFAULT_HIDDEN, NETWORKS, NetworkKind, Option
-from .context import Context, single, stmts_of
-from .nodes import Draft
+from .context import LEARNED, Context, single, stmts_of
+from .nodes import UNSET, Draft, family_params
 
 DEFAULT_NET_NAME = "mlp"
 
@@ -220,16 +220,41 @@ def add_inits(ctx: Context, spec: s.Spec, drafts: dict[str, Draft]) -> None:
                       f"{draft.init_stmt.span.line}.")
         else:
             draft.init_stmt = stmt
-            draft.init = ctx.number_or_learned(stmt.value, f"The initial value of '{draft.name}'")
+            if stmt.family is None:
+                draft.init = ctx.number_or_learned(stmt.value, f"The initial value of '{draft.name}'")
+            else:
+                draft.initial = _initial_distribution(ctx, stmt, draft)
     read_lagged: set[str] = set()
     lagged = [p for d in drafts.values() for p in (*d.parents, *d.guide_parents) if p.lag == 1]
     for parent in sorted(lagged, key=lambda p: p.span.start):
         if parent.name not in read_lagged:  # a missing init is reported once, at the first read
             read_lagged.add(parent.name)
             if drafts[parent.name].init_stmt is None:
+                source = drafts[parent.name]
+                drawn = f", or `~ {source.type}(...)`" if source.kind == "latent" and source.type in FAMILIES else ""
                 ctx.error(parent.span, f"{parent.name}[{ctx.time_var}-1] is read at the first step, before "
-                          f"'{parent.name}' has a value: add `init {parent.name} = 0` (or `= learned`).")
+                          f"'{parent.name}' has a value: add `init {parent.name} = 0` (or `= learned`{drawn}).")
     for draft in drafts.values():
         if draft.init_stmt is not None and draft.name not in read_lagged:
             ctx.warn(draft.init_stmt.span, f"The initial value of '{draft.name}' is never used: "
                      f"no edge reads {draft.name}[{ctx.time_var}-1].")
+
+
+def _initial_distribution(ctx: Context, stmt: s.InitStmt, draft: Draft) -> dict[str, ir.Param] | None:
+    """`init z ~ Normal(loc = 0)`: the node's own family, every parameter a number or
+    `learned` (the default: nothing is computed before the first step); settings such
+    as a temperature are the node's."""
+    family = FAMILIES.get(draft.type) if draft.kind == "latent" else None
+    if draft.kind != "latent":
+        ctx.error(stmt.family.span, f"Only a latent node's initial value can be drawn from a distribution; "
+                  f"'{draft.name}' is {draft.kind}: give it `init {draft.name} = 0` (or `= learned`).")
+        return None
+    if family is None:
+        return None  # its declaration is already reported
+    if stmt.family.text != family.name:
+        ctx.error(stmt.family.span, f"The initial distribution of '{draft.name}' is of its own family, "
+                  f"{family.name}, not {stmt.family.text}.")
+        return None
+    given = ctx.keyword_args(stmt.args, tuple(family.spec_params), f"The initial {family.name}")
+    params = family_params(ctx, family, given)
+    return {k: LEARNED if v == UNSET else v for k, v in params.items()}

@@ -36,6 +36,7 @@ class Draft:
     guide_net: ir.Network | None = None
     guide_via: s.Network | None = None
     init: ir.Param | None = None
+    initial: dict[str, ir.Param] | None = None
     init_stmt: s.InitStmt | None = None
 
     @property
@@ -62,7 +63,7 @@ class Draft:
             guide = ir.Guide(parents=tuple(self.guide_parents), net=self.guide_net or default_net, span=span)
         return ir.Node(
             name=self.name, kind=self.kind, type=self.type, size=self.size, params=params,
-            timed=self.timed, init=self.init, parents=tuple(self.parents), net=net, guide=guide,
+            timed=self.timed, init=self.init, initial=self.initial, parents=tuple(self.parents), net=net, guide=guide,
             span=self.decl.span,
         )
 
@@ -130,17 +131,25 @@ def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
         ctx.keyword_args(decl.args, (), f"The domain {type_name}")
         return draft
     given = ctx.keyword_args(decl.args, (*family.spec_params, *family.settings), f"The family {type_name}")
-    for param, constraint in family.spec_params.items():
-        arg = given.get(param)
-        value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else None
-        if value is not None and value != LEARNED and not _in_range(ctx, family, param, constraint, value, arg):
-            value = None
-        draft.params[param] = UNSET if value is None else value
+    draft.params.update(family_params(ctx, family, given))
     for setting, default in family.settings.items():
         arg = given.get(setting)
         value = ctx.positive(arg.value, f"'{setting}' of {family.name}") if arg else None
         draft.params[setting] = default if value is None else value
     return draft
+
+
+def family_params(ctx: Context, family, given: dict[str, s.Arg]) -> dict[str, ir.Param | str]:
+    """Each parameter a spec may fix: its number (checked against its range),
+    `learned`, or UNSET where the arguments do not give it."""
+    params: dict[str, ir.Param | str] = {}
+    for param, constraint in family.spec_params.items():
+        arg = given.get(param)
+        value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else None
+        if value is not None and value != LEARNED and not _in_range(ctx, family, param, constraint, value, arg):
+            value = None
+        params[param] = UNSET if value is None else value
+    return params
 
 
 def _in_range(ctx: Context, family, param: str, constraint: str, value: float, arg: s.Arg) -> bool:

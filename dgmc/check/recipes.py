@@ -14,7 +14,7 @@ from ..losses.divergences import DIVERGENCES
 from ..methods import METHODS
 from ..networks import NETWORKS
 from ..objectives import OBJECTIVES
-from .context import Context, scalars, single
+from .context import LEARNED, Context, scalars, single
 from .edges import DEFAULT_NET_NAME, network
 from .nodes import Draft
 
@@ -70,6 +70,13 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -
         if not draft.guide_parents:
             ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective.name} "
                       f"needs: add an edge `... -> {draft.name}` inside `guide {{ }}`.")
+        if draft.initial and LEARNED in draft.initial.values() and not objective.learns_initial:
+            fits = [o.name for o in OBJECTIVES.values() if o.latents and o.learns_initial
+                    and (o.discrete_latents or not (family and family.discrete))]
+            ctx.error(draft.init_stmt.span, f"{objective.name} cannot learn the initial distribution of "
+                      f"'{draft.name}' (the guide draws the value before the first step from it, so nothing "
+                      f"fits it to the data): fix its parameters" + (f", or train with {' or '.join(fits)}."
+                                                                      if fits else "."))
 
 
 def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: ir.Train | None) -> ir.Distill:

@@ -32,23 +32,28 @@ class Term:
 
 def generate(model: ir.Model, method: str = "ours", lam: float | None = None) -> tuple[Term, ...]:
     """The terms of the loss, in topological order; latent terms of `ours` weighted by
-    `lam` (default: the spec's first lambda)."""
+    `lam` (default: the spec's first lambda). An initial distribution with learned
+    parameters (`init z ~ Normal`) is a latent of its own, `z[0]`, with the node's
+    divergence; a fixed one is the same in teacher and student and needs no term."""
     lam = model.distill.lambdas[0] if lam is None else lam
-    terms = []
+    latent_weight = lam if METHODS[method].weighs_latents else 1.0
+    terms = [_term(model, node, model.initial_name(node.name), latent_weight, timed=False)
+             for node in model.initials() if "learned" in node.initial.values()]
     for name in model.order:
         node = model.node(name)
-        if node.kind not in ("observed", "latent"):
-            continue
-        divergence = model.distill.divergences[name]
-        family = FAMILIES[node.type]
-        assert divergence in family.divergences, (divergence, node.type)
-        weight = 1.0 if node.kind == "observed" or not METHODS[method].weighs_latents else lam
-        terms.append(Term(
-            node=name, kind="surrogate" if node.kind == "observed" else "latent", family=node.type,
-            divergence=divergence, weight=weight, reduction=DIVERGENCES[divergence].reduction,
-            timed=node.timed, closed=is_closed(family, divergence),
-        ))
+        if node.kind in ("observed", "latent"):
+            weight = 1.0 if node.kind == "observed" else latent_weight
+            terms.append(_term(model, node, name, weight, node.timed))
     return tuple(terms)
+
+
+def _term(model: ir.Model, node: ir.Node, name: str, weight: float, timed: bool) -> Term:
+    divergence = model.distill.divergences[node.name]
+    family = FAMILIES[node.type]
+    assert divergence in family.divergences, (divergence, node.type)
+    return Term(node=name, kind="surrogate" if node.kind == "observed" else "latent", family=node.type,
+                divergence=divergence, weight=weight, reduction=DIVERGENCES[divergence].reduction,
+                timed=timed, closed=is_closed(family, divergence))
 
 
 def describe(model: ir.Model, method: str = "ours", lam: float | None = None) -> str:

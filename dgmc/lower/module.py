@@ -48,6 +48,8 @@ class CompiledModel(nn.Module):
         self.generative: Pass = generative_pass(model, width)
         self.inference: Pass | None = inference_pass(model, width)
         self.semi: tuple[str, ...] = semi_nodes(model)
+        self.initial_names = {n.name: model.initial_name(n.name) for n in model.initials()}
+        """Node -> the name of its draw before the first step (`z` -> `z[0]`)."""
         self._fed: dict[str, tuple[str, ...]] = {}
         self.sizes = {s.node: s.size for s in self.generative.steps}
         self.families: dict[str, Family] = {s.node: s.family for s in self.generative.steps if s.family}
@@ -70,6 +72,7 @@ class CompiledModel(nn.Module):
         where = {f"nets.{s.key}": (s.node, "guide network" if s.key.startswith("q_") else "network") for s in steps}
         where.update((f"free.{s.key}", (s.node, "free parameters")) for s in steps)
         where.update((f"inits.{name}", (name, "learned initial value")) for name in self.inits)
+        where.update((f"free.p_{drawn}", (name, "initial distribution")) for name, drawn in self.initial_names.items())
         return {name: next(v for prefix, v in where.items() if name == prefix or name.startswith(prefix + "."))
                 for name, _ in self.named_parameters()}
 
@@ -137,14 +140,10 @@ class CompiledModel(nn.Module):
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         """Per node: parameters of its conditional (`model`) and of its guide (`guide`)."""
-        counts = {}
-        for node in self.ir.nodes:
-            key = f"p_{node.name}"
-            model = _count(self.nets[key]) if key in self.nets else 0
-            model += self.free[key].numel() if key in self.free else 0
-            model += self.inits[node.name].numel() if node.name in self.inits else 0
-            guide = _count(self.nets[f"q_{node.name}"]) if f"q_{node.name}" in self.nets else 0
-            counts[node.name] = {"model": model, "guide": guide}
+        counts = {node.name: {"model": 0, "guide": 0} for node in self.ir.nodes}
+        for name, parameter in self.named_parameters():
+            node, role = self.owners[name]
+            counts[node]["guide" if role == "guide network" else "model"] += parameter.numel()
         return counts
 
     def generative_parameters(self) -> list[nn.Parameter]:
@@ -189,7 +188,8 @@ class _Run:
 
     def read(self, node: str, lag: int, t: int | None) -> Tensor:
         if lag == 1 and t == 0:
-            return self.m.initial(node, self.batch)
+            drawn = self.m.initial_names.get(node)
+            return self.values[drawn] if drawn else self.m.initial(node, self.batch)
         value = self.values[node]
         return value[t - lag] if isinstance(value, list) else value
 
@@ -250,10 +250,6 @@ class _Run:
             params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
                     for k, v in self.params.items()},
         )
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

@@ -53,9 +53,24 @@ def sizes(model: ir.Model, width: float | None) -> dict[str, int]:
     return {n.name: model.student_size(n.name, width) if width else n.size for n in model.nodes}
 
 
+def initial_steps(model: ir.Model) -> list[Step]:
+    """A draw before the first step (`init z ~ Normal(...)`) is a static root step of its
+    own, named `z[0]`, with its own noise and free parameters; the first step reads it
+    as z[t-1]. Both passes run it (the guide proposes z[0] from the model's initial
+    distribution), so it has no guide of its own."""
+    steps = []
+    for node in model.initials():
+        family = _family(node)
+        settings = {k: node.params[k] for k in family.settings if k in node.params}
+        name = model.initial_name(node.name)
+        steps.append(Step(node=name, role="sample", size=node.size, timed=False, family=family,
+                          spec=param_spec(family, {**settings, **node.initial}), key=f"p_{name}"))
+    return steps
+
+
 def generative_pass(model: ir.Model, width: float | None = None) -> Pass:
     size = sizes(model, width)
-    steps = []
+    steps = initial_steps(model)
     for name in model.order:
         node = model.node(name)
         net = model.student_net(name, width) if width else node.net
@@ -77,7 +92,7 @@ def inference_pass(model: ir.Model, width: float | None = None) -> Pass | None:
     size = sizes(model, width)
     rank = {n.name: i for i, n in enumerate(model.nodes)}
     graph = order.build(rank, order.inference_edges(model))
-    steps = []
+    steps = initial_steps(model)
     for name in order.topological_order(graph, rank):
         node = model.node(name)
         if node.kind == "latent" and node.guide is not None:

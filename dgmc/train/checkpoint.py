@@ -35,6 +35,11 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, corrupt, or made from another spec."""
 
 
+_ADDED = ("initial",)
+"""Node fields added since format 2, hashed only when set, so that the checkpoints of
+specs that do not use them keep loading."""
+
+
 def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     """A hash of each part of the spec that shapes the weights of the model at `width`:
     every node, the time range, the data and the training recipe; for a student also the
@@ -43,7 +48,8 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     dump = without_spans(model.model_dump(mode="json", include={"name", "time", "nodes", "data", "train", "distill"}))
     data = {k: v for k, v in (dump["data"] or {}).items() if k != "source"}  # the file's digest, not its path
     found = {"model name": dump["name"], "time": dump["time"], "data": data, "train": dump["train"]}
-    found.update((f"node '{node['name']}'", node) for node in dump["nodes"])
+    found.update((f"node '{node['name']}'", {k: v for k, v in node.items() if v is not None or k not in _ADDED})
+                 for node in dump["nodes"])
     if width is not None:
         found["distill"] = {k: v for k, v in dump["distill"].items() if k not in _GRID}
     return {key: _digest(value) for key, value in found.items()}

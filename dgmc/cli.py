@@ -127,6 +127,8 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--lambdas", type=float, nargs="+", help="ours' lambdas (default: the spec's)")
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
+    run.add_argument("--teacher", type=Path, metavar="CKPT", help="distill this trained teacher instead of "
+                     "training one; with no --data, a `data file` spec then runs data-free (ours, local)")
     _data_option(run)
     _device_option(run)
 
@@ -304,7 +306,7 @@ def _run(args: argparse.Namespace) -> int:
         model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
     with locked(out):
         run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
-            not args.no_progress, force=args.force)
+            not args.no_progress, force=args.force, teacher=args.teacher)
     return 0
 
 

@@ -25,7 +25,7 @@ from .datasets import DataError, Split, has_data, load_split
 from .files import write_text
 from .losses import Term, divergence, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
-from .methods import METHODS
+from .methods import METHODS, needs_data
 from .objectives import evaluate, inputs_of
 from .train import checkpoint
 from .train.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
@@ -94,15 +94,12 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
 
 
 def _split_if_needed(model: ir.Model, method: str) -> Split | None:
-    """The data, where the method needs any: `scratch` trains on it, and a model with
-    input nodes draws its inputs from it. `ours` and `local` on a model without inputs
-    are data-free: the teacher's checkpoint is all they need."""
-    if not METHODS[method].distills or model.of_kind("input") or has_data(model):
-        if not has_data(model):
-            why = "trains on data" if not METHODS[method].distills else "draws its input nodes from the data"
-            raise DataError(f"{method} on '{model.name}' {why}: give the data file with --data PATH.")
-        return load_split(model)
-    return None
+    """The data, where the method needs any (`methods.needs_data`); `ours` and `local` on
+    a model without inputs are data-free: the teacher's checkpoint is all they need."""
+    why = needs_data(method, model)
+    if why and not has_data(model):
+        raise DataError(f"{method} on '{model.name}' {why}: give the data file with --data PATH.")
+    return load_split(model) if why or has_data(model) else None
 
 
 def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, split: Split | None

@@ -44,7 +44,8 @@ class Setting:
 
     model: ir.Model
     nodes: tuple[str, ...]
-    data: np.ndarray
+    data: np.ndarray | None
+    """None in a data-free run: only the comparisons with the teacher's samples remain."""
     data_inputs: dict[str, Tensor]
     teacher_inputs: dict[str, Tensor]
     featurizer: Featurizer | None
@@ -60,9 +61,13 @@ def observed_nodes(model: ir.Model) -> tuple[str, ...]:
     return tuple(n.name for n in model.of_kind("observed") if n.name in columns)
 
 
-def setting(model: ir.Model, split: Split, classes: tuple[int, ...] | None = None) -> Setting:
+def setting(model: ir.Model, split: Split | None, classes: tuple[int, ...] | None = None) -> Setting:
     """The reference sets: up to `SAMPLES` test rows (only `classes`' rows when given), and
-    the inputs of the teacher's draws, test rows drawn with replacement."""
+    the inputs of the teacher's draws, test rows drawn with replacement. Without data
+    (`split` None, a model without inputs) the teacher's samples are the only reference."""
+    if split is None:
+        return Setting(model=model, nodes=observed_nodes(model), data=None, data_inputs={}, teacher_inputs={},
+                       featurizer=None)
     rows = np.arange(split.rows("test"))
     if classes is not None:
         if split.test_labels is None:
@@ -107,12 +112,14 @@ def measure(setting: Setting, teacher: CompiledModel, models: Mapping[str, Compi
     reference = draw(teacher, setting.teacher_inputs, setting.nodes, REFERENCE_SEED)
     results = {}
     for name, compiled in {"teacher": teacher, **models}.items():
-        on_data = draw(compiled, setting.data_inputs, setting.nodes, SAMPLE_SEED, len(setting.data))
+        if setting.data is not None:
+            on_data = draw(compiled, setting.data_inputs, setting.nodes, SAMPLE_SEED, len(setting.data))
         on_teacher = draw(compiled, setting.teacher_inputs, setting.nodes, SAMPLE_SEED)
         row = {}
         for space, transform in setting.spaces().items():
-            for metric, value in compare(transform(on_data), transform(setting.data)).items():
-                row[f"{space}:{metric}"] = value
+            if setting.data is not None:
+                for metric, value in compare(transform(on_data), transform(setting.data)).items():
+                    row[f"{space}:{metric}"] = value
             for metric, value in compare(transform(on_teacher), transform(reference)).items():
                 row[f"{space}:{metric}-T"] = value
         results[name] = row

@@ -48,6 +48,17 @@ class Method:
     """What each term conditions on, as the loss formula writes it."""
 
 
+def needs_data(method: str, model: ir.Model) -> str | None:
+    """Why `method` needs the data to distill `model` (None: the teacher's checkpoint is
+    all it needs). `scratch` trains on the data; any method draws a conditional model's
+    input nodes from it."""
+    if not METHODS[method].distills:
+        return "trains on data"
+    if model.of_kind("input"):
+        return "draws its input nodes from the data"
+    return None
+
+
 METHODS: Registry[Method] = Registry("method")
 for _method in (
     Method("ours", "the unified loss: one term per latent and observed node on shared noise", distills=True,

@@ -70,9 +70,12 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
     teacher = models["teacher"]
     spaces = list(dict.fromkeys(key.split(":")[0] for key in teacher if ":" in key))
     refs = results["references"]
+    against = (f"against the test split ({refs['test rows']} rows, as many samples) and, in the -T columns, "
+               if refs["test rows"] is not None else
+               "(a data-free run: no data, so only the -T columns, which compare with the teacher) ")
     lines = ["## Samples", "",
-             f"Each model's samples against the test split ({refs['test rows']} rows, as many samples) and, in "
-             f"the -T columns, against {refs['teacher samples']} of the teacher's samples (as many samples). "
+             f"Each model's samples {against}"
+             f"against {refs['teacher samples']} of the teacher's samples (as many samples). "
              "The teacher's -T row compares two independent teacher draws: a noisy floor, which a student reaches or "
              "passes only by chance. "
              "FD is the square root of the Frechet distance; 1NN is the leave-one-out 1-nearest-neighbour "
@@ -80,7 +83,7 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
     if results.get("features"):
         lines += [f"Feature space: {results['features']} (no Inception weights offline).", ""]
     for space in spaces:
-        keys = [f"{space}:{m}{suffix}" for suffix in ("", "-T") for m in METRICS]
+        keys = [f"{space}:{m}{suffix}" for suffix in ("", "-T") for m in METRICS if f"{space}:{m}{suffix}" in teacher]
         head = ["student", "method", "#params", *[k.split(":")[1] for k in keys]]
         lines += [f"### {space}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
                   "| teacher | - | " + f"{rows[0]['parameters']:,} | " + " | ".join(f"{teacher[k]:.4g}" for k in keys)

@@ -29,9 +29,9 @@ from .datasets import has_data, load_split, with_data
 from .distill import lambdas_of, run_distill, student_name
 from .errors import UserError
 from .evaluation import SAMPLES, active_units, measure, setting
-from .files import LOCK_NAME, write_text
+from .files import LOCK_NAME, write_bytes, write_text
 from .lower import CompiledModel, compile_model
-from .methods import METHODS
+from .methods import METHODS, needs_data
 from .objectives import OBJECTIVES
 from .render import RenderError, render_file
 from .report import report
@@ -41,13 +41,19 @@ from .train.loop import QUICK_STEPS, device_of
 
 def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None = None,
         methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None, quick: bool = False,
-        device: str = "cpu", progress: bool = True, log=print, force: bool = False) -> list[dict]:
+        device: str = "cpu", progress: bool = True, log=print, force: bool = False,
+        teacher: Path | None = None) -> list[dict]:
+    """With `teacher`, a trained teacher's checkpoint, the run distills it rather than
+    training one; a `data file` spec given no data then runs data-free: the methods that
+    need data are skipped (and said so), and so are the metrics on data."""
     widths = tuple(widths or model.distill.widths)
     methods = tuple(methods or model.distill.methods)
     seeds = tuple(seeds if seeds is not None else model.distill.seeds)
+    if not has_data(model):
+        model, methods = _without_data(model, teacher or out / "teacher" / "teacher.pt", methods, log)
     _claim(out, model, source, force)
     _draw(model, out, log)
-    teacher = _teacher(model, out / "teacher", quick, device, progress, log)
+    teacher = _teacher(model, out / "teacher", quick, device, progress, log, teacher)
     rows = [teacher]
     for width in widths:
         for method in methods:
@@ -75,13 +81,13 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
     """The sample-based metrics of every model in `rows` (`dgmc.evaluation.measure`),
     and the active units of every model whose guide was trained (the teacher's, a scratch
     student's): {"features": description or None, "models": {name: {key: value}}}."""
-    split = load_split(model)
+    split = load_split(model) if has_data(model) else None
     teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
     students = {row["name"]: _load(model, out / "students" / f"{row['name']}.pt", row["width"], device)
                 for row in rows if row["model"] == "student"}
     where = setting(model, split)
     results = measure(where, teacher, students)
-    if model.of_kind("latent") and OBJECTIVES[model.train.objective].latents:
+    if split is not None and model.of_kind("latent") and OBJECTIVES[model.train.objective].latents:
         trained_guides = {"teacher": teacher, **{row["name"]: students[row["name"]] for row in rows
                                                  if row["model"] == "student" and not METHODS[row["method"]].distills}}
         for name, compiled in trained_guides.items():
@@ -89,7 +95,8 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
                 results[name][f"AU[{node}]"] = active
                 results[name][f"dims[{node}]"] = dims
     described = where.featurizer.description if where.featurizer else None
-    return {"features": described, "references": {"test rows": len(where.data), "teacher samples": SAMPLES},
+    rows_used = len(where.data) if where.data is not None else None
+    return {"features": described, "references": {"test rows": rows_used, "teacher samples": SAMPLES},
             "models": results}
 
 
@@ -126,8 +133,8 @@ split (seed, test fraction, classes, rows on each side)."""
 
 def _data_record(model: ir.Model) -> dict:
     data = model.data
-    if data is None or not has_data(model):
-        return {"dataset": data.dataset if data else None}
+    if data is None or not has_data(model):  # data-free: the hash of the teacher's data, if known
+        return {"dataset": data.dataset if data else None, "source": None, "digest": data.digest if data else None}
     split = load_split(model)
     source = str(Path(data.source).resolve()) if data.source else None
     return {"dataset": data.dataset, "source": source, "digest": data.digest, "split_seed": 0,
@@ -150,6 +157,8 @@ def bind_recorded(model: ir.Model, out: Path, data: Path | None = None) -> ir.Mo
     if model.data is None or model.data.dataset != ir.FILE_DATASET:
         return model
     path = data or record.get("source")
+    if path is None and record.get("digest"):  # a data-free run: its teacher's data, by hash only
+        return model.model_copy(update={"data": model.data.model_copy(update={"digest": record["digest"]})})
     if path is None:
         raise UserError(f"'{out}' records no data file: give it with --data PATH.")
     bound = with_data(model, path)
@@ -177,8 +186,33 @@ def _draw(model: ir.Model, out: Path, log) -> None:
         log(f"note: {error}")
 
 
-def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: bool, log) -> dict:
+def _without_data(model: ir.Model, teacher: Path, methods: tuple[str, ...], log) -> tuple[ir.Model, tuple[str, ...]]:
+    """A data-free run: the model knowing its teacher's data by hash, and the methods
+    that need no data (each skipped one said so)."""
+    if not teacher.is_file():
+        raise UserError(f"'{model.name}' trains its teacher on data, and none was given: give the data file "
+                        "with --data PATH, or a trained teacher with --teacher CKPT to distill without data.")
+    kept = []
+    for method in methods:
+        why = needs_data(method, model)
+        if why:
+            log(f"{method}: skipped, it {why} and none was given (--data PATH)")
+        else:
+            kept.append(method)
+    if not kept:
+        raise UserError(f"Every method of this run needs the data of '{model.name}': give it with --data PATH.")
+    return checkpoint.with_recorded_data(teacher, model), tuple(kept)
+
+
+def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: bool, log,
+             given: Path | None = None) -> dict:
     meta_path, weights = out / "teacher.json", out / "teacher.pt"
+    if given is not None and given.resolve() != weights.resolve():
+        meta = checkpoint.load(given, compile_model(model))  # refused unless it is this spec's teacher
+        out.mkdir(parents=True, exist_ok=True)
+        write_bytes(weights, given.read_bytes())
+        write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+        log(f"teacher: {given}, copied to {weights}")
     if meta_path.is_file() and checkpoint.matches(weights, model):
         log(f"teacher: reusing {weights}")
         metrics = json.loads(meta_path.read_text())["metrics"]
@@ -200,7 +234,9 @@ def _student(model: ir.Model, out: Path, width: float, method: str, lam: float |
         result = run_distill(model, out / "teacher" / "teacher.pt", out / "students", width, method, seed,
                              device, QUICK_STEPS if quick else None, progress, lam)
         metrics = result.metrics
-        log(f"{name}: test objective {metrics['test_objective']:.3f}, fidelity {metrics['fidelity']:.4f}")
+        tested = metrics["test_objective"]
+        tested = f"test objective {tested:.3f}" if tested is not None else "no test data"
+        log(f"{name}: {tested}, fidelity {metrics['fidelity']:.4f}")
     return {"model": "student", "name": name, **metrics}
 
 

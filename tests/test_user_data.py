@@ -60,7 +60,8 @@ def test_a_csv_drives_a_run_and_the_run_knows_its_data(at_root, tmp_path: Path, 
     assert "holds a run of another spec or other data" in capsys.readouterr().err
     assert main(args) == 0 and "skipped" in capsys.readouterr().out  # resumed on the recorded file
     assert main(["run", CSV_SPEC, "--out", str(tmp_path / "new"), *QUICK]) == 1
-    assert "reads its data from a file (`data file`): give it with --data PATH" in capsys.readouterr().err
+    assert "trains its teacher on data, and none was given: give the data file with --data PATH, or a " \
+           "trained teacher with --teacher CKPT" in capsys.readouterr().err
     assert main(["train", "specs/hm.dgm", "--data", CSV, "--out", str(tmp_path / "x")]) == 1
     assert "reads the dataset 'old_faithful'" in capsys.readouterr().err
 
@@ -120,3 +121,31 @@ def test_distillation_without_input_nodes_needs_no_data(at_root, tmp_path: Path,
     assert "no test data; fidelity L" in capsys.readouterr().out
     assert main([*args, "--method", "scratch"]) == 1
     assert "scratch on 'faithful_csv' trains on data: give the data file with --data PATH" in capsys.readouterr().err
+
+
+def test_a_run_from_a_trained_teacher_without_data_skips_what_needs_data(at_root, tmp_path: Path, capsys) -> None:
+    teacher = tmp_path / "teacher"
+    assert main(["train", CSV_SPEC, "--data", CSV, "--out", str(teacher), *QUICK]) == 0
+    out = tmp_path / "run"
+    args = ["run", CSV_SPEC, "--out", str(out), *QUICK, "--seeds", "0"]
+    capsys.readouterr()
+    assert main([*args, "--teacher", str(teacher / "teacher.pt")]) == 0
+    said = capsys.readouterr().out
+    assert "scratch: skipped, it trains on data and none was given (--data PATH)" in said
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [(r["name"], r["test_objective"]) for r in rows[1:]] == [
+        ("student_ours_w0.25_s0", None), ("student_local_w0.25_s0", None)]
+    assert rows[0]["test_objective"] is not None  # the teacher's, measured when it was trained
+    measured = json.loads((out / "eval.json").read_text())
+    assert measured["references"]["test rows"] is None
+    assert set(measured["models"]["teacher"]) == {"raw:FD-T", "raw:EMD-T", "raw:MMD-T", "raw:1NN-T"}
+    assert "a data-free run" in (out / "report.md").read_text()
+    assert json.loads((out / "data.json").read_text())["source"] is None
+    assert main(args) == 0 and "done before, skipped" in capsys.readouterr().out  # resumed, still data-free
+    assert main([*args, "--data", CSV]) == 0  # the data arrive: scratch runs, the rest is kept
+    assert "student_scratch_w0.25_s0: test objective" in capsys.readouterr().out
+    other = tmp_path / "other.csv"
+    other.write_text((ROOT / CSV).read_text().replace("79\n", "80\n", 1))
+    assert main(["run", CSV_SPEC, "--out", str(tmp_path / "o"), *QUICK, "--data", str(other),
+                 "--teacher", str(teacher / "teacher.pt")]) == 1
+    assert "differs in data" in capsys.readouterr().err

@@ -292,6 +292,49 @@ def test_image_folder_errors(tmp_path: Path, files: dict[str, bytes], match: str
         read_table(tmp_path / "images")
 
 
+# Parquet
+
+
+def test_parquet_numbers_lists_and_nulls(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table({
+        "x": pa.array([1.5, 2.5, 3.5]), "k": pa.array([0, 1, 2], pa.int64()),
+        "v": pa.array([[1, 2], [3, 4], [5, 6]], pa.list_(pa.float32(), 2)),
+        "w": pa.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]]), "gap": pa.array([1.0, None, 3.0]),
+    })
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=2)
+    read = read_table(tmp_path / "d.parquet")
+    assert (read.format, read.rows, list(read.columns)) == ("parquet", 3, ["x", "k", "v", "w", "gap"])
+    assert read.columns["k"].tolist() == [0, 1, 2]
+    assert read.columns["v"].shape == (3, 2) and read.columns["v"][2].tolist() == [5, 6]
+    assert read.columns["w"].shape == (3, 3)
+    assert np.isnan(read.columns["gap"][1]) and read.where(1) == "row 1"
+
+
+@pytest.mark.parametrize(("column", "match"), [
+    ("words", r"the column 's' holds string; dgmc reads numbers"),
+    ("ragged", r"row 1, column 's': a list of 1 values, but row 0 has 2"),
+    ("null list", r"row 1, column 's': the list is missing"),
+    ("text lists", r"the column 's' holds lists of string"),
+])
+def test_parquet_errors(tmp_path: Path, column: str, match: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    values = {"words": ["a", "b"], "ragged": [[1, 2], [3]], "null list": [[1, 2], None],
+              "text lists": [["a"], ["b"]]}[column]
+    pq.write_table(pa.table({"s": pa.array(values)}), tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=match):
+        read_table(tmp_path / "d.parquet")
+
+
+def test_parquet_that_is_not_parquet(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    write(tmp_path / "d.parquet", "a,b\n1,2\n")
+    with pytest.raises(DataError, match=r"d\.parquet: not a readable Parquet file"):
+        read_table(tmp_path / "d.parquet")
+
+
 # Paths, columns, digests
 
 

@@ -87,6 +87,16 @@ def test_an_npz_drives_a_run(tmp_path: Path) -> None:
     assert (out / "teacher" / "teacher_samples_x.png").is_file()
 
 
+def test_a_parquet_file_trains_a_teacher(at_root, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = np.loadtxt(ROOT / CSV, delimiter=",", skiprows=1)
+    pq.write_table(pa.table({"eruptions": rows[:, 0], "waiting": rows[:, 1]}), tmp_path / "faithful.parquet")
+    out = tmp_path / "teacher"
+    assert main(["train", CSV_SPEC, "--data", str(tmp_path / "faithful.parquet"), "--out", str(out), *QUICK]) == 0
+    assert json.loads((out / "teacher.json").read_text())["metrics"]["test_objective"] is not None
+
+
 def test_an_image_folder_drives_a_spec_with_an_image_node(tmp_path: Path, capsys) -> None:
     digits = load_digits()
     for label in (0, 1):

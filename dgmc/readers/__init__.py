@@ -1,7 +1,8 @@
 """Reading a user's data file (`--data PATH`) into named numpy columns.
 
-Formats: CSV and TSV with a header row, NumPy's .npy and .npz, and a folder of PNG/JPEG
-images with one subfolder per class. This module knows nothing of specs: a later stage binds
+Formats: CSV and TSV with a header row, NumPy's .npy and .npz, Parquet (with pyarrow), and a
+folder of PNG/JPEG images with one subfolder per class (one module each). Nothing here knows
+specs: a later stage binds
 columns to nodes and checks values against their families, and points at bad rows with
 `Table.where`, so every message names a place in the user's own file.
 
@@ -24,10 +25,12 @@ from .base import _KNOWN, Table, _os_errors, _raise, _stat
 from .delimited import _read_delimited
 from .images import _read_images
 from .npy import _read_npy, _read_npz
+from .parquet import _read_parquet
 
 __all__ = ["Table", "file_digest", "read_table"]
 
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".npy": "npy", ".npz": "npz"}
+_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".npy": "npy", ".npz": "npz", ".parquet": "parquet",
+            ".pq": "parquet"}
 _CHUNK = 1 << 20
 
 
@@ -47,6 +50,8 @@ def read_table(path: str | Path) -> Table:
         return _read_npy(path)
     if kind == "npz":
         return _read_npz(path)
+    if kind == "parquet":
+        return _read_parquet(path)
     return _read_delimited(path, kind)
 
 

@@ -14,7 +14,9 @@ import numpy as np
 from ..datasets import DataError
 from ..errors import did_you_mean
 
-_KNOWN = "CSV (.csv), TSV (.tsv, .tab), NumPy (.npy, .npz) or a folder of images with one subfolder per class"
+_KNOWN = (
+    "CSV (.csv), TSV (.tsv, .tab), NumPy (.npy, .npz), Parquet (.parquet, .pq) or a folder of images with one "
+    "subfolder per class")
 """What `--data` reads, for the messages that refuse a file."""
 
 

@@ -1,138 +1,25 @@
-"""The built-in datasets: what the language sees of them (columns, each column's size and
-value domain, the preprocessing options each accepts; the checker reads only this), and
-`load_split`, which turns a checked model's data statement into train and test tensors.
-
-Nothing is ever downloaded: scikit-learn's digits ship inside scikit-learn, the Old Faithful
-CSV inside this package (dgmc/data/), and mnist1d is generated from code, then cached. The
-heavy imports (torch, scikit-learn, mnist1d) happen on first load, so `dgmc check` stays fast.
-"""
+"""From a checked model's data statement to train and test tensors: read the file or
+the registered dataset, split it, transform and shape each binding, and check every
+value against its node before any step, with errors located at the binding."""
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import hashlib
-import io
-import json
-import os
-import random
-import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import ir
-from .base import Span
-from .errors import DgmError, Diagnostic, UserError, did_you_mean
-from .families import DOMAINS, FAMILIES, NODE_DOMAINS
-from .files import atomic
-from .ir import FILE_DATASET
-from .registry import Registry, RegistryError
-from .transforms import TRANSFORMS
+from .. import ir
+from ..base import Span
+from ..errors import Diagnostic, did_you_mean
+from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
+from ..transforms import TRANSFORMS
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .readers import Table
+    from ..readers import Table
 
-
-@dataclass(frozen=True)
-class Column:
-    """A data column: `size` values per row (per sequence, when `sequence`), of `domain`
-    once preprocessed; `numeric` columns are real-valued until binarized."""
-
-    size: int
-    domain: str
-    """A value domain (`dgmc.families.DOMAINS`): real, binary, onehot..."""
-    sequence: bool = False
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A dataset a spec can name: its columns (what the checker sees) and its `load`,
-    which returns every row unprocessed: real columns as [N, size] float arrays (sequences
-    [N, L]), a `label` column as int64 class indices [N] (its `Column.size` the number of
-    classes)."""
-
-    name: str
-    columns: dict[str, Column]
-    flags: tuple[str, ...]
-    """Preprocessing options given by name alone, e.g. `digits(binarize)`."""
-    exclusive: tuple[str, ...]
-    """Flags of which at most one may be given (they rescale the same values)."""
-    rows: int
-    doc: str
-    load: Callable[[], dict[str, np.ndarray]]
-
-
-DATASETS: Registry[Dataset] = Registry("dataset")
-
-
-def register_dataset(dataset: Dataset, *, replace: bool = False) -> Dataset:
-    """Make `dataset` known to specs under `dataset.name` (`data NAME { ... }`)."""
-    if not isinstance(dataset, Dataset):
-        raise RegistryError(f"register_dataset takes a dgmc.Dataset, not {type(dataset).__name__}.")
-    unknown = set(dataset.flags) - set(FLAGS)
-    if unknown:
-        raise RegistryError(f"dataset {dataset.name}: unknown flags {sorted(unknown)} (known: {', '.join(FLAGS)}).")
-    return DATASETS.register(dataset.name, dataset, replace=replace)
-
-
-FLAGS = ("binarize", "scale", "standardize")
-
-DATA_OPTIONS = ("classes", "test_fraction")
-"""Keyword options every dataset takes: `classes = [0, 1]` keeps only those labels;
-`test_fraction = 0.2` sets the held-out share."""
-
-
-# ---- loading -------------------------------------------------------------------------------
-
-
-MNIST1D_ARGS: dict[str, object] = {
-    "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
-    "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 2e-2, "shear_scale": 0.75,
-    "shuffle_seq": False, "final_seq_length": 40, "seed": 42,
-}
-"""mnist1d's generation arguments (its defaults, less the download URL), pinned here so that
-the data do not drift with the package's defaults and the cache key is known without
-importing mnist1d (which pulls in matplotlib and scipy: about 1 s)."""
-
-
-class DataError(UserError):
-    """A model whose data cannot be loaded for a reason the checker cannot see (no data
-    statement, `classes` that leave too few rows, an IR built by hand that binds a column
-    to a node it does not fit). The message names the node and the column."""
-
-
-class DataFileError(DgmError, DataError):
-    """Data that do not fit the spec, located at the binding that reads them: shown like
-    a spec error (framed excerpt, caret), caught like any `DataError`."""
-
-
-@dataclass(frozen=True)
-class Split:
-    """A model's data, split once. `train`/`test` map each bound node to float32 rows:
-    [N, size], or [N, T, size] for a time-indexed node. The labels (int64 class per row)
-    are there whenever the dataset has a `label` column, bound or not, for pictures and
-    metrics per class."""
-
-    train: dict[str, torch.Tensor]
-    test: dict[str, torch.Tensor]
-    train_labels: torch.Tensor | None
-    test_labels: torch.Tensor | None
-
-    def rows(self, part: str) -> int:
-        """The number of rows of `part` ("train" or "test")."""
-        if part not in ("train", "test"):
-            raise ValueError(f"part is 'train' or 'test', not {part!r}")
-        for tensor in (*getattr(self, part).values(), getattr(self, f"{part}_labels")):
-            if tensor is not None:
-                return int(tensor.shape[0])
-        raise ValueError("this split holds no tensor")  # load_split never builds one
+from .base import DATASETS, DataError, DataFileError, Split
 
 
 def load_split(model: ir.Model, split_seed: int = 0) -> Split:
@@ -187,7 +74,7 @@ def with_data(model: ir.Model, path: str | Path) -> ir.Model:
     only a spec whose data statement is `data file { ... }` takes one, so that a spec
     never silently trains on other data than it names. The file's content hash is kept
     with it: checkpoints and run directories know their data again."""
-    from .readers import file_digest
+    from ..readers import file_digest
 
     if model.data is None or model.data.dataset != ir.FILE_DATASET:
         named = f"the dataset '{model.data.dataset}'" if model.data else "no data"
@@ -208,7 +95,7 @@ def read_source(model: ir.Model) -> Table:
     registered dataset's, as a `Table` of named columns."""
     import numpy as np
 
-    from .readers import Table, read_table
+    from ..readers import Table, read_table
 
     data = model.data
     if data.dataset == ir.FILE_DATASET:
@@ -364,82 +251,3 @@ def _fail(model: ir.Model, span: Span, message: str) -> NoReturn:
     if source is not None:
         raise DataFileError([Diagnostic(severity="error", phase="data", span=span, message=message)], *source)
     raise DataError(f"{message} (line {span.line} of the spec)")
-
-
-def _digits() -> dict[str, np.ndarray]:
-    """scikit-learn's 8x8 digits, which ship inside scikit-learn: no download."""
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return {"pixels": np.asarray(bunch.data, dtype=np.float64), "label": np.asarray(bunch.target, dtype=np.int64)}
-
-
-def _old_faithful() -> dict[str, np.ndarray]:
-    import numpy as np
-
-    text = (resources.files("dgmc") / "data" / "old_faithful.csv").read_text(encoding="utf-8")
-    header, *lines = [line for line in csv.reader(io.StringIO(text)) if line]
-    table = np.array(lines, dtype=np.float64)
-    return {column: table[:, [i]] for i, column in enumerate(header)}
-
-
-def cache_dir() -> Path:
-    """Where generated data are kept: `$DGMC_CACHE`, else ~/.cache/dgmc."""
-    return Path(os.environ.get("DGMC_CACHE") or Path.home() / ".cache" / "dgmc")
-
-
-def _mnist1d() -> dict[str, np.ndarray]:
-    """mnist1d's 5000 rows (its train part, then its test part), generated with
-    `make_dataset` (never `get_dataset`, which downloads) and cached as .npz: generating
-    costs about 2 s, reading the cache milliseconds. The file name hashes the generation
-    arguments and mnist1d's version, so a change of either regenerates."""
-    import numpy as np
-
-    key = json.dumps({"mnist1d": metadata.version("mnist1d"), **MNIST1D_ARGS}, sort_keys=True)
-    path = cache_dir() / f"mnist1d-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile), np.load(path) as cached:
-        return {"signal": cached["signal"], "label": cached["label"]}
-    arrays = _generate_mnist1d()
-    with contextlib.suppress(OSError), atomic(path) as temporary, temporary.open("wb") as file:
-        np.savez(file, **arrays)  # an unwritable cache costs time, not the run
-    return arrays
-
-
-def _generate_mnist1d() -> dict[str, np.ndarray]:
-    """Run mnist1d's generator. It reseeds the global `random` and `numpy.random` states,
-    so they are saved and restored (loading data must not change a caller's random
-    stream), and anything it prints is swallowed."""
-    import numpy as np
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    vars(args).update(MNIST1D_ARGS)
-    states = random.getstate(), np.random.get_state()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            made = make_dataset(args)
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-    return {"signal": np.concatenate([made["x"], made["x_test"]]).astype(np.float64),
-            "label": np.concatenate([made["y"], made["y_test"]]).astype(np.int64)}
-
-
-for _dataset in (
-    Dataset(FILE_DATASET, {}, flags=FLAGS, exclusive=FLAGS, rows=0, load=dict,
-            doc="your own data file or image folder, given with --data PATH (CSV/TSV, .npy/.npz, images)"),
-    Dataset("digits", {"pixels": Column(64, "real", doc="8x8 grey levels 0..16"),
-                       "label": Column(10, "onehot", doc="the digit, one-hot")},
-            flags=FLAGS, exclusive=FLAGS, rows=1797, doc="scikit-learn's load_digits", load=_digits,
-            ),  # binarize keeps pixel > 8 (the middle of 0..16), the usual threshold for a Bernoulli model
-    Dataset("old_faithful", {"eruptions": Column(1, "real", doc="eruption time, minutes"),
-                             "waiting": Column(1, "real", doc="waiting time to the next eruption, minutes")},
-            flags=("standardize",), exclusive=(), rows=272,
-            doc="Old Faithful geyser, shipped in dgmc/data/old_faithful.csv", load=_old_faithful),
-    Dataset("mnist1d", {"signal": Column(40, "real", sequence=True, doc="a 40-point 1-d signal"),
-                        "label": Column(10, "onehot", doc="the class, one-hot")},
-            flags=("standardize",), exclusive=(), rows=5000,
-            doc="mnist1d sequences generated offline with make_dataset", load=_mnist1d),
-):
-    DATASETS.register(_dataset.name, _dataset, origin="dgmc")

@@ -1,0 +1,13 @@
+"""Datasets: what the language sees of them (`base`: columns, each column's size and value
+domain, the preprocessing options; the checker reads only this), how a model's data
+statement becomes train and test tensors (`split`), and the built-in datasets (`builtin`).
+The heavy imports (torch, scikit-learn, mnist1d) happen on first load, so `dgmc check`
+stays fast.
+"""
+
+from .base import DATA_OPTIONS, DATASETS, FLAGS, Column, DataError, DataFileError, Dataset, Split, register_dataset
+from .builtin import MNIST1D_ARGS, cache_dir
+from .split import has_data, load_split, read_source, with_data
+
+__all__ = ["DATASETS", "DATA_OPTIONS", "FLAGS", "MNIST1D_ARGS", "Column", "DataError", "DataFileError", "Dataset",
+           "Split", "cache_dir", "has_data", "load_split", "read_source", "register_dataset", "with_data"]

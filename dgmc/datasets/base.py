@@ -1,0 +1,103 @@
+"""What a dataset is to dgmc: its columns as the checker sees them (`Column`,
+`Dataset`, the registry `DATASETS`), the errors data raise, and the `Split` a model's
+data become."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import DgmError, UserError
+from ..registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+
+
+@dataclass(frozen=True)
+class Column:
+    """A data column: `size` values per row (per sequence, when `sequence`), of `domain`
+    once preprocessed; `numeric` columns are real-valued until binarized."""
+
+    size: int
+    domain: str
+    """A value domain (`dgmc.families.DOMAINS`): real, binary, onehot..."""
+    sequence: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset a spec can name: its columns (what the checker sees) and its `load`,
+    which returns every row unprocessed: real columns as [N, size] float arrays (sequences
+    [N, L]), a `label` column as int64 class indices [N] (its `Column.size` the number of
+    classes)."""
+
+    name: str
+    columns: dict[str, Column]
+    flags: tuple[str, ...]
+    """Preprocessing options given by name alone, e.g. `digits(binarize)`."""
+    exclusive: tuple[str, ...]
+    """Flags of which at most one may be given (they rescale the same values)."""
+    rows: int
+    doc: str
+    load: Callable[[], dict[str, np.ndarray]]
+
+
+DATASETS: Registry[Dataset] = Registry("dataset")
+
+
+def register_dataset(dataset: Dataset, *, replace: bool = False) -> Dataset:
+    """Make `dataset` known to specs under `dataset.name` (`data NAME { ... }`)."""
+    if not isinstance(dataset, Dataset):
+        raise RegistryError(f"register_dataset takes a dgmc.Dataset, not {type(dataset).__name__}.")
+    unknown = set(dataset.flags) - set(FLAGS)
+    if unknown:
+        raise RegistryError(f"dataset {dataset.name}: unknown flags {sorted(unknown)} (known: {', '.join(FLAGS)}).")
+    return DATASETS.register(dataset.name, dataset, replace=replace)
+
+
+FLAGS = ("binarize", "scale", "standardize")
+
+DATA_OPTIONS = ("classes", "test_fraction")
+"""Keyword options every dataset takes: `classes = [0, 1]` keeps only those labels;
+`test_fraction = 0.2` sets the held-out share."""
+
+
+
+class DataError(UserError):
+    """A model whose data cannot be loaded for a reason the checker cannot see (no data
+    statement, `classes` that leave too few rows, an IR built by hand that binds a column
+    to a node it does not fit). The message names the node and the column."""
+
+
+class DataFileError(DgmError, DataError):
+    """Data that do not fit the spec, located at the binding that reads them: shown like
+    a spec error (framed excerpt, caret), caught like any `DataError`."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """A model's data, split once. `train`/`test` map each bound node to float32 rows:
+    [N, size], or [N, T, size] for a time-indexed node. The labels (int64 class per row)
+    are there whenever the dataset has a `label` column, bound or not, for pictures and
+    metrics per class."""
+
+    train: dict[str, torch.Tensor]
+    test: dict[str, torch.Tensor]
+    train_labels: torch.Tensor | None
+    test_labels: torch.Tensor | None
+
+    def rows(self, part: str) -> int:
+        """The number of rows of `part` ("train" or "test")."""
+        if part not in ("train", "test"):
+            raise ValueError(f"part is 'train' or 'test', not {part!r}")
+        for tensor in (*getattr(self, part).values(), getattr(self, f"{part}_labels")):
+            if tensor is not None:
+                return int(tensor.shape[0])
+        raise ValueError("this split holds no tensor")  # load_split never builds one
+

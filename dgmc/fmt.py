@@ -80,7 +80,7 @@ def _line(stmt: s.Stmt) -> str:
         return f"time {stmt.var.text} in {_value(stmt.first)}..{_value(stmt.last)}"
     if isinstance(stmt, s.NodeDecl):
         index = f"[{stmt.time_var.text}]" if stmt.time_var else ""
-        return (f"{stmt.kind} {stmt.name.text}{index} : {stmt.type.text}[{_value(stmt.size)}]"
+        return (f"{stmt.kind} {stmt.name.text}{index} : {stmt.type.text}[{', '.join(_value(d) for d in stmt.shape)}]"
                 f"{_args(stmt.args)}")
     if isinstance(stmt, s.EdgeStmt):
         return _edge(stmt)

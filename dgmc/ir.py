@@ -68,13 +68,16 @@ class Node(Frozen):
     parents. `init` is the value before the first step, for time-indexed nodes that some
     edge reads at `t-1` (a number, or `learned`); a latent node may instead have an
     `initial` distribution, of its own family, whose parameters are numbers or `learned`
-    (the value before the first step is then a sample, with its own noise).
+    (the value before the first step is then a sample, with its own noise). `shape` holds
+    the dimensions of a node declared with several (`[1, 28, 28]`, channels first); every
+    stage keeps its `size` values flat, and networks for images read the shapes.
     """
 
     name: str
     kind: NodeKind
     type: str
     size: int
+    shape: tuple[int, ...] | None = None
     params: dict[str, Param] = {}
     timed: bool = False
     init: Param | None = None
@@ -83,6 +86,11 @@ class Node(Frozen):
     net: Network | None = None
     guide: Guide | None = None
     span: Span
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The node's dimensions: its shape, or (size,) for a vector."""
+        return self.shape or (self.size,)
 
     @property
     def family(self) -> Family | None:

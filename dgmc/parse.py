@@ -114,11 +114,14 @@ class ToSyntax:
     def node_decl(self, meta, children):
         kind, name, *rest = children
         time_var = rest.pop(0) if isinstance(rest[0], s.Name) else None
-        type_token, size, *args = rest
+        type_token, shape, *args = rest
         return s.NodeDecl(
             kind=kind, name=_name(name), time_var=time_var, type=_name(type_token),
-            size=size, args=args[0] if args else (), span=_span(meta),
+            shape=shape, args=args[0] if args else (), span=_span(meta),
         )
+
+    def shape(self, meta, children):
+        return tuple(children)
 
     def edge_stmt(self, meta, children):
         via = children.pop() if isinstance(children[-1], s.Network) else None

@@ -106,7 +106,8 @@ class NodeDecl(Frozen):
     name: Name
     time_var: Name | None
     type: Name
-    size: Scalar
+    shape: tuple[Scalar, ...]
+    """`[Z]` for a vector, `[1, 28, 28]` for an image (channels, height, width)."""
     args: tuple[Arg, ...]
     span: Span
 

@@ -79,6 +79,8 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
         if kind in ("latent", "observed"):
             family = rng.choice(list(FAMILIES))
             size = str(rng.randint(2, 5)) if FAMILIES[family].min_size > 1 else rng.choice(["1", "3", *consts])
+            if not timed and not FAMILIES[family].event and rng.random() < 0.2:
+                size = rng.choice(["1, 2, 3", "2, 2", "1, 4, 4"])  # a shaped node: an image, a matrix
             node = GenNode(name, kind, family, size, timed, _family_args(rng, family, not parents))
         else:
             domain = rng.choice(list(NODE_DOMAINS)) if kind == "input" else "Real"

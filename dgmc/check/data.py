@@ -131,8 +131,9 @@ def _fits(ctx: Context, syntax: s.Binding, binding: ir.Binding, draft: Draft, da
                   f"'{draft.name}' takes {draft.size} per step over {time.steps} steps "
                   f"({time.steps * draft.size}).")
     elif not draft.timed and draft.size != size:
-        ctx.error(syntax.span, f"'{draft.name}' has size {draft.size}, but the {where} has "
-                  f"{size} values per row.")
+        has = f"shape [{', '.join(map(str, draft.shape))}] ({draft.size} values)" if draft.shape else \
+            f"size {draft.size}"
+        ctx.error(syntax.span, f"'{draft.name}' has {has}, but the {where} has {size} values per row.")
     family = FAMILIES.get(draft.type)
     needs = family.domain if family else NODE_DOMAINS.get(draft.type)
     has = _domain(binding, columns, flags)

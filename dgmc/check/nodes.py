@@ -7,10 +7,12 @@ do not cascade into "unknown node" errors); edges and guides are added to the dr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .. import ir
 from .. import syntax as s
+from ..base import Span
 from ..errors import did_you_mean
 from ..families import DETERMINISTIC_TYPES, FAMILIES, NODE_DOMAINS
 from .context import LEARNED, Context, single, stmts_of
@@ -26,6 +28,8 @@ class Draft:
     decl: s.NodeDecl
     type: str
     size: int | None = None
+    shape: tuple[int, ...] | None = None
+    """The dimensions of a node declared with several (`[1, 28, 28]`); None for a vector."""
     """None until resolved (and when it cannot be), so data checks do not compare a guess."""
     params: dict[str, ir.Param | str] = field(default_factory=dict)
     """Each of the family's parameters and settings: a number, `learned`, or UNSET."""
@@ -62,7 +66,7 @@ class Draft:
             span = self.guide_parents[0].span
             guide = ir.Guide(parents=tuple(self.guide_parents), net=self.guide_net or default_net, span=span)
         return ir.Node(
-            name=self.name, kind=self.kind, type=self.type, size=self.size, params=params,
+            name=self.name, kind=self.kind, type=self.type, size=self.size, shape=self.shape, params=params,
             timed=self.timed, init=self.init, initial=self.initial, parents=tuple(self.parents), net=net, guide=guide,
             span=self.decl.span,
         )
@@ -124,7 +128,7 @@ def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
     family = FAMILIES.get(type_name) if fits else None
     # The size is checked even under a wrong type, so the data block can still be checked
     # against it; a size that does not resolve stays None (no cascade of size errors).
-    draft.size = ctx.integer(decl.size, f"The size of '{decl.name.text}'", family.min_size if family else 1)
+    draft.size, draft.shape = _shape(ctx, decl, family)
     if not fits:
         return draft
     if family is None:
@@ -150,6 +154,31 @@ def family_params(ctx: Context, family, given: dict[str, s.Arg]) -> dict[str, ir
             value = None
         params[param] = UNSET if value is None else value
     return params
+
+
+def _shape(ctx: Context, decl: s.NodeDecl, family) -> tuple[int | None, tuple[int, ...] | None]:
+    """(size, shape): `[Z]` is a vector of Z values (shape None); `[C, H, W]` an image of
+    C*H*W values, for a latent, observed or input node that is not time-indexed and whose
+    family has independent values (a one-hot vector is one event: one size)."""
+    name = decl.name.text
+    if len(decl.shape) == 1:
+        return ctx.integer(decl.shape[0], f"The size of '{name}'", family.min_size if family else 1), None
+    dims = [ctx.integer(d, f"Dimension {i + 1} of '{name}'", 1) for i, d in enumerate(decl.shape)]
+    span = Span.cover(decl.shape[0].span, decl.shape[-1].span)
+    why = None
+    if decl.kind == "deterministic":
+        why = "a deterministic state is a vector (a student scales its size): give it one size"
+    elif decl.time_var is not None:
+        why = "a time-indexed node is a vector at each step: give it one size"
+    elif family is not None and family.event:
+        why = f"{family.name} values are one event over a vector: give it one size"
+    if why:
+        ctx.error(span, f"'{name}' cannot have the shape [{', '.join(d.text for d in decl.shape)}]: {why}.")
+        return None, None
+    if None in dims:
+        return None, None
+    shape = tuple(dims)
+    return math.prod(shape), shape
 
 
 def _in_range(ctx: Context, family, param: str, constraint: str, value: float, arg: s.Arg) -> bool:

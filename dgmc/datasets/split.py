@@ -213,6 +213,8 @@ def _shape(model: ir.Model, table: Table, binding: ir.Binding, node: ir.Node, wi
     if width == steps * node.size:
         return (steps, node.size) if node.timed else (node.size,)
     per = f"{node.size} per step over {steps} steps ({steps * node.size})" if node.timed else str(node.size)
+    if node.shape:
+        per = f"[{', '.join(map(str, node.shape))}], {node.size}"
     _fail(model, binding.span, f"'{node.name}' takes {per} values per row, but {_describe(table, binding)} "
                                f"give {width}.")
 

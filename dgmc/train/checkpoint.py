@@ -35,7 +35,7 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, corrupt, or made from another spec."""
 
 
-_ADDED = ("initial",)
+_ADDED = ("initial", "shape")
 """Node fields added since format 2, hashed only when set, so that the checkpoints of
 specs that do not use them keep loading."""
 

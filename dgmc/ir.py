@@ -92,6 +92,11 @@ class Node(Frozen):
         """The node's dimensions: its shape, or (size,) for a vector."""
         return self.shape or (self.size,)
 
+    def type_label(self, size: int | None = None) -> str:
+        """`Normal[8]`, `Bernoulli[1, 28, 28]`: as the spec declares it (a student's
+        deterministic state at its own `size`)."""
+        return f"{self.type}[{', '.join(map(str, self.shape or (size or self.size,)))}]"
+
     @property
     def family(self) -> Family | None:
         return FAMILIES.get(self.type) if self.kind in ("latent", "observed") else None

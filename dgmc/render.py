@@ -168,7 +168,7 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
     """Name, type[size], network, parameters, init and (with `guide`) the guide's
     network, one per line: what a reader needs to rebuild the conditional."""
     timed = node.timed and model.time is not None
-    lines = [f"{node.name}[{model.time.var}]" if timed else node.name, f"{node.type}[{', '.join(map(str, node.shape or (size,)))}]"]
+    lines = [f"{node.name}[{model.time.var}]" if timed else node.name, node.type_label(size)]
     if net is not None:
         lines.append(net_label(net))
     if params := _params_label(node):

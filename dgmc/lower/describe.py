@@ -22,7 +22,7 @@ def summary(model: ir.Model) -> str:
     rows = []
     for node in model.nodes:
         rows.append([
-            node.name, node.kind, f"{node.type}[{', '.join(map(str, node.dims))}]", net_label(node.net) if node.net else "-",
+            node.name, node.kind, node.type_label(), net_label(node.net) if node.net else "-",
             f"{counts[node.name]['model']:,}", *[f"{c[node.name]['model']:,}" for c in student_counts.values()],
             f"{counts[node.name]['guide']:,}",
         ])

@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .base import lazy_import
-from .registry import Registry, RegistryError
+from ..base import lazy_import
+from ..registry import Registry, RegistryError
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from . import ir
+    from .. import ir
 
 torch = lazy_import("torch")
 

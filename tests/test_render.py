@@ -59,7 +59,7 @@ def test_every_node_has_its_kind_and_look(load: Loader, name: str) -> None:
         drawn = nodes[node.name]
         assert drawn["kind"] == node.kind
         assert {k: drawn[k] for k in ("shape", "style", "fillcolor")} == NODE_STYLES[node.kind]
-        assert drawn["label"].split("\n")[1] == f"{node.type}[{node.size}]"
+        assert drawn["label"].split("\n")[1] == f"{node.type}[{', '.join(map(str, node.dims))}]"
         assert drawn["cluster"] == ("cluster_time" if node.timed else None)
 
 

@@ -1,7 +1,7 @@
 """Syntax IR -> graph IR: every check of a spec, with all errors collected.
 
 The stages run in file-independent order (declarations, edges and guides, initial
-values, data, recipes, cycles); each reports through the shared `Context` and carries
+values, shapes along the edges, data, recipes, cycles); each reports through the shared `Context` and carries
 on, so one run reports every mistake. Only a spec with no errors becomes a `Model`.
 """
 
@@ -17,6 +17,7 @@ from .edges import add_edges, add_inits, default_network
 from .graph import check_cycles, warn_unobserved
 from .nodes import declare_consts, declare_nodes, declare_time
 from .recipes import check_distill, check_train
+from .shapes import check_shapes
 
 
 @gc_paused
@@ -30,6 +31,7 @@ def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diag
     default_net = default_network(ctx, spec)
     add_edges(ctx, spec, drafts, time)
     add_inits(ctx, spec, drafts)
+    check_shapes(ctx, drafts, default_net)
     data = check_data(ctx, spec, drafts, time)
     # A data statement that did not check is reported there, not again as a missing one.
     train = check_train(ctx, spec, drafts, bool(stmts_of(spec, s.DataStmt)))

@@ -22,7 +22,7 @@ from .. import ir
 from ..errors import UserError
 from ..families import Family, Params
 from ..methods import METHODS, semi_nodes
-from ..networks import NETWORKS
+from ..networks import NETWORKS, Shape, output_shape
 from .plan import Pass, Step, generative_pass, inference_pass
 
 
@@ -84,18 +84,27 @@ class CompiledModel(nn.Module):
             return
         if step.role == "compute":
             kind = NETWORKS[step.net.name]
-            in_dim = self._input_size(step) - (self.sizes[step.node] if kind.recurrent else 0)
-            self.nets[step.key] = kind.build(step.net, in_dim, step.size)
+            if kind.recurrent:
+                in_dim = self._input_size(step) - self.sizes[step.node]
+                self.nets[step.key] = kind.build(step.net, in_dim, step.size)
+            else:
+                self.nets[step.key] = kind.make(step.net, self._input_shapes(step), (step.size,))
             return
         computed = step.family.raw_size(step.size, step.spec.computed)
         if step.parents and computed:
-            self.nets[step.key] = NETWORKS[step.net.name].build(step.net, self._input_size(step), computed)
+            out = output_shape(self.ir.node(step.node).dims, computed)
+            self.nets[step.key] = NETWORKS[step.net.name].make(step.net, self._input_shapes(step), out)
         learned = step.family.raw_size(step.size, step.spec.learned)
         if learned:
             self.free[step.key] = nn.Parameter(torch.zeros(learned))
 
     def _input_size(self, step: Step) -> int:
         return sum(self.sizes[name] for name, _ in step.parents)
+
+    def _input_shapes(self, step: Step) -> tuple[Shape, ...]:
+        """The parents' shapes, in the order their values are concatenated (a student's
+        deterministic states at its own size)."""
+        return tuple(self.ir.node(name).shape or (self.sizes[name],) for name, _ in step.parents)
 
     # -- public passes ------------------------------------------------------------------
 

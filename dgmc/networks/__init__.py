@@ -13,6 +13,7 @@ adds one; an unregistered name never reaches a builder, since the checker refuse
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,7 +44,11 @@ class Option:
     doc: str = ""
 
 
-Build = Callable[["ir.Network", int, int], "nn.Module"]
+Shape = tuple[int, ...]
+"""A node's dimensions, channels first: (size,) for a vector, (C, H, W) for an image."""
+Build = Callable[..., "nn.Module"]
+"""(net, in_dim, out_dim) -> module; for a `shaped` kind (net, in_shapes, out_shape)."""
+Fits = Callable[["ir.Network", tuple[Shape, ...], Shape], "str | None"]
 Step = Callable[["nn.Module", "Tensor", "Tensor", Any], tuple["Tensor", Any]]
 
 
@@ -52,7 +57,14 @@ class NetworkKind:
     """`build(net, in_dim, out_dim)` makes the module, [B, in_dim] -> [B, out_dim]. A
     recurrent kind's module carries a state of size `out_dim` (the node's size) and
     `step(module, inputs, state, carry) -> (state, carry)` runs one step (`carry`:
-    whatever else the cell keeps, None at the first step)."""
+    whatever else the cell keeps, None at the first step).
+
+    A `shaped` kind (a conv net) is built from shapes instead: `build(net, in_shapes,
+    out_shape)`, the parents' shapes in order and the output's (a computed image's
+    parameters stacked on the channels: (k * C, H, W)). Its module still maps the flat
+    [B, in] to the flat [B, out]: values stay flat between nodes. `fits(net, in_shapes,
+    out_shape)` says why the network cannot map those shapes (None: it can), which the
+    checker reports at the edge with both shapes."""
 
     name: str
     build: Build
@@ -65,6 +77,8 @@ class NetworkKind:
     scale: Callable[[ir.Network, float], ir.Network] | None = None
     """A student's network at `width`; default: every width times `width`, rounded, >= 1."""
     doc: str = ""
+    shaped: bool = False
+    fits: Fits | None = None
     option_map: Mapping[str, Option] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,8 +89,22 @@ class NetworkKind:
             return self.scale(net, width)
         return net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})
 
+    def make(self, net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
+        """The module for these shapes: a flat kind sees only the total sizes."""
+        if self.shaped:
+            return self.build(net, in_shapes, out_shape)
+        return self.build(net, sum(math.prod(s) for s in in_shapes), math.prod(out_shape))
+
     def defaults(self) -> dict[str, OptionValue]:
         return {o.name: o.default for o in self.options}
+
+
+def output_shape(dims: Shape, raw: int) -> Shape:
+    """The shape of a network's output of `raw` values for a node of `dims`: an image's
+    parameters stacked on its channels, (raw / (H * W), H, W); a vector's, (raw,)."""
+    if len(dims) == 1:
+        return (raw,)
+    return (raw // math.prod(dims[1:]), *dims[1:])
 
 
 def scale_hidden(hidden: tuple[int, ...], width: float) -> tuple[int, ...]:
@@ -145,3 +173,6 @@ def register_network(kind: NetworkKind, *, replace: bool = False) -> NetworkKind
     if kind.recurrent and kind.step is None:
         raise RegistryError(f"network {kind.name}: a recurrent kind needs a `step` function.")
     return NETWORKS.register(kind.name, kind, replace=replace)
+
+
+from . import conv  # noqa: E402, F401  (registers conv and deconv)

@@ -1,0 +1,58 @@
+"""Shapes along the edges: every network that reads shapes (a conv encoder, a decoder, a
+plugin's) is asked whether it can map its parents' shapes to its node's output, in the
+model and in the guide; a refusal is an error at the `via`, printing both shapes."""
+
+from __future__ import annotations
+
+from ..families import FAMILIES, param_spec
+from ..networks import NETWORKS, Shape, output_shape
+from ..render import net_label
+from .context import Context
+from .nodes import UNSET, Draft
+
+
+def check_shapes(ctx: Context, drafts: dict[str, Draft], default_net) -> None:
+    for draft in drafts.values():
+        if draft.parents:
+            _check(ctx, drafts, draft, draft.net or default_net, draft.parents, draft.via, guide=False)
+        if draft.guide_parents:
+            _check(ctx, drafts, draft, draft.guide_net or default_net, draft.guide_parents, draft.guide_via, guide=True)
+
+
+def _check(ctx: Context, drafts: dict[str, Draft], draft: Draft, net, parents, via, guide: bool) -> None:
+    kind = NETWORKS.get(net.name) if net is not None else None
+    if kind is None or kind.fits is None or draft.size is None:
+        return
+    inputs = [drafts[p.name] for p in parents]
+    if any(d.size is None for d in inputs):
+        return  # reported at its declaration
+    in_shapes = tuple(_dims(d) for d in inputs)
+    out = _output(draft, guide)
+    if out is None:
+        return
+    why = kind.fits(net, in_shapes, out)
+    if why:
+        given = ", ".join(f"{d.name} [{', '.join(map(str, s))}]" for d, s in zip(inputs, in_shapes, strict=True))
+        role = "the guide of" if guide else "the parameters of"
+        span = via.span if via is not None else draft.decl.name.span
+        ctx.error(span, f"{net_label(net)} cannot compute {role} '{draft.name}' "
+                  f"({draft.type}[{', '.join(map(str, _dims(draft)))}], output [{', '.join(map(str, out))}]) "
+                  f"from {given}: {why}.")
+
+
+def _dims(draft: Draft) -> Shape:
+    return draft.shape or (draft.size,)
+
+
+def _output(draft: Draft, guide: bool) -> Shape | None:
+    """What the network gives: a deterministic state, or the computed parameters of the
+    node's family (all of them in the guide), stacked on an image's channels."""
+    family = FAMILIES.get(draft.type)
+    if family is None:
+        return (draft.size,) if draft.kind == "deterministic" else None
+    if guide:
+        computed = family.params
+    else:
+        params = {k: ("computed" if v == UNSET else v) for k, v in draft.params.items()}
+        computed = param_spec(family, params).computed
+    return output_shape(_dims(draft), family.raw_size(draft.size, computed))

@@ -104,8 +104,8 @@ def deconv_fits(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape)
     return None
 
 
-def _norm(net: ir.Network, channels: int) -> nn.Module:
-    return torch.nn.GroupNorm(1, channels) if net.options.get("norm", "none") == "layer" else torch.nn.Identity()
+def _norm(net: ir.Network, channels: int) -> list[nn.Module]:
+    return [torch.nn.GroupNorm(1, channels)] if net.options.get("norm", "none") == "layer" else []
 
 
 def _act(net: ir.Network) -> nn.Module:
@@ -114,8 +114,8 @@ def _act(net: ir.Network) -> nn.Module:
 
 def _residual(net: ir.Network, channels: int) -> list[nn.Module]:
     return [_residual_type()(torch.nn.Sequential(
-        torch.nn.Conv2d(channels, channels, 3, padding=1), _norm(net, channels), _act(net),
-        torch.nn.Conv2d(channels, channels, 3, padding=1), _norm(net, channels),
+        torch.nn.Conv2d(channels, channels, 3, padding=1), *_norm(net, channels), _act(net),
+        torch.nn.Conv2d(channels, channels, 3, padding=1), *_norm(net, channels),
     )) for _ in range(int(net.options.get("res", 0)))]
 
 
@@ -147,7 +147,7 @@ def build_conv(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) 
     _, height, width = in_shapes[0]
     layers: list[nn.Module] = [torch.nn.Unflatten(1, (channels[0], height, width))]
     for a, b in itertools.pairwise(channels):
-        layers += [torch.nn.Conv2d(a, b, kernel, stride, padding), _norm(net, b), _act(net), *_residual(net, b)]
+        layers += [torch.nn.Conv2d(a, b, kernel, stride, padding), *_norm(net, b), _act(net), *_residual(net, b)]
     if len(out_shape) == 3:
         layers += [torch.nn.Conv2d(channels[-1], out_shape[0], 1), torch.nn.Flatten()]
     else:
@@ -168,7 +168,7 @@ def build_deconv(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape
     for i, (a, b) in enumerate(itertools.pairwise(channels)):
         layers.append(torch.nn.ConvTranspose2d(a, b, kernel, stride, padding))
         if i < len(channels) - 2:  # the last layer gives the parameters: no norm, no activation
-            layers += [_norm(net, b), _act(net), *_residual(net, b)]
+            layers += [*_norm(net, b), _act(net), *_residual(net, b)]
     layers.append(torch.nn.Flatten())
     return torch.nn.Sequential(*layers)
 

@@ -105,17 +105,30 @@ def _choose(job: _Job) -> list[tuple[str, Callable[[_Job], Figure]]]:
     bound = [n for n in model.of_kind("observed") if n.name in job.split.test]
     chosen: list[tuple[str, Callable[[_Job], Figure]]] = []
     for node in bound:
-        square = math.isqrt(node.size) ** 2 == node.size and node.size > 1
+        image = _image_shape(node, columns[node.name])
         if node.timed:
             chosen.append((f"sequences_{node.name}", partial(_sequences, node=node.name)))
-        elif square and (columns[node.name] in IMAGE_COLUMNS or node.family.domain in ("binary", "unit")):
-            chosen.append((f"samples_{node.name}", partial(_images, node=node.name)))
+        elif image is not None:
+            chosen.append((f"samples_{node.name}", partial(_images, node=node.name, shape=image)))
         elif node.family.event and _from_inputs(job, node.name):
             chosen.append((f"confusion_{node.name}", partial(_confusion, node=node.name)))
     real = [n for n in bound if not n.timed and n.family.domain in ("real", "positive")]
     if sum(n.size for n in real) == 2:
         chosen.append(("scatter", partial(_scatter, nodes=[n.name for n in real])))
     return chosen
+
+
+def _image_shape(node, column: str) -> tuple[int, int, int] | None:
+    """(C, H, W) when the node's values are an image: declared [1 or 3, H, W] or [H, W],
+    or a square vector of pixels (an image column, or binary or [0, 1] values)."""
+    if node.shape is not None:
+        shape = node.shape if len(node.shape) == 3 else (1, *node.shape) if len(node.shape) == 2 else None
+        return shape if shape is not None and shape[0] in (1, 3) else None
+    side = math.isqrt(node.size)
+    square = side ** 2 == node.size and node.size > 1
+    if square and (column in IMAGE_COLUMNS or node.family.domain in ("binary", "unit")):
+        return (1, side, side)
+    return None
 
 
 def _from_inputs(job: _Job, node: str) -> bool:
@@ -130,11 +143,11 @@ def _from_inputs(job: _Job, node: str) -> bool:
     return bool(seen) and all(model.node(n).kind in ("input", "deterministic") for n in seen - {node})
 
 
-def _images(job: _Job, node: str) -> Figure:
+def _images(job: _Job, node: str, shape: tuple[int, int, int]) -> Figure:
     """Model means (the expected image, which shows what the model learned better than noisy
     binary draws) next to real test images; one row per class for a label-conditioned model."""
-    real, labels = job.split.test[node], job.labels()
-    side, per_row = math.isqrt(real.shape[1]), max(1, math.isqrt(job.samples))
+    real, labels = job.split.test[node].reshape(len(job.split.test[node]), -1), job.labels()
+    per_row = max(1, math.isqrt(job.samples))
     label_input = next((n for n in job.compiled.ir.of_kind("input") if job.columns.get(n.name) == LABEL_COLUMN), None)
     if label_input is None or labels is None:
         rows = torch.arange(job.samples) % len(real)
@@ -157,25 +170,36 @@ def _images(job: _Job, node: str) -> Figure:
     what = f"mean of p({node} | {parents})" if parents else f"mean of p({node})"
     panels = (model, f"model: {what}"), (shown, "real test images")
     for ax, (tiles, title) in zip(fig.subplots(1, 2), panels, strict=True):
-        _mosaic(ax, tiles.reshape(-1, side, side), per_row, low, high)
+        _mosaic(ax, _tiles(tiles, shape), per_row, low, high)
         ax.set_title(title)
         if row_names is not None:
-            ax.set_yticks([(side + 1) * i + side / 2 - 0.5 for i in range(len(row_names))], row_names)
+            height = shape[1]
+            ax.set_yticks([(height + 1) * i + height / 2 - 0.5 for i in range(len(row_names))], row_names)
             ax.set_ylabel(f"class ({label_input.name})")
     fig.suptitle(f"{job.head}: {node}", fontweight="bold")
     return fig
 
 
+def _tiles(flat: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Flat rows as images: [n, H, W] for one channel, [n, H, W, 3] for colour."""
+    images = flat.reshape(-1, *shape)
+    return images[:, 0] if shape[0] == 1 else images.transpose(0, 2, 3, 1)
+
+
 def _mosaic(ax, tiles: np.ndarray, per_row: int, low: float, high: float) -> None:
-    """Tiles in a grid, one pixel of background colour between them."""
-    n, side = tiles.shape[0], tiles.shape[1]
+    """Tiles in a grid, one pixel of background colour between them; colour tiles are
+    scaled from [low, high] to [0, 1] (the background then shows white)."""
+    n, height, width = tiles.shape[:3]
     rows = math.ceil(n / per_row)
-    grid = np.full((rows * (side + 1) - 1, per_row * (side + 1) - 1), np.nan)
+    grid = np.full((rows * (height + 1) - 1, per_row * (width + 1) - 1, *tiles.shape[3:]), np.nan)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, per_row)
-        grid[r * (side + 1): r * (side + 1) + side, c * (side + 1): c * (side + 1) + side] = tile
-    cmap = colormaps["gray_r"].with_extremes(bad="#c8d4e3")
-    ax.imshow(grid, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+        grid[r * (height + 1): r * (height + 1) + height, c * (width + 1): c * (width + 1) + width] = tile
+    if grid.ndim == 3:
+        ax.imshow(np.nan_to_num(np.clip((grid - low) / max(high - low, 1e-12), 0, 1), nan=1.0), interpolation="nearest")
+    else:
+        cmap = colormaps["gray_r"].with_extremes(bad="#c8d4e3")
+        ax.imshow(grid, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 

@@ -355,6 +355,7 @@ def _datasets(args: argparse.Namespace) -> int:
         print(f"  options: {options}")
         for column_name, column in dataset.columns.items():
             shape = f"{column.size} per sequence" if column.sequence else str(column.size)
+            shape = f"[{', '.join(map(str, column.shape))}]" if column.shape else shape
             print(f"  {column_name:<12} {column.domain:<8} {shape:<16} {column.doc}")
     return 0
 

@@ -4,6 +4,7 @@ packaged CSV, mnist1d's cache, and errors a user can cause."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 import socket
 import subprocess
@@ -243,3 +244,24 @@ def test_user_mistakes_raise_data_error_naming_node_and_column() -> None:
         load_split(swapped)
     with pytest.raises(ValueError, match="'train' or 'test'"):
         Split({}, {}, torch.zeros(1), torch.zeros(1)).rows("validation")
+
+
+def test_sprites_are_rendered_bit_for_bit_over_the_full_factor_grid(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from dgmc.datasets import sprites
+
+    monkeypatch.setenv("DGMC_CACHE", str(tmp_path))
+    first = sprites.sprites()
+    image = first["image"]
+    assert image.shape == (11520, 1, 32, 32) and image.dtype == np.uint8 and set(np.unique(image)) == {0, 1}
+    # the golden hash of every 97th image, made by this renderer (SPRITES_VERSION 1)
+    assert hashlib.sha256(np.ascontiguousarray(image[::97]).tobytes()).hexdigest()[:16] == "aace09cbab9e5802"
+    factors = np.concatenate([first["label"][:, None], first["scale"], first["rotation"], first["x"], first["y"]], 1)
+    assert len(np.unique(factors, axis=0)) == 11520  # every combination once
+    assert np.bincount(first["label"]).tolist() == [3840, 3840, 3840]
+    assert image[:, 0, [0, -1], :].sum() == image[:, 0, :, [0, -1]].sum() == 0  # no shape leaves the frame
+    assert len(list(tmp_path.glob("sprites-*.npz"))) == 1
+    monkeypatch.setattr(sprites, "render_sprites", lambda: pytest.fail("rendered again despite the cache"))
+    again = sprites.sprites()
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert "sprites" in DATASETS and DATASETS["sprites"].columns["image"].shape == (1, 32, 32)

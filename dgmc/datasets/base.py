@@ -28,6 +28,9 @@ class Column:
     """A value domain (`dgmc.families.DOMAINS`): real, binary, onehot..."""
     sequence: bool = False
     doc: str = ""
+    shape: tuple[int, ...] | None = None
+    """An image column's dimensions, channels first ((1, 8, 8)): what a shaped node bound
+    to it declares. Its `size` is their product."""
 
 
 @dataclass(frozen=True)

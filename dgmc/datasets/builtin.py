@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 from .base import DATASETS, FLAGS, Column, Dataset
+from .sprites import sprites
 
 MNIST1D_ARGS: dict[str, object] = {
     "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60], "scale_coeff": 0.4,
@@ -98,7 +99,7 @@ def _generate_mnist1d() -> dict[str, np.ndarray]:
 for _dataset in (
     Dataset(FILE_DATASET, {}, flags=FLAGS, exclusive=FLAGS, rows=0, load=dict,
             doc="your own data file or image folder, given with --data PATH (CSV/TSV, .npy/.npz, images)"),
-    Dataset("digits", {"pixels": Column(64, "real", doc="8x8 grey levels 0..16"),
+    Dataset("digits", {"pixels": Column(64, "real", doc="8x8 grey levels 0..16", shape=(1, 8, 8)),
                        "label": Column(10, "onehot", doc="the digit, one-hot")},
             flags=FLAGS, exclusive=FLAGS, rows=1797, doc="scikit-learn's load_digits", load=_digits,
             ),  # binarize keeps pixel > 8 (the middle of 0..16), the usual threshold for a Bernoulli model
@@ -110,5 +111,13 @@ for _dataset in (
                         "label": Column(10, "onehot", doc="the class, one-hot")},
             flags=("standardize",), exclusive=(), rows=5000,
             doc="mnist1d sequences generated offline with make_dataset", load=_mnist1d),
+    Dataset("sprites", {"image": Column(1024, "binary", doc="a 32x32 binary image of one shape", shape=(1, 32, 32)),
+                        "label": Column(3, "onehot", doc="the shape: square, ellipse, heart"),
+                        "scale": Column(1, "real", doc="the shape's size, 0.5..1"),
+                        "rotation": Column(1, "real", doc="its rotation in radians, 10 steps over a turn"),
+                        "x": Column(1, "real", doc="its centre's column, in pixels"),
+                        "y": Column(1, "real", doc="its centre's row, in pixels")},
+            flags=(), exclusive=(), rows=11520, load=sprites,
+            doc="shapes over a grid of scale, rotation and position, rendered from code (dSprites-like)"),
 ):
     DATASETS.register(_dataset.name, _dataset, origin="dgmc")

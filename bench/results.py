@@ -43,6 +43,8 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     # lambda ablations of ours at the smallest size (the teacher is retrained: same seed, same weights)
     "vrnn_lambda": ["run", "specs/vrnn.dgm", "--widths", "0.25", "--methods", "ours", "--lambdas", "0.1", "1"],
     "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],
+    # convolutions gain from a second thread, so this one is best run alone (--only conv_vae --jobs 1)
+    "conv_vae": ["run", "specs/conv_vae.dgm", "--threads", "2"],
 }
 
 
@@ -188,6 +190,55 @@ def machine_block(out: Path, timings: dict) -> str:
             f"The invocations of `bench/results.py` behind this page ({wall:.1f} min of wall time in all):\n\n{runs}")
 
 
+def measured(name: str, out: Path, timings: dict) -> str:
+    """Where one experiment's numbers come from: its command, wall time and machine."""
+    where = timings.get("machines", {}).get(name)
+    if where is None:
+        return ""
+    seconds = timings["commands"].get(name, "?")
+    return f"Measured by `{' '.join(command(name, out.relative_to(ROOT), False))}` ({seconds} s) on {where}.\n\n"
+
+
+def conv_figure(out: Path) -> Path:
+    """Samples of the conv VAE's teacher and of one student per method at each width, on
+    the same noise: the means of p(x | z), side by side (docs/results/conv_vae_samples.png)."""
+    import numpy as np
+    import torch
+    from matplotlib.figure import Figure
+
+    from dgmc.lower import compile_model
+    from dgmc.run import load_run_model
+    from dgmc.train import checkpoint
+
+    run = out / "conv_vae"
+    model = load_run_model(run)
+    widths = model.distill.widths
+    panels = [("teacher", run / "teacher" / "teacher.pt", None)]
+    panels += [(f"{method} x{w:g}", run / "students" / f"student_{method}_w{w:g}_s0.pt", w)
+               for w in widths for method in model.distill.methods]
+    fig = Figure(figsize=(2.0 * (1 + len(model.distill.methods)), 2.0 * (1 + len(widths))), layout="constrained")
+    axes = fig.subplots(1 + len(widths), len(model.distill.methods), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (label, path, width) in enumerate(panels):
+        compiled = compile_model(model, width)
+        checkpoint.load(path, compiled)
+        with torch.no_grad():
+            trace = compiled.eval().sample(16, generator=torch.Generator().manual_seed(7))
+        means = compiled.families["x"].mean(trace.params["x"]).reshape(4, 4, 32, 32).numpy()
+        grid = np.ones((4 * 33 - 1, 4 * 33 - 1))
+        for r in range(4):
+            for c in range(4):
+                grid[r * 33: r * 33 + 32, c * 33: c * 33 + 32] = means[r, c]
+        ax = axes[0, len(model.distill.methods) // 2] if i == 0 else axes.flat[len(model.distill.methods) + i - 1]
+        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+    PICTURES.mkdir(parents=True, exist_ok=True)
+    path = PICTURES / "conv_vae_samples.png"
+    fig.savefig(path, dpi=90)
+    return path
+
+
 def fill(text: str, name: str, block: str) -> str:
     pattern = re.compile(rf"(<!-- begin {name} -->\n)(?:.*?\n)?(<!-- end {name} -->)", re.S)
     if not pattern.search(text):
@@ -217,19 +268,23 @@ def main() -> None:
         if args.quick:
             return
         timings["commands"].update({n: round(s) for n, s in seconds.items()})
+        timings.setdefault("machines", {}).update({n: machine() for n in names})
         timings["invocations"] = [i for i in timings["invocations"] if set(i["names"]) - set(names)]
         timings["invocations"].append({"names": names, "jobs": args.jobs, "minutes": round(total / 60, 1),
                                        "date": date.today().isoformat()})
         record.write_text(json.dumps(timings, indent=2))
     text = RESULTS.read_text()
     for name in names:
-        text = fill(text, name, tables(out / name / "report.md"))
+        text = fill(text, name, measured(name, out, timings) + tables(out / name / "report.md"))
     if any(n.startswith("hvae_depth") for n in names):
         text = fill(text, "depth", depth_block(out))
     if "hm" in names:
         hm_figure(out)
+    if "conv_vae" in names:
+        conv_figure(out)
     copy_pictures(out)
-    text = fill(text, "machine", machine_block(out, timings))
+    if set(names) == set(EXPERIMENTS):  # a page regenerated whole: one machine behind every number
+        text = fill(text, "machine", machine_block(out, timings))
     RESULTS.write_text(text)
     print(f"wrote {RESULTS}")
 

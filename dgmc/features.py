@@ -5,7 +5,8 @@ offline, so for a dataset with labels we train a small classifier on the same tr
 the model sees, once, cache it on disk, and take its penultimate layer (64 ReLU units) as
 the feature space: like Inception's, it keeps what tells the classes apart. Vectors get an
 MLP; time-indexed nodes (mnist1d) a small 1-d conv net, which on mnist1d reaches about 0.8
-test accuracy where the MLP stops near 0.6. Datasets without labels (old_faithful) have no
+test accuracy where the MLP stops near 0.6; image nodes (declared [C, H, W]) a small 2-d
+conv net. Datasets without labels (old_faithful) have no
 classifier: `featurizer` returns None and the metrics use the raw values there.
 
 The cache key names the dataset, flags, classes, column, input size and `VERSION`, plus a
@@ -93,18 +94,27 @@ class Channels(nn.Module):
         return x.reshape(len(x), self.steps, self.size).transpose(1, 2)
 
 
-def network(dim: int, sequence: tuple[int, int] | None, classes: int) -> nn.Sequential:
+def network(dim: int, sequence: tuple[int, int] | None, classes: int,
+            image: tuple[int, int, int] | None = None) -> nn.Sequential:
     """The classifier: `[0]` the features (standardize, body, 64 ReLU units), `[1]` the
-    linear head. `sequence` = (steps, size) gives the conv body, else an MLP D -> 128 -> 64.
-    Initialised from `SEED` without touching the caller's global RNG stream."""
+    linear head. `sequence` = (steps, size) gives a 1-d conv body, `image` = (C, H, W) a
+    2-d one, else an MLP D -> 128 -> 64. Initialised from `SEED` without touching the
+    caller's global RNG stream."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        return _layers(dim, sequence, classes)
+        return _layers(dim, sequence, classes, image)
 
 
-def _layers(dim: int, sequence: tuple[int, int] | None, classes: int) -> nn.Sequential:
-    if sequence is None:
-        body: list[nn.Module] = [nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, FEATURES), nn.ReLU()]
+def _layers(dim: int, sequence: tuple[int, int] | None, classes: int,
+            image: tuple[int, int, int] | None = None) -> nn.Sequential:
+    if image is not None:
+        channels, height, width = image
+        side = (((height + 1) // 2 + 1) // 2) * (((width + 1) // 2 + 1) // 2)  # after two stride-2 convolutions
+        body: list[nn.Module] = [nn.Unflatten(1, image), nn.Conv2d(channels, 32, 3, stride=2, padding=1), nn.ReLU(),
+                                 nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(64 * side, FEATURES), nn.ReLU()]
+    elif sequence is None:
+        body = [nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, FEATURES), nn.ReLU()]
     else:
         steps, size = sequence
         length = ((steps + 1) // 2 + 1) // 2  # after two stride-2 convolutions
@@ -130,19 +140,21 @@ def featurizer(model: ir.Model, split: Split, node: str) -> Featurizer | None:
     train, test = (_flat(part[node]) for part in (split.train, split.test))
     shape = tuple(split.train[node].shape[1:])
     sequence = (shape[0], shape[1]) if len(shape) == 2 else None
+    dims = model.node(node).shape if model.has(node) else None
+    image = dims if dims is not None and len(dims) == 3 else None
     labels = DATASETS[model.data.dataset].columns.get("label")
     classes = max(labels.size if labels else 0, int(split.train_labels.max()) + 1, int(split.test_labels.max()) + 1)
 
-    net = network(train.shape[1], sequence, classes)
-    path = cache_dir() / "features" / f"{_key(model.data, column, split, node)}.pt"
+    net = network(train.shape[1], sequence, classes, image)
+    path = cache_dir() / "features" / f"{_key(model.data, column, split, node, image)}.pt"
     accuracy = _load(net, path)
     if accuracy is None:
-        net = network(train.shape[1], sequence, classes)  # a failed load may have changed some weights
+        net = network(train.shape[1], sequence, classes, image)  # a failed load may have changed some weights
         _train(net, train, split.train_labels)
         accuracy = _accuracy(net, test, split.test_labels)
         _save(net, accuracy, path)
     net.eval()
-    kind = "an MLP" if sequence is None else "a 1-d conv net"
+    kind = "a 2-d conv net" if image else "an MLP" if sequence is None else "a 1-d conv net"
     flags = f"({', '.join(model.data.flags)})" if model.data.flags else ""
     chosen = f", classes {list(model.data.classes)}" if model.data.classes is not None else ""
     description = (f"penultimate layer ({FEATURES}-d) of {kind} classifier trained on "
@@ -154,7 +166,7 @@ def _flat(values: torch.Tensor) -> torch.Tensor:
     return values.reshape(len(values), -1).float().cpu()
 
 
-def _key(data: ir.Data, column: str, split: Split, node: str) -> str:
+def _key(data: ir.Data, column: str, split: Split, node: str, image: tuple[int, ...] | None = None) -> str:
     """A readable cache file name: dataset, flags, classes, column, input size, version,
     and a digest of the split's node values and labels (which also covers the split seed
     and test fraction)."""
@@ -167,7 +179,8 @@ def _key(data: ir.Data, column: str, split: Split, node: str) -> str:
     flags = "+".join(data.flags) or "raw"
     classes = "all" if data.classes is None else "+".join(map(str, data.classes))
     dim = int(np.prod(split.train[node].shape[1:]))
-    return f"{data.dataset}-{flags}-classes-{classes}-{column}-d{dim}-v{VERSION}-{digest.hexdigest()[:16]}"
+    body = "-conv" + "x".join(map(str, image)) if image else ""
+    return f"{data.dataset}-{flags}-classes-{classes}-{column}-d{dim}{body}-v{VERSION}-{digest.hexdigest()[:16]}"
 
 
 def _train(net: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -2,7 +2,7 @@
 
     python bench/perf.py                     # every benchmark (several minutes)
     python bench/perf.py --quick             # a smoke version: few repetitions, small front end
-    python bench/perf.py --teacher --vrnn    # a selection: --teacher --pyro --distill --vrnn
+    python bench/perf.py --teacher --vrnn    # a selection: --teacher --pyro --distill --vrnn --conv
                                              #   --front-end --rss --torch-compile
 
 Every comparison runs its two implementations in ONE process, alternating them (the order
@@ -222,6 +222,67 @@ class HandVRNN(nn.Module):
         return total.mean()
 
 
+def copy_layers(layers: list[nn.Module], source: nn.Module) -> None:
+    """`source`'s affine and (transposed) convolution weights into `layers`, in order;
+    the kinds and shapes must agree."""
+    found = [m for m in source.modules() if isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d)]
+    assert [type(m) for m in found] == [type(m) for m in layers], (found, layers)
+    for mine, theirs in zip(layers, found, strict=True):
+        mine.load_state_dict(theirs.state_dict())
+
+
+class HandConvEncoder(nn.Module):
+    """Stride-2 4x4 convolutions with ReLU from a [1, 32, 32] image, then one affine map."""
+
+    def __init__(self, channels: tuple[int, ...], out: int, source: nn.Module) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in itertools.pairwise(channels))
+        side = 32 // 2 ** len(self.convs)
+        self.out = nn.Linear(channels[-1] * side * side, out)
+        copy_layers([*self.convs, self.out], source)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x.reshape(len(x), 1, 32, 32)
+        for conv in self.convs:
+            h = F.relu(conv(h))
+        return self.out(h.flatten(1))
+
+
+class HandConvDecoder(nn.Module):
+    """An affine map to channels[0] at 4x4, ReLU, then stride-2 4x4 transposed
+    convolutions (ReLU between) up to [channels[-1], 32, 32]."""
+
+    def __init__(self, z: int, channels: tuple[int, ...], source: nn.Module) -> None:
+        super().__init__()
+        self.first = channels[0]
+        self.inp = nn.Linear(z, channels[0] * 16)
+        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in itertools.pairwise(channels))
+        copy_layers([self.inp, *self.deconvs], source)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = F.relu(self.inp(z).reshape(len(z), self.first, 4, 4))
+        for i, deconv in enumerate(self.deconvs):
+            h = deconv(h)
+            if i < len(self.deconvs) - 1:
+                h = F.relu(h)
+        return h.flatten(1)
+
+
+class HandConvVAE(nn.Module):
+    """specs/conv_vae.dgm: z ~ N(0, I_10), x ~ Bernoulli(deconv(384, 192, 96)(z)) on 1x32x32;
+    q(z | x) = N(conv(64, 128, 256)(x))."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        super().__init__()
+        self.enc = HandConvEncoder((1, 64, 128, 256), 20, compiled.nets["q_z"])
+        self.dec = HandConvDecoder(10, (384, 192, 96, 1), compiled.nets["p_x"])
+
+    def loss(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        loc, scale = normal_params(self.enc(x))
+        z = loc + scale * torch.randn(loc.shape, generator=generator)
+        return bernoulli_nll(self.dec(z), x).mean() + kl_normal(loc, scale).mean()
+
+
 # -- shared set-up ------------------------------------------------------------------------
 
 def load(name: str) -> dgmc.ir.Model:
@@ -291,6 +352,23 @@ def bench_teacher(cfg: Config) -> None:
         add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
         add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
         add(bench, med, "dgmc+guard", "dgmc", "(guard cost)")
+
+
+def bench_conv(cfg: Config) -> None:
+    """The conv VAE: a teacher step, and a distillation step of the width-0.5 student,
+    each against the hand-written module on the same weights (equal losses first)."""
+    torch.manual_seed(0)
+    model = load("conv_vae")
+    compiled = compile_model(model)
+    batch = data_batch(model, model.train.batch)
+    hand = HandConvVAE(compiled)
+    check_elbo(compiled, hand, batch, "conv_vae")
+    guarded, unguarded = dgmc_steps(compiled, batch)
+    med = paired({"dgmc": unguarded, "dgmc+guard": guarded, "hand": hand_step(hand, batch["x"])}, cfg)
+    bench = f"teacher step, conv_vae, batch {model.train.batch}"
+    add(bench, med, "dgmc", "hand", "<= 1.02", lambda r: r <= 1.02)
+    add(bench, med, "dgmc+guard", "hand", "<= 1.02", lambda r: r <= 1.02)
+    distill_pair(model, HandConvDistill, cfg, width=model.distill.widths[0])
 
 
 # -- 4. VRNN ------------------------------------------------------------------------------
@@ -492,6 +570,31 @@ class HandVAEDistill:
         return self.student(*self.teacher(gen))
 
 
+class HandConvDistill(HandVAEDistill):
+    """specs/conv_vae.dgm: the teacher's decoder on z ~ N(0, I), the student's on the same
+    z; kl on z (both N(0, I): 0) and bce of the student's logits against the teacher's
+    probabilities on all 1024 pixels."""
+
+    def __init__(self, teacher: CompiledModel, student: CompiledModel, batch: int) -> None:
+        scaled = tuple(layer.out_channels for layer in student.nets["p_x"].modules()
+                       if isinstance(layer, nn.ConvTranspose2d))
+        first = next(m for m in student.nets["p_x"].modules() if isinstance(m, nn.Linear)).out_features // 16
+        self.t_dec = HandConvDecoder(10, (384, 192, 96, 1), teacher.nets["p_x"])
+        self.s_dec = HandConvDecoder(10, (first, *scaled), student.nets["p_x"])
+        self.batch = batch
+
+    def teacher(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            z = torch.randn(self.batch, 10, generator=gen)
+            logits = self.t_dec(z)
+            torch.rand(self.batch, 1024, generator=gen)  # x's noise, as the teacher draws it
+        return z, logits
+
+    def student(self, z: Tensor, t_logits: Tensor) -> Tensor:
+        bce = F.binary_cross_entropy_with_logits(self.s_dec(z), torch.sigmoid(t_logits), reduction="none")
+        return bce.sum(-1).mean() + torch.zeros((), dtype=z.dtype)  # kl between N(0, I) and N(0, I)
+
+
 HM_PARENT = {"z3": "z4", "y2": "z3", "z2": "y2", "z1": "z2", "y1": "z1"}
 HM_SIZE = {"z4": 2, "z3": 2, "y2": 1, "z2": 2, "z1": 2, "y1": 1}
 
@@ -547,64 +650,70 @@ class HandHMDistill:
 
 def bench_distill(cfg: Config) -> None:
     for name, cls in (("vae", HandVAEDistill), ("hm", HandHMDistill)):
-        torch.manual_seed(0)
         model = load(name)
-        width = model.distill.widths[0]
-        teacher = compile_model(model).eval()
-        student = compile_model(model, width)
-        batch = model.distill.batch
-        terms = generate_terms(model, "ours")
-        hand = cls(teacher, student, batch)
-        with torch.no_grad():
-            fixed_gen = torch.Generator().manual_seed(3)
-            ours = float(distillation_loss(teacher, student, terms, "ours", batch, {}, fixed_gen)[0])
-            theirs = float(hand.loss(torch.Generator().manual_seed(3)))
-        same(ours, theirs, f"{name} distillation loss")
+        distill_pair(model, cls, cfg, model.distill.widths[0])
 
-        opt = torch.optim.Adam(student.generative_parameters(), lr=model.distill.lr)
-        gen = torch.Generator().manual_seed(1)
 
-        def ours_step(teacher=teacher, student=student, opt=opt, gen=gen, terms=terms, batch=batch) -> None:
-            loss, _ = distillation_loss(teacher, student, terms, "ours", batch, {}, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+def distill_pair(model: dgmc.ir.Model, cls: type, cfg: Config, width: float) -> None:
+    """One distillation step of dgmc (with and without the guard) against the hand-written
+    `cls` on the same weights and noise (equal losses checked first), and against the
+    floor: the teacher's forward plus the student's forward and backward."""
+    torch.manual_seed(0)
+    name = model.name
+    teacher = compile_model(model).eval()
+    student = compile_model(model, width)
+    batch = model.distill.batch
+    terms = generate_terms(model, "ours")
+    hand = cls(teacher, student, batch)
+    with torch.no_grad():
+        fixed_gen = torch.Generator().manual_seed(3)
+        ours = float(distillation_loss(teacher, student, terms, "ours", batch, {}, fixed_gen)[0])
+        theirs = float(hand.loss(torch.Generator().manual_seed(3)))
+    same(ours, theirs, f"{name} distillation loss")
 
-        twin = copy.deepcopy(student)
-        opt_g = torch.optim.Adam(twin.generative_parameters(), lr=model.distill.lr)
-        gen_g = torch.Generator().manual_seed(1)
+    opt = torch.optim.Adam(student.generative_parameters(), lr=model.distill.lr)
+    gen = torch.Generator().manual_seed(1)
 
-        def ours_guarded(teacher=teacher, twin=twin, opt_g=opt_g, gen_g=gen_g, terms=terms, batch=batch) -> None:
-            guarded_step(twin, opt_g, lambda: distillation_loss(teacher, twin, terms, "ours", batch, {}, gen_g), 0)
+    def ours_step() -> None:
+        loss, _ = distillation_loss(teacher, student, terms, "ours", batch, {}, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
-        h_opt = torch.optim.Adam(hand.parameters(), lr=model.distill.lr)
-        h_gen = torch.Generator().manual_seed(1)
+    twin = copy.deepcopy(student)
+    opt_g = torch.optim.Adam(twin.generative_parameters(), lr=model.distill.lr)
+    gen_g = torch.Generator().manual_seed(1)
 
-        def hand_step_(hand=hand, h_opt=h_opt, h_gen=h_gen) -> None:
-            loss = hand.loss(h_gen)
-            h_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            h_opt.step()
+    def ours_guarded() -> None:
+        guarded_step(twin, opt_g, lambda: distillation_loss(teacher, twin, terms, "ours", batch, {}, gen_g), 0)
 
-        fixed = hand.teacher(torch.Generator().manual_seed(5))
+    h_opt = torch.optim.Adam(hand.parameters(), lr=model.distill.lr)
+    h_gen = torch.Generator().manual_seed(1)
 
-        t_gen = torch.Generator().manual_seed(2)
+    def hand_step_() -> None:
+        loss = hand.loss(h_gen)
+        h_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        h_opt.step()
 
-        def teacher_fwd(hand=hand, gen=t_gen) -> None:
-            hand.teacher(gen)
+    fixed = hand.teacher(torch.Generator().manual_seed(5))
+    t_gen = torch.Generator().manual_seed(2)
 
-        def student_fwd_bwd(hand=hand, fixed=fixed) -> None:
-            hand.student(*fixed if isinstance(fixed, tuple) else (fixed,)).backward()
+    def teacher_fwd() -> None:
+        hand.teacher(t_gen)
 
-        med = paired({"dgmc": ours_step, "dgmc+guard": ours_guarded, "hand": hand_step_,
-                      "teacher fwd": teacher_fwd, "student fwd/bwd": student_fwd_bwd}, cfg)
-        med["teacher fwd + student fwd/bwd"] = med["teacher fwd"] + med["student fwd/bwd"]
-        bench = f"distillation step, {name}, width {width:g}, batch {batch}"
-        add(bench, med, "dgmc", "hand", "<= 1.10", lambda r: r <= 1.10)
-        add(bench, med, "dgmc+guard", "hand", "<= 1.10", lambda r: r <= 1.10)
-        add(bench, med, "dgmc", "teacher fwd + student fwd/bwd", "<= 1.2", lambda r: r <= 1.2)
-        add(bench, med, "hand", "teacher fwd + student fwd/bwd", "(floor: Adam step, zero_grad)")
-        add(bench, med, "dgmc+guard", "teacher fwd + student fwd/bwd", "<= 1.2", lambda r: r <= 1.2)
+    def student_fwd_bwd() -> None:
+        hand.student(*fixed if isinstance(fixed, tuple) else (fixed,)).backward()
+
+    med = paired({"dgmc": ours_step, "dgmc+guard": ours_guarded, "hand": hand_step_,
+                  "teacher fwd": teacher_fwd, "student fwd/bwd": student_fwd_bwd}, cfg)
+    med["teacher fwd + student fwd/bwd"] = med["teacher fwd"] + med["student fwd/bwd"]
+    bench = f"distillation step, {name}, width {width:g}, batch {batch}"
+    add(bench, med, "dgmc", "hand", "<= 1.10", lambda r: r <= 1.10)
+    add(bench, med, "dgmc+guard", "hand", "<= 1.10", lambda r: r <= 1.10)
+    add(bench, med, "dgmc", "teacher fwd + student fwd/bwd", "<= 1.2", lambda r: r <= 1.2)
+    add(bench, med, "hand", "teacher fwd + student fwd/bwd", "(floor: Adam step, zero_grad)")
+    add(bench, med, "dgmc+guard", "teacher fwd + student fwd/bwd", "<= 1.2", lambda r: r <= 1.2)
 
 
 # -- 5. front end -------------------------------------------------------------------------
@@ -757,14 +866,14 @@ def ratio_table() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions, front end up to 1000 nodes")
-    for flag in ("teacher", "pyro", "distill", "vrnn", "front-end", "rss", "torch-compile"):
+    for flag in ("teacher", "pyro", "distill", "vrnn", "conv", "front-end", "rss", "torch-compile"):
         parser.add_argument(f"--{flag}", action="store_true", help=f"run the {flag} benchmark (default: all)")
     parser.add_argument("--no-pyro-vrnn", action="store_true", help="Pyro on the VAE only")
     parser.add_argument("--nodes", type=int, nargs="+", help="front-end sizes (default 100 1000 10000)")
     parser.add_argument("--write", type=Path, metavar="MD",
                         help="also write the report into MD, between <!-- begin perf --> and <!-- end perf -->")
     args = parser.parse_args()
-    chosen = {f for f in ("teacher", "pyro", "distill", "vrnn", "front_end", "rss", "torch_compile")
+    chosen = {f for f in ("teacher", "pyro", "distill", "vrnn", "conv", "front_end", "rss", "torch_compile")
               if getattr(args, f)}
     every = not chosen
     torch.set_num_threads(1)
@@ -780,6 +889,8 @@ def main() -> None:
         bench_vrnn(slow)
     if every or "distill" in chosen:
         bench_distill(cfg)
+    if every or "conv" in chosen:
+        bench_conv(slow)
     if every or "pyro" in chosen:
         try:
             bench_pyro(slow, vrnn=not args.no_pyro_vrnn)

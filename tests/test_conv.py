@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgmc
+from dgmc.distill import distill, fidelity
 from dgmc.families.base import MIN_SCALE
 from dgmc.ir import Network
 from dgmc.lower import compile_model
@@ -68,6 +69,7 @@ def net(name: str, *hidden: int, **options) -> Network:
     (net("conv", 8), ((1, 8, 8), (2, 8, 8)), (6, 4, 4)),  # two images stacked, a feature map out
     (net("deconv", 16, 8, norm="layer", res=2), ((5,), (2, 3, 3)), (2, 16, 16)),
     (net("deconv", 8, kernel=3, stride=1), ((4,),), (3, 5, 7)),
+    (net("deconv", 16, 8), ((8, 4, 4),), (2, 16, 16)),  # from a feature map of the starting size
 ])
 def test_valid_shapes_fit_and_build_flat_modules(network: Network, inputs: tuple, output: tuple) -> None:
     kind = NETWORKS[network.name]
@@ -80,6 +82,25 @@ def test_valid_shapes_fit_and_build_flat_modules(network: Network, inputs: tuple
         assert layers_of(module, nn.GroupNorm)
     out.sum().backward()
     assert all(p.grad is not None for p in module.parameters())
+
+
+def test_a_feature_map_starts_the_decoder_with_a_convolution() -> None:
+    module = NETWORKS["deconv"].make(net("deconv", 16, 8), ((8, 4, 4),), (2, 16, 16))
+    assert isinstance(module[1], nn.Conv2d) and module[1].in_channels == 8 and not layers_of(module, nn.Linear)
+    vector = NETWORKS["deconv"].make(net("deconv", 16, 8), ((8, 2, 2),), (2, 16, 16))  # another size: affine
+    assert isinstance(vector[0], nn.Linear) and vector[0].in_features == 32
+
+
+def test_a_conv_student_distils_without_data() -> None:
+    model = dgmc.load(SPEC)
+    torch.manual_seed(0)
+    teacher = compile_model(model).eval()
+    torch.manual_seed(0)
+    before = fidelity(model, teacher, compile_model(model, 0.5), None)["fidelity"]  # KL to the teacher
+    student, _ = distill(model, teacher, 0.5, "ours", seed=0, steps=40, progress=False)
+    after = fidelity(model, teacher, student, None)["fidelity"]
+    assert after < 0.5 * before, (before, after)
+    assert [m.out_channels for m in layers_of(student.nets["p_x"], nn.ConvTranspose2d)] == [16, 1]
 
 
 def test_a_sample_does_not_depend_on_its_batch() -> None:

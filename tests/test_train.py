@@ -19,7 +19,8 @@ from dgmc.train.checkpoint import CheckpointError
 from dgmc.train.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = ["vae", "hvae", "hm", "vrnn", "cvae", "classifier", "cb_vae", "relaxed_vae", "faithful_lognormal"]
+SPECS = ["vae", "hvae", "hm", "vrnn", "cvae", "classifier", "cb_vae", "relaxed_vae", "faithful_lognormal",
+         "conv_digits"]
 STEPS = {"vrnn": 25}  # 40 recurrent steps per example: the slowest spec
 
 

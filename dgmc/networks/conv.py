@@ -14,10 +14,12 @@ widths, which a student's width scales like an mlp's hidden widths, and the opti
 `conv(32, 64)` on an image [1, 28, 28]: two strided convolutions, 1 -> 32 -> 64 channels,
 28x28 -> 14x14 -> 7x7, then one affine map of the flattened features to the output (or,
 when the output is a feature map of that height and width, a 1x1 convolution).
-`deconv(64, 32)` to an image [k*C, 28, 28]: one affine map of the flattened inputs to 64
-channels at 7x7, then transposed convolutions 64 -> 32 -> k*C channels, doubling the
-height and width each time (so 28 must be a multiple of 2 ** 2). Several image parents of
-one height and width are stacked on the channels. Modules map flat [B, in] to flat [B, out], like every network kind.
+`deconv(64, 32)` to an image [k*C, 28, 28]: one affine map of the flattened inputs (or,
+from one feature map of that size, a 3x3 convolution) to 64 channels at 7x7, then
+transposed convolutions 64 -> 32 -> k*C channels, doubling the height and width each time
+(so 28 must be a multiple of 2 ** 2). Several image parents of one height and width are
+stacked on the channels. Modules map flat [B, in] to flat [B, out], like every network
+kind.
 """
 
 from __future__ import annotations
@@ -156,15 +158,23 @@ def build_conv(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) 
     return torch.nn.Sequential(*layers)
 
 
+def _starts_from_map(in_shapes: tuple[Shape, ...], height: int, width: int) -> bool:
+    return len(in_shapes) == 1 and len(in_shapes[0]) == 3 and in_shapes[0][1:] == (height, width)
+
+
 def build_deconv(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
     kernel, stride, padding = _options(net)
     channels = (*_channels(net), out_shape[0])
     factor = stride ** (len(channels) - 1)
     height, width = out_shape[1] // factor, out_shape[2] // factor
-    in_dim = sum(math.prod(s) for s in in_shapes)
-    layers: list[nn.Module] = [torch.nn.Linear(in_dim, channels[0] * height * width),
-                               torch.nn.Unflatten(1, (channels[0], height, width)), _act(net),
-                               *_residual(net, channels[0])]
+    if _starts_from_map(in_shapes, height, width):  # a feature map of the starting size: a 3x3 convolution
+        layers: list[nn.Module] = [torch.nn.Unflatten(1, in_shapes[0]),
+                                   torch.nn.Conv2d(in_shapes[0][0], channels[0], 3, padding=1)]
+    else:
+        in_dim = sum(math.prod(s) for s in in_shapes)
+        layers = [torch.nn.Linear(in_dim, channels[0] * height * width),
+                  torch.nn.Unflatten(1, (channels[0], height, width))]
+    layers += [_act(net), *_residual(net, channels[0])]
     for i, (a, b) in enumerate(itertools.pairwise(channels)):
         layers.append(torch.nn.ConvTranspose2d(a, b, kernel, stride, padding))
         if i < len(channels) - 2:  # the last layer gives the parameters: no norm, no activation

@@ -43,6 +43,16 @@ class Network(Frozen):
     options: dict[str, int | float | str] = {}
     span: Span
 
+    def label(self) -> str:
+        """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it (the
+        options that differ from their defaults)."""
+        args = [str(h) for h in self.hidden]
+        kind = NETWORKS.get(self.name)
+        defaults = kind.defaults() if kind else {}
+        args += [f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in self.options.items()
+                 if defaults.get(k) != v]
+        return f"{self.name}({', '.join(args)})" if args else self.name
+
 
 class Parent(Frozen):
     """An edge into a node: from `name` at the same step (`lag` 0) or the previous (1)."""

@@ -36,7 +36,6 @@ import graphviz
 from .errors import UserError
 from .files import write_bytes
 from .ir import Model, Network, Node
-from .networks import NETWORKS
 
 if TYPE_CHECKING:
     from .heat import Heat
@@ -170,7 +169,7 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
     timed = node.timed and model.time is not None
     lines = [f"{node.name}[{model.time.var}]" if timed else node.name, node.type_label(size)]
     if net is not None:
-        lines.append(net_label(net))
+        lines.append(net.label())
     if params := _params_label(node):
         lines.append(params)
     if node.init is not None and model.time is not None:
@@ -179,18 +178,8 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
         drawn = ", ".join(f"{k}={_value(v)}" for k, v in node.initial.items())
         lines.append(f"{model.initial_name(node.name)} ~ {node.type}({drawn})")
     if guide and node.guide is not None:
-        lines.append(f"q: {net_label(node.guide.net)}")
+        lines.append(f"q: {node.guide.net.label()}")
     return "\n".join(lines)
-
-
-def net_label(net: Network) -> str:
-    """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it (the
-    options that differ from their defaults)."""
-    args = [str(h) for h in net.hidden]
-    kind = NETWORKS.get(net.name)
-    defaults = kind.defaults() if kind else {}
-    args += [f"{k}={_value(v)}" for k, v in net.options.items() if defaults.get(k) != v]
-    return f"{net.name}({', '.join(args)})" if args else net.name
 
 
 def _params_label(node: Node) -> str:

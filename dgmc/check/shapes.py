@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ..families import FAMILIES, param_spec
 from ..networks import NETWORKS, Shape, output_shape
-from ..render import net_label
 from .context import Context
 from .nodes import UNSET, Draft
 
@@ -35,7 +34,7 @@ def _check(ctx: Context, drafts: dict[str, Draft], draft: Draft, net, parents, v
         given = ", ".join(f"{d.name} [{', '.join(map(str, s))}]" for d, s in zip(inputs, in_shapes, strict=True))
         role = "the guide of" if guide else "the parameters of"
         span = via.span if via is not None else draft.decl.name.span
-        ctx.error(span, f"{net_label(net)} cannot compute {role} '{draft.name}' "
+        ctx.error(span, f"{net.label()} cannot compute {role} '{draft.name}' "
                   f"({draft.type}[{', '.join(map(str, _dims(draft)))}], output [{', '.join(map(str, out))}]) "
                   f"from {given}: {why}.")
 

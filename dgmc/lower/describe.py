@@ -8,7 +8,6 @@ node, as straight-line pseudo-Python: what `forward` does, without reading the m
 from __future__ import annotations
 
 from .. import ir
-from ..render import net_label
 from .module import CompiledModel, compile_model
 from .plan import Pass, Step
 
@@ -22,7 +21,7 @@ def summary(model: ir.Model) -> str:
     rows = []
     for node in model.nodes:
         rows.append([
-            node.name, node.kind, node.type_label(), net_label(node.net) if node.net else "-",
+            node.name, node.kind, node.type_label(), node.net.label() if node.net else "-",
             f"{counts[node.name]['model']:,}", *[f"{c[node.name]['model']:,}" for c in student_counts.values()],
             f"{counts[node.name]['guide']:,}",
         ])
@@ -64,14 +63,14 @@ def _step(compiled: CompiledModel, step: Step) -> str:
         return f"{me} = data[{step.node!r}]{at}"
     if step.role == "compute":
         net = compiled.nets[step.key]
-        return f"{me} = {step.key}({args})  # {type(net).__name__}, {net_label(step.net)}"
+        return f"{me} = {step.key}({args})  # {type(net).__name__}, {step.net.label()}"
     family, spec = step.family, step.spec
     params = [f"{k}={v:g}" for k, v in spec.fixed.items()] + [f"{k}={v:g}" for k, v in family.values.items()]
     if spec.computed and step.key in compiled.nets:
         params.append(f"{'/'.join(spec.computed)}={step.key}({args})")
     if spec.learned:
         params.append(f"{'/'.join(spec.learned)}=free")
-    where = f"  # {net_label(step.net)}" if step.key in compiled.nets else ""
+    where = f"  # {step.net.label()}" if step.key in compiled.nets else ""
     return (f"{me} = {family.name}({', '.join(params)}).reparam(eps[{step.node!r}]{at}) "
             f"unless given  # {family.formula}{where}")
 

@@ -219,8 +219,9 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from .errors import RenderError
     from .heat import load_heat
-    from .render import RenderError, render_file
+    from .render import render_file
 
     model = _load(args.spec)
     try:

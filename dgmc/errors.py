@@ -107,3 +107,8 @@ def _excerpt(source: str, span: Span) -> str:
             out.append(" " * (3 + width + 3) + indent.ljust(span.column - 1) + carets)
     out.append(_RULE)
     return "\n".join(out)
+
+
+class RenderError(UserError):
+    """A drawing that cannot be made (no `dot` binary, unknown output format): a user's
+    setup problem, reported without a traceback by the CLI."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import RenderError
 from .ir import Model
-from .render import RenderError
 
 Row = dict[str, Any]
 

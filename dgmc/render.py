@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from .errors import UserError
+from .errors import RenderError
 from .files import write_bytes
 from .ir import Model, Network, Node
 
@@ -55,11 +55,6 @@ HEAT_LEGEND = "fill: L relative to the largest ({top}), white = 0; double border
 INSTALL_HINT = "install graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS)"
 
 Spec = dict[str, Any]
-
-
-class RenderError(UserError):
-    """A drawing that cannot be made (no `dot` binary, unknown output format): a user's
-    setup problem, reported without a traceback by the CLI."""
 
 
 def graph_spec(model: Model, student_width: float | None = None, guide: bool = False,

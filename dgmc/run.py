@@ -27,13 +27,13 @@ from pathlib import Path
 from . import ir
 from .datasets import has_data, load_split, with_data
 from .distill import lambdas_of, run_distill, student_name
-from .errors import UserError
+from .errors import RenderError, UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
 from .lower import CompiledModel, compile_model
 from .methods import METHODS, needs_data
 from .objectives import OBJECTIVES
-from .render import RenderError, render_file
+from .render import render_file
 from .report import report
 from .train import checkpoint, train_teacher
 from .train.loop import QUICK_STEPS, device_of

@@ -5,8 +5,19 @@ The heavy imports (torch, scikit-learn, mnist1d) happen on first load, so `dgmc 
 stays fast.
 """
 
-from .base import DATA_OPTIONS, DATASETS, FLAGS, Column, DataError, DataFileError, Dataset, Split, register_dataset
-from .builtin import MNIST1D_ARGS, cache_dir
+from .base import (
+           DATA_OPTIONS,
+           DATASETS,
+           FLAGS,
+           Column,
+           DataError,
+           DataFileError,
+           Dataset,
+           Split,
+           cache_dir,
+           register_dataset,
+)
+from .builtin import MNIST1D_ARGS
 from .split import has_data, load_split, read_source, with_data
 
 __all__ = ["DATASETS", "DATA_OPTIONS", "FLAGS", "MNIST1D_ARGS", "Column", "DataError", "DataFileError", "Dataset",

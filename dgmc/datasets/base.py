@@ -4,8 +4,10 @@ data become."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DgmError, UserError
@@ -70,6 +72,11 @@ DATA_OPTIONS = ("classes", "test_fraction")
 """Keyword options every dataset takes: `classes = [0, 1]` keeps only those labels;
 `test_fraction = 0.2` sets the held-out share."""
 
+
+
+def cache_dir() -> Path:
+    """Where generated data are kept: `$DGMC_CACHE`, else ~/.cache/dgmc."""
+    return Path(os.environ.get("DGMC_CACHE") or Path.home() / ".cache" / "dgmc")
 
 
 class DataError(UserError):

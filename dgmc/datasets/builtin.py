@@ -9,11 +9,9 @@ import csv
 import hashlib
 import io
 import json
-import os
 import random
 import zipfile
 from importlib import metadata, resources
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..files import atomic
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-from .base import DATASETS, FLAGS, Column, Dataset
+from .base import DATASETS, FLAGS, Column, Dataset, cache_dir
 from .sprites import sprites
 
 MNIST1D_ARGS: dict[str, object] = {
@@ -52,11 +50,6 @@ def _old_faithful() -> dict[str, np.ndarray]:
     header, *lines = [line for line in csv.reader(io.StringIO(text)) if line]
     table = np.array(lines, dtype=np.float64)
     return {column: table[:, [i]] for i, column in enumerate(header)}
-
-
-def cache_dir() -> Path:
-    """Where generated data are kept: `$DGMC_CACHE`, else ~/.cache/dgmc."""
-    return Path(os.environ.get("DGMC_CACHE") or Path.home() / ".cache" / "dgmc")
 
 
 def _mnist1d() -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ import zipfile
 from typing import TYPE_CHECKING
 
 from ..files import atomic
+from .base import cache_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,8 +82,6 @@ def render_sprites(args: dict[str, object] = SPRITES_ARGS) -> dict[str, np.ndarr
 def sprites() -> dict[str, np.ndarray]:
     """The rendered grid, from the cache when it holds this version's."""
     import numpy as np
-
-    from .builtin import cache_dir
 
     key = json.dumps({"version": SPRITES_VERSION, **SPRITES_ARGS}, sort_keys=True)
     path = cache_dir() / f"sprites-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import DataError
+from ..datasets.base import DataError
 from ..errors import did_you_mean
 
 _KNOWN = (

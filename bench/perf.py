@@ -549,22 +549,22 @@ class HandVAEDistill:
     def __init__(self, teacher: CompiledModel, student: CompiledModel, batch: int) -> None:
         self.t_dec = copied(mlp([16, 256, 256, 64]), teacher.nets["p_x"])
         self.s_dec = copied(mlp([16, 64, 64, 64]), student.nets["p_x"])
-        self.batch = batch
+        self.batch, self.z_size, self.x_size, self.lam = batch, 16, 64, 0.1
 
     def parameters(self):
         return self.s_dec.parameters()
 
     def teacher(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            z = torch.randn(self.batch, 16, generator=gen)
+            z = torch.randn(self.batch, self.z_size, generator=gen)
             logits = self.t_dec(z)
-            torch.rand(self.batch, 64, generator=gen)  # x's noise, as the teacher draws it
+            torch.rand(self.batch, self.x_size, generator=gen)  # x's noise, as the teacher draws it
         return z, logits
 
     def student(self, z: Tensor, t_logits: Tensor) -> Tensor:
         bce = F.binary_cross_entropy_with_logits(self.s_dec(z), torch.sigmoid(t_logits), reduction="none")
-        zero = torch.zeros((), dtype=z.dtype)  # w2 between N(0, I) and N(0, I)
-        return 0.1 * zero + bce.sum(-1).mean()
+        zero = torch.zeros((), dtype=z.dtype)  # the latent term between N(0, I) and N(0, I)
+        return self.lam * zero + bce.sum(-1).mean()
 
     def loss(self, gen: torch.Generator) -> Tensor:
         return self.student(*self.teacher(gen))
@@ -581,18 +581,7 @@ class HandConvDistill(HandVAEDistill):
         first = next(m for m in student.nets["p_x"].modules() if isinstance(m, nn.Linear)).out_features // 16
         self.t_dec = HandConvDecoder(10, (384, 192, 96, 1), teacher.nets["p_x"])
         self.s_dec = HandConvDecoder(10, (first, *scaled), student.nets["p_x"])
-        self.batch = batch
-
-    def teacher(self, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        with torch.no_grad():
-            z = torch.randn(self.batch, 10, generator=gen)
-            logits = self.t_dec(z)
-            torch.rand(self.batch, 1024, generator=gen)  # x's noise, as the teacher draws it
-        return z, logits
-
-    def student(self, z: Tensor, t_logits: Tensor) -> Tensor:
-        bce = F.binary_cross_entropy_with_logits(self.s_dec(z), torch.sigmoid(t_logits), reduction="none")
-        return bce.sum(-1).mean() + torch.zeros((), dtype=z.dtype)  # kl between N(0, I) and N(0, I)
+        self.batch, self.z_size, self.x_size, self.lam = batch, 10, 1024, 1.0
 
 
 HM_PARENT = {"z3": "z4", "y2": "z3", "z2": "y2", "z1": "z2", "y1": "z1"}

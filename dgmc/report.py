@@ -103,7 +103,8 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
 
 def _verdict(model: ir.Model, groups: dict[Group, list[dict]], models: dict, keys: list[str]) -> list[str]:
     """Per size and metric: does ours (at the spec's first lambda) have a lower mean than
-    every other method? 'yes', or 'no' and the method that is lowest."""
+    every other method? 'yes', 'tie' and the methods level with it, or 'no' and the
+    method that is lowest."""
     first = model.distill.lambdas[0]
     groups = {key: group for key, group in groups.items() if key[2] in (None, first)}
     widths = list(dict.fromkeys(width for width, _, _ in groups))
@@ -117,10 +118,21 @@ def _verdict(model: ir.Model, groups: dict[Group, list[dict]], models: dict, key
         for key in keys:
             means = {method: _mean([models[row["name"]] for row in group], key)
                      for (w, method, _), group in groups.items() if w == width}
-            best = min(means, key=lambda m: means[m])
-            cells.append("yes" if best == "ours" else f"no ({best})")
+            cells.append(_outcome(means))
         lines.append(f"| width {width:g} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _outcome(means: dict[str, float]) -> str:
+    """"yes" when ours has the lowest mean alone; "tie (local)" when another method has
+    exactly the same (the two methods coincide on this model); else "no (the lowest)"."""
+    best = min(means.values())
+    lowest = [m for m, v in means.items() if v == best]
+    if lowest == ["ours"]:
+        return "yes"
+    if "ours" in lowest:
+        return f"tie ({', '.join(m for m in lowest if m != 'ours')})"
+    return f"no ({lowest[0]})"
 
 
 def _mean(rows: Iterable[dict], key: str) -> float:
@@ -169,8 +181,7 @@ def continual_report(model: ir.Model, results: dict, quick: bool) -> str:
             verdict = []
             for group, key in keys:
                 means = {m: _mean([r[group] for r in by_method[m]], key) for m in ["ours", *rivals]}
-                best = min(means, key=lambda m: means[m])
-                verdict.append("yes" if best == "ours" else f"no ({best})")
+                verdict.append(_outcome(means))
             lines += ["", f"Does ours beat {' and '.join(rivals)}? (joint, which keeps the old data, is a "
                       "reference, not a rival.)", "", "| " + " | ".join(head[1:]) + " |",
                       "|" + "---|" * (len(head) - 1), "| " + " | ".join(verdict) + " |"]

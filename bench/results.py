@@ -151,8 +151,9 @@ def hm_figure(out: Path) -> Path:
     return path
 
 
-def copy_pictures(out: Path) -> None:
-    """A few sample pictures of each experiment, into docs/results/."""
+def copy_pictures(out: Path, names: list[str]) -> None:
+    """A few sample pictures of each experiment run now, into docs/results/ (the others'
+    stay those of the run their tables come from)."""
     PICTURES.mkdir(parents=True, exist_ok=True)
     wanted = {"hvae": ["teacher/teacher_samples_x.png", "students/student_ours_w0.1_s0_samples_x.png",
                        "students/student_local_w0.1_s0_samples_x.png",
@@ -160,6 +161,8 @@ def copy_pictures(out: Path) -> None:
               "vrnn": ["teacher/teacher_sequences_x.png", "students/student_ours_w0.25_s0_sequences_x.png",
                        "students/student_local_w0.25_s0_sequences_x.png"]}
     for name, files in wanted.items():
+        if name not in names:
+            continue
         for file in files:
             source = out / name / file
             if source.is_file():
@@ -172,7 +175,7 @@ def machine() -> str:
     import torch
 
     return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python "
-            f"{platform.python_version()}, torch {torch.__version__} (CPU, one thread per experiment), "
+            f"{platform.python_version()}, torch {torch.__version__} (CPU), "
             f"{date.today().isoformat()}")
 
 
@@ -185,7 +188,8 @@ def machine_block(out: Path, timings: dict) -> str:
                       + (f" ({i['note']})" if i.get("note") else "") for i in timings["invocations"])
     total = sum(timings["commands"].values()) / 60
     wall = sum(i["minutes"] for i in timings["invocations"])
-    return (f"{machine()}.\n\nThe commands, with the wall time of each (two running side by side, so each "
+    return (f"{machine()}; one thread per experiment unless its command says `--threads`.\n\nThe commands, "
+            f"with the wall time of each (two running side by side, so each "
             f"is slower than alone; {total:.0f} min of commands in all):\n\n{commands}\n\n"
             f"The invocations of `bench/results.py` behind this page ({wall:.1f} min of wall time in all):\n\n{runs}")
 
@@ -204,6 +208,7 @@ def conv_figure(out: Path) -> Path:
     the same noise: the means of p(x | z), side by side (docs/results/conv_vae_samples.png)."""
     import numpy as np
     import torch
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     from dgmc.lower import compile_model
@@ -226,12 +231,13 @@ def conv_figure(out: Path) -> Path:
         with torch.no_grad():
             trace = compiled.eval().sample(16, generator=torch.Generator().manual_seed(7))
         means = compiled.families["x"].mean(trace.params["x"]).reshape(4, 4, 32, 32).numpy()
-        grid = np.ones((4 * 33 - 1, 4 * 33 - 1))
+        grid = np.full((4 * 33 - 1, 4 * 33 - 1), np.nan)  # drawn in the background colour
         for r in range(4):
             for c in range(4):
                 grid[r * 33: r * 33 + 32, c * 33: c * 33 + 32] = means[r, c]
         ax = axes[0, len(model.distill.methods) // 2] if i == 0 else axes.flat[len(model.distill.methods) + i - 1]
-        ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(grid, cmap=colormaps["gray_r"].with_extremes(bad="#c8d4e3"), vmin=0, vmax=1,
+                  interpolation="nearest")
         ax.set_title(label, fontsize=9)
     PICTURES.mkdir(parents=True, exist_ok=True)
     path = PICTURES / "conv_vae_samples.png"
@@ -282,7 +288,7 @@ def main() -> None:
         hm_figure(out)
     if "conv_vae" in names:
         conv_figure(out)
-    copy_pictures(out)
+    copy_pictures(out, names)
     if set(names) == set(EXPERIMENTS):  # a page regenerated whole: one machine behind every number
         text = fill(text, "machine", machine_block(out, timings))
     RESULTS.write_text(text)

@@ -6,8 +6,8 @@ the model sees, once, cache it on disk, and take its penultimate layer (64 ReLU 
 the feature space: like Inception's, it keeps what tells the classes apart. Vectors get an
 MLP; time-indexed nodes (mnist1d) a small 1-d conv net, which on mnist1d reaches about 0.8
 test accuracy where the MLP stops near 0.6; image nodes (declared [C, H, W]) a small 2-d
-conv net. Datasets without labels (old_faithful) have no
-classifier: `featurizer` returns None and the metrics use the raw values there.
+conv net. Datasets without labels (old_faithful) have no classifier: `featurizer` returns
+None and the metrics use the raw values there.
 
 The cache key names the dataset, flags, classes, column, input size and `VERSION`, plus a
 digest of the split's values and labels, so a different split or preprocessing never

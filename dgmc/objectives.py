@@ -72,7 +72,8 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
         given = {name: q.values[name] for name in random}
     p = model.run({}, given=given)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
-    parts.update({f"kl[{name}]": _kl(model, name, q, p) for name in (drawn if guide is not None else ())})
+    if guide is not None:
+        parts.update({f"kl[{name}]": _kl(model, name, q, p) for name in drawn})
     parts.update({f"kl[{n.name}]": _kl(model, n.name, q, p) for n in model.ir.of_kind("latent")})
     return parts
 

@@ -1,8 +1,8 @@
 """Syntax IR -> graph IR: every check of a spec, with all errors collected.
 
 The stages run in file-independent order (declarations, edges and guides, initial
-values, shapes along the edges, data, recipes, cycles); each reports through the shared `Context` and carries
-on, so one run reports every mistake. Only a spec with no errors becomes a `Model`.
+values, shapes along the edges, data, recipes, cycles); each reports through the shared
+`Context` and carries on, so one run reports every mistake. Only a spec with no errors becomes a `Model`.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ class Draft:
     decl: s.NodeDecl
     type: str
     size: int | None = None
+    """None until resolved (and when it cannot be), so data checks do not compare a guess."""
     shape: tuple[int, ...] | None = None
     """The dimensions of a node declared with several (`[1, 28, 28]`); None for a vector."""
-    """None until resolved (and when it cannot be), so data checks do not compare a guess."""
     params: dict[str, ir.Param | str] = field(default_factory=dict)
     """Each of the family's parameters and settings: a number, `learned`, or UNSET."""
     parents: list[ir.Parent] = field(default_factory=list)
@@ -46,6 +46,11 @@ class Draft:
     @property
     def name(self) -> str:
         return self.decl.name.text
+
+    @property
+    def dims(self) -> tuple[int | None, ...]:
+        """Its shape, or (size,) for a vector (as `ir.Node.dims`)."""
+        return self.shape or (self.size,)
 
     @property
     def kind(self) -> ir.NodeKind:

@@ -4,13 +4,15 @@ model and in the guide; a refusal is an error at the `via`, printing both shapes
 
 from __future__ import annotations
 
+from .. import ir
+from .. import syntax as s
 from ..families import FAMILIES, param_spec
 from ..networks import NETWORKS, Shape, output_shape
 from .context import Context
 from .nodes import UNSET, Draft
 
 
-def check_shapes(ctx: Context, drafts: dict[str, Draft], default_net) -> None:
+def check_shapes(ctx: Context, drafts: dict[str, Draft], default_net: ir.Network) -> None:
     for draft in drafts.values():
         if draft.parents:
             _check(ctx, drafts, draft, draft.net or default_net, draft.parents, draft.via, guide=False)
@@ -18,14 +20,15 @@ def check_shapes(ctx: Context, drafts: dict[str, Draft], default_net) -> None:
             _check(ctx, drafts, draft, draft.guide_net or default_net, draft.guide_parents, draft.guide_via, guide=True)
 
 
-def _check(ctx: Context, drafts: dict[str, Draft], draft: Draft, net, parents, via, guide: bool) -> None:
+def _check(ctx: Context, drafts: dict[str, Draft], draft: Draft, net: ir.Network | None,
+           parents: list[ir.Parent], via: s.Network | None, guide: bool) -> None:
     kind = NETWORKS.get(net.name) if net is not None else None
     if kind is None or kind.fits is None or draft.size is None:
         return
     inputs = [drafts[p.name] for p in parents]
     if any(d.size is None for d in inputs):
         return  # reported at its declaration
-    in_shapes = tuple(_dims(d) for d in inputs)
+    in_shapes = tuple(d.dims for d in inputs)
     out = _output(draft, guide)
     if out is None:
         return
@@ -35,12 +38,8 @@ def _check(ctx: Context, drafts: dict[str, Draft], draft: Draft, net, parents, v
         role = "the guide of" if guide else "the parameters of"
         span = via.span if via is not None else draft.decl.name.span
         ctx.error(span, f"{net.label()} cannot compute {role} '{draft.name}' "
-                  f"({draft.type}[{', '.join(map(str, _dims(draft)))}], output [{', '.join(map(str, out))}]) "
+                  f"({draft.type}[{', '.join(map(str, draft.dims))}], output [{', '.join(map(str, out))}]) "
                   f"from {given}: {why}.")
-
-
-def _dims(draft: Draft) -> Shape:
-    return draft.shape or (draft.size,)
 
 
 def _output(draft: Draft, guide: bool) -> Shape | None:
@@ -54,4 +53,4 @@ def _output(draft: Draft, guide: bool) -> Shape | None:
     else:
         params = {k: ("computed" if v == UNSET else v) for k, v in draft.params.items()}
         computed = param_spec(family, params).computed
-    return output_shape(_dims(draft), family.raw_size(draft.size, computed))
+    return output_shape(draft.dims, family.raw_size(draft.size, computed))

@@ -6,8 +6,9 @@ for recurrent cells, how one step runs.
 
 Built in: `mlp(h1, h2, ..., act = relu)` (hidden layers of the given widths), `linear`
 (one affine map), `gru` and `lstm` (recurrent cells whose hidden size is the node's
-own size: they compute deterministic states such as `h[t]`). `dgmc.register_network`
-adds one; an unregistered name never reaches a builder, since the checker refuses it.
+own size: they compute deterministic states such as `h[t]`); in `conv.py`, `conv` and
+`deconv` for images, built from shapes. `dgmc.register_network` adds one; an
+unregistered name never reaches a builder, since the checker refuses it.
 """
 
 from __future__ import annotations

@@ -43,8 +43,9 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     # lambda ablations of ours at the smallest size (the teacher is retrained: same seed, same weights)
     "vrnn_lambda": ["run", "specs/vrnn.dgm", "--widths", "0.25", "--methods", "ours", "--lambdas", "0.1", "1"],
     "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],
-    # convolutions gain from a second thread, so this one is best run alone (--only conv_vae --jobs 1)
+    # convolutions gain from a second thread, so these are best run alone (--only conv_vae --jobs 1)
     "conv_vae": ["run", "specs/conv_vae.dgm", "--threads", "2"],
+    "conv_hvae": ["run", "specs/conv_hvae.dgm", "--threads", "2"],
 }
 
 
@@ -203,9 +204,9 @@ def measured(name: str, out: Path, timings: dict) -> str:
     return f"Measured by `{' '.join(command(name, out.relative_to(ROOT), False))}` ({seconds} s) on {where}.\n\n"
 
 
-def conv_figure(out: Path) -> Path:
-    """Samples of the conv VAE's teacher and of one student per method at each width, on
-    the same noise: the means of p(x | z), side by side (docs/results/conv_vae_samples.png)."""
+def conv_figure(out: Path, name: str) -> Path:
+    """Samples of a conv experiment's teacher and of one student per method at each width,
+    on the same noise: the means of p(x | parents), side by side (docs/results/NAME_samples.png)."""
     import numpy as np
     import torch
     from matplotlib import colormaps
@@ -215,7 +216,7 @@ def conv_figure(out: Path) -> Path:
     from dgmc.run import load_run_model
     from dgmc.train import checkpoint
 
-    run = out / "conv_vae"
+    run = out / name
     model = load_run_model(run)
     widths = model.distill.widths
     panels = [("teacher", run / "teacher" / "teacher.pt", None)]
@@ -240,7 +241,7 @@ def conv_figure(out: Path) -> Path:
                   interpolation="nearest")
         ax.set_title(label, fontsize=9)
     PICTURES.mkdir(parents=True, exist_ok=True)
-    path = PICTURES / "conv_vae_samples.png"
+    path = PICTURES / f"{name}_samples.png"
     fig.savefig(path, dpi=90)
     return path
 
@@ -286,8 +287,9 @@ def main() -> None:
         text = fill(text, "depth", depth_block(out))
     if "hm" in names:
         hm_figure(out)
-    if "conv_vae" in names:
-        conv_figure(out)
+    for name in ("conv_vae", "conv_hvae"):
+        if name in names:
+            conv_figure(out, name)
     copy_pictures(out, names)
     if set(names) == set(EXPERIMENTS):  # a page regenerated whole: one machine behind every number
         text = fill(text, "machine", machine_block(out, timings))

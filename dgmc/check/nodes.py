@@ -14,7 +14,7 @@ from .. import ir
 from .. import syntax as s
 from ..base import Span
 from ..errors import did_you_mean
-from ..families import DETERMINISTIC_TYPES, FAMILIES, NODE_DOMAINS
+from ..families import DETERMINISTIC_TYPES, FAMILIES, NODE_DOMAINS, param_spec
 from .context import LEARNED, Context, single, stmts_of
 
 UNSET = "unset"
@@ -62,17 +62,24 @@ class Draft:
 
     def freeze(self, default_net: ir.Network) -> ir.Node:
         """The IR node; a parameter the spec left unset is computed by the network of a
-        node with parents, and learned (a free parameter) on a node without."""
+        node with parents, and learned (a free parameter) on a node without, also one
+        that a spec cannot name (a root Categorical's logits)."""
         net = (self.net or default_net) if self.parents else None
         unset = "computed" if self.parents else "learned"
         params = {k: unset if v == UNSET else v for k, v in self.params.items()}
+        family = FAMILIES.get(self.type) if self.kind in ("latent", "observed") else None
+        if family is not None and not self.parents:
+            params.update(dict.fromkeys(param_spec(family, params).computed, "learned"))
+        initial = self.initial
+        if family is not None and initial is not None:  # likewise an initial distribution's
+            initial = {**initial, **dict.fromkeys(param_spec(family, initial).computed, "learned")}
         guide = None
         if self.guide_parents:
             span = self.guide_parents[0].span
             guide = ir.Guide(parents=tuple(self.guide_parents), net=self.guide_net or default_net, span=span)
         return ir.Node(
             name=self.name, kind=self.kind, type=self.type, size=self.size, shape=self.shape, params=params,
-            timed=self.timed, init=self.init, initial=self.initial, parents=tuple(self.parents), net=net, guide=guide,
+            timed=self.timed, init=self.init, initial=initial, parents=tuple(self.parents), net=net, guide=guide,
             span=self.decl.span,
         )
 

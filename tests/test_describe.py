@@ -27,15 +27,16 @@ def test_summary_counts_match_the_compiled_modules() -> None:
 def test_code_shows_every_node_of_both_passes_and_the_time_loop() -> None:
     text = code(dgmc.load(ROOT / "specs/vrnn.dgm"))
     run, infer = text.split("def infer")
-    assert "for t in 1..40:" in run and "h[0] = 0.0" in run
-    assert "z[t] = Normal(loc/scale=p_z(h[t-1]))" in run and "h[t] = p_h(x[t], z[t], h[t-1])  # GRUCell" in run
-    assert "x[t] = data['x'][t]" in infer and "z[t] = Normal(loc/scale=q_z(x[t], h[t-1]))" in infer
-    assert "loc + scale * eps" in run
+    assert "for t in range(40):" in run and "h_prev = self.initial('h', batch)" in run
+    assert "z_params = z_family.assemble(p_z(h_prev), None, z_spec, 8, batch, anchor)" in run
+    assert "h, h_carry = p_h_cell.step(p_h, h_in, h_prev, h_carry)" in run
+    assert "# line 16: x[t], z[t], h[t-1] -> h[t] via gru  # recurrence" in run
+    assert "x = given['x'][:, t]" in infer and "z_params = z_family.assemble(q_z(z_in), None" in infer
 
 
 def test_code_of_a_student_names_its_width(capsys) -> None:
     assert main(["compile", str(ROOT / "specs/hm.dgm"), "--emit", "code", "--width", "0.25"]) == 0
     out = capsys.readouterr().out
     student = compile_model(dgmc.load(ROOT / "specs/hm.dgm"), 0.25)
-    assert out.startswith(f"# hm, student (width 0.25): {sum(p.numel() for p in student.parameters())} parameters")
-    assert "y2 = Normal(scale=0.5, loc=p_y2(z3))" in out
+    assert out.startswith(f'"""hm, student (width 0.25): {sum(p.numel() for p in student.parameters())} parameters.')
+    assert "y2_params = y2_family.assemble(p_y2(z3), None, y2_spec, 1, batch, anchor)" in out

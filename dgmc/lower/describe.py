@@ -1,15 +1,16 @@
 """What a compiled model is, in words: `dgmc compile SPEC --emit summary|code`.
 
 `summary` is a table of nodes with family, network and parameter counts (teacher, each
-student width, guide); `code` prints the passes a `CompiledModel` executes, one line per
-node, as straight-line pseudo-Python: what `forward` does, without reading the module.
+student width, guide); `code` prints the Python a `CompiledModel` runs for its main calls
+(`generate`), each statement under the spec lines it comes from.
 """
 
 from __future__ import annotations
 
 from .. import ir
+from . import generate
+from .generate import Signature
 from .module import CompiledModel, compile_model
-from .plan import Pass, Step
 
 
 def summary(model: ir.Model) -> str:
@@ -31,54 +32,25 @@ def summary(model: ir.Model) -> str:
 
 
 def code(model: ir.Model, width: float | None = None) -> str:
+    """The generated source of the three calls everything else is made of: ancestral
+    sampling, the generative pass on the teacher's noise with `ours`' given nodes (a
+    distillation step's student), and the guide's pass on data. It is the text the module
+    compiles and runs for those signatures, as one Python module."""
     compiled = compile_model(model, width)
     who = f"student (width {width:g})" if width else "teacher"
-    lines = [f"# {model.name}, {who}: {sum(p.numel() for p in compiled.parameters()):,} parameters",
-             "", "def run(eps, inputs, given):  # sample() draws eps; given: observed nodes with children"]
-    lines += _pass(compiled, compiled.generative)
+    title = f"{model.name}, {who}: {sum(p.numel() for p in compiled.parameters()):,} parameters."
+    spec = model.source_text[1] if model.source_text else f"the model '{model.name}'"
+    return generate.module_text(title, spec, [compiled.source(s) for s in shown(compiled)])
+
+
+def shown(compiled: CompiledModel) -> list[Signature]:
+    inputs = frozenset(n.name for n in compiled.ir.of_kind("input"))
+    sampled = frozenset(s.node for s in compiled.generative.steps if s.role == "sample")
+    signatures = [Signature("sample", inputs), Signature("run", inputs | set(compiled.fed("ours")), sampled)]
     if compiled.inference is not None:
-        lines += ["", "def infer(data, eps):  # latents from the guide; observed and inputs from data"]
-        lines += _pass(compiled, compiled.inference)
-    return "\n".join(lines) + "\n"
-
-
-def _pass(compiled: CompiledModel, walk: Pass) -> list[str]:
-    lines = [f"    {_step(compiled, step)}" for step in walk.static]
-    time = compiled.ir.time
-    if walk.timed and time is not None:
-        for node in dict.fromkeys(s.node for s in walk.timed):
-            if compiled.ir.node(node).init is not None:
-                lines.append(f"    {node}[{time.first - 1}] = {compiled.ir.node(node).init}")
-        lines.append(f"    for {time.var} in {time.first}..{time.last}:  # parameters shared across steps")
-        lines += [f"        {_step(compiled, step)}" for step in walk.timed]
-    return lines
-
-
-def _step(compiled: CompiledModel, step: Step) -> str:
-    var = compiled.ir.time.var if compiled.ir.time else "t"
-    me = f"{step.node}[{var}]" if step.timed else step.node
-    args = ", ".join(_ref(name, lag, compiled, var) for name, lag in step.parents)
-    at = f"[{var}]" if step.timed else ""
-    if step.role == "given":
-        return f"{me} = data[{step.node!r}]{at}"
-    if step.role == "compute":
-        net = compiled.nets[step.key]
-        return f"{me} = {step.key}({args})  # {type(net).__name__}, {step.net.label()}"
-    family, spec = step.family, step.spec
-    params = [f"{k}={v:g}" for k, v in spec.fixed.items()] + [f"{k}={v:g}" for k, v in family.values.items()]
-    if spec.computed and step.key in compiled.nets:
-        params.append(f"{'/'.join(spec.computed)}={step.key}({args})")
-    if spec.learned:
-        params.append(f"{'/'.join(spec.learned)}=free")
-    where = f"  # {step.net.label()}" if step.key in compiled.nets else ""
-    return (f"{me} = {family.name}({', '.join(params)}).reparam(eps[{step.node!r}]{at}) "
-            f"unless given  # {family.formula}{where}")
-
-
-def _ref(name: str, lag: int, compiled: CompiledModel, var: str) -> str:
-    if not compiled.ir.node(name).timed:
-        return name
-    return f"{name}[{var}-1]" if lag else f"{name}[{var}]"
+        data = frozenset(s.node for s in compiled.inference.steps if s.role == "given")
+        signatures.append(Signature("infer", data))
+    return signatures
 
 
 def _total(counts: dict[str, dict[str, int]], part: str) -> int:

@@ -7,11 +7,16 @@
 
 A `Trace` holds, per node, its value, its noise (latent and observed nodes) and its
 distribution parameters; time-indexed entries are stacked to [batch, steps, ...].
+
+Each pass runs as generated Python (`generate`), one function per signature of a call
+(which nodes are given, which noise), made on the first call with that signature.
+`_Run` interprets the same plan step by step: it is the reference the generated code is
+tested against (`interpret = True` runs it instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +28,8 @@ from ..errors import UserError
 from ..families import Family, Params
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
+from . import generate
+from .generate import Signature
 from .plan import Pass, Step, generative_pass, inference_pass
 
 
@@ -41,12 +48,17 @@ class CompiledModel(nn.Module):
     """A spec compiled to PyTorch: the teacher (`width=None`) or a student whose hidden
     widths and deterministic states are scaled by `width`."""
 
+    interpret = False
+    """Run the passes through the reference interpreter `_Run` rather than generated code."""
+
     def __init__(self, model: ir.Model, width: float | None = None) -> None:
         super().__init__()
         self.ir = model
         self.width = width
         self.generative: Pass = generative_pass(model, width)
         self.inference: Pass | None = inference_pass(model, width)
+        self.functions: dict[Signature, tuple[str, Callable[..., Trace]]] = {}
+        """Generated source and function per signature, made on first use."""
         self.semi: tuple[str, ...] = semi_nodes(model)
         self.initial_names = {n.name: model.initial_name(n.name) for n in model.initials()}
         """Node -> the name of its draw before the first step (`z` -> `z[0]`)."""
@@ -58,8 +70,14 @@ class CompiledModel(nn.Module):
         self.free = nn.ParameterDict()
         self.inits = nn.ParameterDict()
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
-        for step in (*self.generative.steps, *(self.inference.steps if self.inference else ())):
+        every = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
+        for step in every:
             self._build(step)
+        self.kinds = {s.key: (s.family, s.spec) for s in every if s.role == "sample"}
+        """Per sampled step: its family (settings bound) and parameter spec, as generated code reads them."""
+        self.cells = {s.key: NETWORKS[s.net.name] for s in every
+                      if s.role == "compute" and NETWORKS[s.net.name].recurrent}
+        """Per recurrent step: its network kind, whose `step` runs the cell."""
         for node in model.nodes:
             if node.init == "learned":
                 self.inits[node.name] = nn.Parameter(torch.zeros(self.sizes[node.name]))
@@ -111,7 +129,7 @@ class CompiledModel(nn.Module):
     def sample(self, batch: int, inputs: Mapping[str, Tensor] | None = None,
                generator: torch.Generator | None = None) -> Trace:
         """Ancestral sampling: fresh noise for every latent and observed node."""
-        return self._walk(self.generative, batch, dict(inputs or {}), {}, generator)
+        return self._walk("sample", self.generative, batch, dict(inputs or {}), {}, generator)
 
     def run(self, noise: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None,
             given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None) -> Trace:
@@ -119,7 +137,7 @@ class CompiledModel(nn.Module):
         of computing them (observed nodes with children: the "semi" part; every node:
         each conditional fed the given parents, as local distillation does)."""
         values = {**(inputs or {}), **(given or {})}
-        return self._walk(self.generative, _batch(noise, values), values, dict(noise), generator)
+        return self._walk("run", self.generative, _batch(noise, values), values, dict(noise), generator)
 
     def infer(self, data: Mapping[str, Tensor], noise: Mapping[str, Tensor] | None = None,
               generator: torch.Generator | None = None) -> Trace:
@@ -127,7 +145,8 @@ class CompiledModel(nn.Module):
         the guide (or taken from `data` when present there)."""
         if self.inference is None:
             raise MissingValueError(f"'{self.ir.name}' has no guide to infer latents with.")
-        return self._walk(self.inference, _batch(noise or {}, data), dict(data), dict(noise or {}), generator)
+        return self._walk("infer", self.inference, _batch(noise or {}, data), dict(data), dict(noise or {}),
+                          generator)
 
     def distribution(self, node: str, params: Params) -> Distribution:
         """The node's distribution from a trace's parameters (guide or model alike)."""
@@ -164,8 +183,10 @@ class CompiledModel(nn.Module):
 
     # -- execution ----------------------------------------------------------------------
 
-    def _walk(self, walk: Pass, batch: int, given: dict[str, Tensor], noise: dict[str, Tensor],
+    def _walk(self, name: str, walk: Pass, batch: int, given: dict[str, Tensor], noise: dict[str, Tensor],
               generator: torch.Generator | None) -> Trace:
+        if not self.interpret:
+            return self.function(name, walk, given, noise)(self, batch, given, noise, generator)
         run = _Run(self, batch, given, noise, generator)
         for step in walk.static:
             run.do(step, None)
@@ -173,6 +194,32 @@ class CompiledModel(nn.Module):
             for step in walk.timed:
                 run.do(step, t)
         return run.trace()
+
+    def signature(self, name: str, walk: Pass, given: Mapping[str, Tensor], noise: Mapping[str, Tensor]
+                  ) -> Signature:
+        """What a call supplies, as far as the pass reads it; a value the pass needs and
+        was not given is refused here, before anything runs."""
+        for step in walk.steps:
+            if step.role == "given" and step.node not in given:
+                raise MissingValueError(f"'{step.node}' must be given (it is {self.ir.node(step.node).kind}).")
+        nodes = {s.node for s in walk.steps}
+        sampled = {s.node for s in walk.steps if s.role == "sample"}
+        return Signature(name, frozenset(nodes & set(given)), frozenset(sampled & set(noise)))
+
+    def function(self, name: str, walk: Pass, given: Mapping[str, Tensor], noise: Mapping[str, Tensor]
+                 ) -> Callable[..., Trace]:
+        """The generated function of the call's signature (made on its first call)."""
+        signature = self.signature(name, walk, given, noise)
+        if signature not in self.functions:
+            text = self.source(signature)
+            self.functions[signature] = (text, generate.compile_function(text, signature, _NAMESPACE))
+        return self.functions[signature][1]
+
+    def source(self, signature: Signature) -> str:
+        """The Python source of a pass specialised on `signature`."""
+        walk = self.inference if signature.name == "infer" else self.generative
+        return generate.source(walk, signature, self.ir, self.steps, set(self.nets), set(self.free),
+                               self.initial_names)
 
     def initial(self, node: str, batch: int) -> Tensor:
         """The value of a time-indexed node before the first step."""
@@ -259,6 +306,15 @@ class _Run:
             params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
                     for k, v in self.params.items()},
         )
+
+
+def stack_params(steps: list[Params]) -> Params:
+    """Per-step parameters stacked to [batch, steps, ...], one tensor per parameter."""
+    return {name: torch.stack([p[name] for p in steps], dim=1) for name in steps[0]}
+
+
+_NAMESPACE = {"torch": torch, "Trace": Trace, "stack_params": stack_params}
+"""What generated code reads besides `self` (the imports of `generate.HEADER`)."""
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

@@ -1,0 +1,313 @@
+"""Passes -> Python source: the code a `CompiledModel` runs.
+
+A pass (`plan.Pass`) is specialised on what a call supplies, its `Signature`: which nodes
+take given values and which take given noise. For each signature `source` writes one
+straight-line function, `def NAME(self, batch, given, noise, generator) -> Trace`, with a
+variable per node named after it, the time-indexed steps in one `for` loop, and each
+node's statements under a comment that quotes the spec lines they come from. The module
+compiles it once (`compile_function`) and calls it from then on; `dgmc compile --emit
+code` prints the same text. The functions read the module's networks, free parameters
+and families through `self`, so the printed source is a valid Python module on its own.
+
+What a step does (the reference is `module._Run`, which the tests hold the generated code
+equal to, bit for bit):
+- given: the value from `given` (a missing one is refused before the call);
+- compute: the network on the parents' values (a recurrent cell on its previous state);
+- sample: the family's parameters from the network and free vector, then the value as
+  g(noise, params), or from `given`, which the parameters are still computed for.
+"""
+
+from __future__ import annotations
+
+import itertools
+import keyword
+import linecache
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import ir
+from ..networks import NETWORKS
+from .plan import Pass, Step
+
+RESERVED = frozenset({"self", "batch", "given", "noise", "generator", "anchor", "torch", "Trace", "t", "_t",
+                      "stack_params"})
+"""The generated functions' own names, which no node variable may take."""
+WIDTH = 120
+_COUNT = itertools.count()
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What one call supplies: the nodes of the pass that take given values, and the
+    sampled nodes that take given noise (the others draw fresh noise)."""
+
+    name: str
+    """`sample`, `run` or `infer`: the function's name (its pass: `infer` is the guide's)."""
+    given: frozenset[str] = frozenset()
+    noise: frozenset[str] = frozenset()
+
+    def key(self) -> str:
+        """A short, stable tag of the signature (the function's file name in tracebacks)."""
+        return f"{self.name}[given={','.join(sorted(self.given))};noise={','.join(sorted(self.noise))}]"
+
+
+class _Names:
+    """Python names for nodes and their companions (`z`, `z_eps`, `z_params`), unique and
+    never a keyword or one of the function's own names."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set(RESERVED)
+        self.made: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, node: str, part: str = "", space: str = "node") -> str:
+        """The name of `node`'s `part` (`space`: "node", or "net" for a network's key)."""
+        if (space, node, part) not in self.made:
+            base = node.replace("[", "").replace("]", "") + (f"_{part}" if part else "")
+            name = base if base.isidentifier() and not keyword.iskeyword(base) and not base.startswith("_") \
+                else f"n{base}"
+            while name in self.taken or keyword.iskeyword(name):
+                name += "_"
+            self.taken.add(name)
+            self.made[(space, node, part)] = name
+        return self.made[(space, node, part)]
+
+
+def source(walk: Pass, signature: Signature, model: ir.Model, steps: int, nets: set[str], free: set[str],
+           lagged_initials: dict[str, str]) -> str:
+    """The function of `walk` specialised on `signature`. `nets` and `free` are the keys
+    the module holds networks and free vectors under; `lagged_initials` maps a node to
+    the name of its draw before the first step (`z` -> `z[0]`)."""
+    writer = _Writer(walk, signature, model, nets, free, lagged_initials)
+    return writer.function(steps)
+
+
+class _Writer:
+    def __init__(self, walk: Pass, signature: Signature, model: ir.Model, nets: set[str], free: set[str],
+                 initials: dict[str, str]) -> None:
+        self.walk, self.sig, self.model, self.nets, self.free, self.initials = \
+            walk, signature, model, nets, free, initials
+        self.name = _Names()
+        self.lagged = self._lagged()
+        self.lines: list[str] = []
+        self.uses_t = False
+
+    def _lagged(self) -> list[str]:
+        """Time-indexed nodes read at t-1: each keeps its previous value in `NAME_prev`."""
+        read = [p for s in self.walk.timed for p, lag in s.parents if lag == 1]
+        read += [s.node for s in self.walk.timed if s.role == "compute" and NETWORKS[s.net.name].recurrent]
+        return list(dict.fromkeys(read))
+
+    # -- the function ---------------------------------------------------------------------
+
+    def function(self, steps: int) -> str:
+        sig = self.sig
+        self.lines = [f"def {sig.name}(self, batch, given, noise, generator):",
+                      f'    """{self._doc()}"""',
+                      "    anchor = self._anchor"]
+        self.lines += [f"    {line}" for line in self._bindings()]
+        for step in self.walk.static:
+            self._step(step, 1, timed=False)
+        if self.walk.timed:
+            self._loop(steps)
+        self.lines.append(self._trace())
+        return "\n".join(self.lines) + "\n"
+
+    def _bindings(self) -> list[str]:
+        """The module's networks, cells and families, bound once before any step."""
+        lines = []
+        for step in self.walk.steps:
+            if step.key in self.nets and not (step.node in self.sig.given and step.role != "sample"):
+                lines.append(f"{self._net(step)} = self.nets[{step.key!r}]")
+            if step.role == "compute" and NETWORKS[step.net.name].recurrent:
+                lines.append(f"{self._net(step, 'cell')} = self.cells[{step.key!r}]")
+            if step.role == "sample":
+                lines.append(f"{self.name(step.node, 'family')}, {self.name(step.node, 'spec')} = "
+                             f"self.kinds[{step.key!r}]")
+        return lines
+
+    def _doc(self) -> str:
+        given = ", ".join(sorted(self.sig.given)) or "none"
+        noise = ", ".join(sorted(self.sig.noise)) or "none"
+        what = "the guide's pass" if self.sig.name == "infer" else "the generative pass"
+        return f"{self.model.name}: {what}; given values: {given}; given noise: {noise}."
+
+    def _loop(self, steps: int) -> None:
+        for node in self.lagged:
+            first = self.initials.get(node)
+            start = self.name(first) if first else f"self.initial({node!r}, batch)"
+            self.lines.append(f"    {self.name(node, 'prev')} = {start}")
+        for step in self.walk.timed:
+            if step.role == "compute" and NETWORKS[step.net.name].recurrent:
+                self.lines.append(f"    {self.name(step.node, 'carry')} = None")
+            for part in self._recorded(step):
+                self.lines.append(f"    {self._steps(step.node, part)} = []")
+        at = len(self.lines)
+        self.lines.append("")  # the loop's header, once the body tells whether it reads t
+        for step in self.walk.timed:
+            self._step(step, 2, timed=True)
+            for part in self._recorded(step):
+                self.lines.append(f"        {self._steps(step.node, part)}.append({self._var(step.node, part)})")
+        for node in self.lagged:
+            self.lines.append(f"        {self.name(node, 'prev')} = {self.name(node)}")
+        self.lines[at] = f"    for {'t' if self.uses_t else '_t'} in range({steps}):"
+
+    def _recorded(self, step: Step) -> list[str]:
+        """What the trace keeps of a step: its value, and for sampled steps its params and
+        its noise (when there is any)."""
+        if step.role != "sample":
+            return ["value"]
+        has_noise = step.node in self.sig.noise or step.node not in self.sig.given
+        return ["value", "params", *(["eps"] if has_noise else [])]
+
+    def _var(self, node: str, part: str = "value") -> str:
+        return self.name(node) if part == "value" else self.name(node, part)
+
+    def _net(self, step: Step, part: str = "") -> str:
+        """The name of a step's network (`p_z`, `q_z`) or, with `cell`, its recurrent kind."""
+        return self.name(step.key, part, space="net")
+
+    def _steps(self, node: str, part: str) -> str:
+        """The list a time-indexed node's values (params, noise) are appended to."""
+        return self.name(node, "steps" if part == "value" else f"{part}_steps")
+
+    # -- one step -------------------------------------------------------------------------
+
+    def _step(self, step: Step, depth: int, timed: bool) -> None:
+        pad = "    " * depth
+        self.lines += [pad + line for line in self._comments(step)]
+        out = [f"{pad}{line}" for line in self._body(step, timed)]
+        self.lines += out
+
+    def _body(self, step: Step, timed: bool) -> list[str]:
+        me = self.name(step.node)
+        if step.node in self.sig.given and step.role != "sample":
+            return [f"{me} = {self._supplied('given', step.node, timed)}"]
+        if step.role == "compute":
+            return self._compute(step, me)
+        family, spec, size = self.name(step.node, "family"), self.name(step.node, "spec"), step.size
+        lines: list[str] = []
+        computed = f"{self._net(step)}({self._inputs(step, lines)})" if step.key in self.nets else "None"
+        learned = f"self.free[{step.key!r}].expand(batch, -1)" if step.key in self.free else "None"
+        params, eps = self.name(step.node, "params"), self.name(step.node, "eps")
+        lines.append(f"{params} = {family}.assemble({computed}, {learned}, {spec}, {size}, batch, anchor)")
+        if step.node in self.sig.noise:
+            lines.append(f"{eps} = {self._supplied('noise', step.node, timed)}")
+        elif step.node not in self.sig.given:
+            lines.append(f"{eps} = {family}.noise((batch, {size}), generator, anchor.device).to(anchor.dtype)")
+        if step.node in self.sig.given:
+            lines.append(f"{me} = {self._supplied('given', step.node, timed)}")
+        else:
+            lines.append(f"{me} = {family}.reparam({eps}, {params})")
+        return lines
+
+    def _compute(self, step: Step, me: str) -> list[str]:
+        net, lines = self._net(step), []
+        if not NETWORKS[step.net.name].recurrent:
+            inputs = self._inputs(step, lines)
+            return [*lines, f"{me} = {net}({inputs})"]
+        prev, carry = self.name(step.node, "prev"), self.name(step.node, "carry")
+        inputs = self._inputs(step, lines, skip_self=True)
+        if inputs == "None":  # its only parent is its own previous state: an empty input
+            inputs = f"{prev}.new_zeros(batch, 1)"
+        return [*lines, f"{me}, {carry} = {self._net(step, 'cell')}.step({net}, {inputs}, {prev}, {carry})"]
+
+    def _supplied(self, where: str, node: str, timed: bool) -> str:
+        if timed:
+            self.uses_t = True
+            return f"{where}[{node!r}][:, t]"
+        return f"{where}[{node!r}]"
+
+    def _inputs(self, step: Step, lines: list[str], skip_self: bool = False) -> str:
+        """The network's input: one parent's value, or the parents' values concatenated
+        into `NODE_in` (a line added to `lines`)."""
+        parts = [self._read(name, lag) for name, lag in step.parents
+                 if not (skip_self and (name, lag) == (step.node, 1))]
+        if len(parts) < 2:
+            return parts[0] if parts else "None"
+        name = self.name(step.node, "in")
+        lines.append(f"{name} = torch.cat([{', '.join(parts)}], dim=-1)")
+        return name
+
+    def _read(self, node: str, lag: int) -> str:
+        return self.name(node, "prev") if lag == 1 else self.name(node)
+
+    def _comments(self, step: Step) -> list[str]:
+        """The spec lines behind a step: the node's declaration and the edge or guide
+        line that names its network."""
+        text = self.model.source_text
+        base = step.node.split("[")[0]
+        node = self.model.node(base)
+        spans = [node.span]
+        if step.key.startswith("q_") and node.guide is not None:
+            spans.append(node.guide.net.span)
+        elif step.net is not None and step.role != "given" and step.node == base:
+            spans.append(step.net.span)
+        lines = text[0].splitlines() if text else []
+        drawn = f" ({step.node}, the draw before the first step)" if step.node != base else ""
+        out = []
+        for line in dict.fromkeys(s.line for s in spans):
+            quoted = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+            out.append(_clip(f"# line {line}{drawn}: {quoted}".rstrip(), WIDTH - 8))
+        return out
+
+    # -- the trace ------------------------------------------------------------------------
+
+    def _trace(self) -> str:
+        parts = {"values": [], "noise": [], "params": []}
+        for step in self.walk.steps:
+            for part in self._recorded(step):
+                var = self._var(step.node, part)
+                if step.timed:
+                    many = self._steps(step.node, part)
+                    var = f"stack_params({many})" if part == "params" else f"torch.stack({many}, 1)"
+                field = {"value": "values", "eps": "noise", "params": "params"}[part]
+                parts[field].append(f"{step.node!r}: {var}")
+        lines = ["    return Trace("]
+        for field, entries in parts.items():
+            lines.append(f"        {field}={{" + ", ".join(entries) + "},")
+        lines.append("    )")
+        return "\n".join(_wrap(line) for line in lines)
+
+
+def _clip(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _wrap(line: str) -> str:
+    """A long `field={a: x, b: y}` line split one entry per line (ruff's line length)."""
+    if len(line) <= WIDTH or "={" not in line:
+        return line
+    head, body = line.split("={", 1)
+    entries = body.removesuffix("},").split(", '")
+    entries = [entries[0], *("'" + e for e in entries[1:])]
+    return "\n".join([f"{head}={{", *(f"            {e}," for e in entries), "        },"])
+
+
+HEADER = '''"""{title}
+
+Generated by dgmc from {spec}: the passes this compiled module runs, one function per
+signature (which nodes take given values, which take given noise). Each function takes the
+`CompiledModel` as `self` and returns a `Trace`.
+"""
+
+'''
+
+
+def module_text(title: str, spec: str, functions: list[str]) -> str:
+    """Functions as one Python module, as `dgmc compile --emit code` prints them: the
+    imports they use, then each function."""
+    body = "\n\n".join(functions)
+    imports = "import torch\n\n" if "torch." in body else ""
+    names = ", ".join(n for n in ("Trace", "stack_params") if f"{n}(" in body)
+    imports += f"from dgmc.lower.module import {names}\n"
+    return HEADER.format(title=title, spec=spec) + imports + "\n\n" + body
+
+
+def compile_function(text: str, signature: Signature, namespace: dict[str, object]) -> Callable:
+    """The function defined by `text`; its lines are registered with `linecache`, so a
+    traceback through generated code shows them."""
+    filename = f"<dgmc {signature.key()} #{next(_COUNT)}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
+    scope = dict(namespace)
+    exec(compile(text, filename, "exec"), scope)
+    return scope[signature.name]

@@ -142,6 +142,17 @@ def _model_commands(command: Command) -> None:
     _data_option(later)
     _device_option(later)
 
+    exporter = command("export", _export, "Export a trained sampler (or its guide) as ONNX or TorchScript: "
+                       "noise and inputs in, node values out.")
+    exporter.add_argument("path", type=Path, metavar="CKPT_OR_RUN_DIR")
+    exporter.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    exporter.add_argument("--out", type=Path, metavar="FILE", help="default: beside the checkpoint")
+    exporter.add_argument("--guide", action="store_true", help="export the guide (data and noise in, latents out)")
+    exporter.add_argument("--student", metavar="NAME", help="in a run directory: this student (a file stem under "
+                          "students/, such as student_ours_w0.25_s0) rather than the teacher")
+    exporter.add_argument("--spec", type=Path, metavar="SPEC", help="the spec of a checkpoint outside its run "
+                          "directory")
+
     evaluate = command("eval", _eval, "Measure every model of a finished run on samples; rewrite its report.")
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _data_option(evaluate)
@@ -337,6 +348,16 @@ def _eval(args: argparse.Namespace) -> int:
                             "`dgmc run SPEC --out DIR`).")
         model = load_run_model(args.run_dir, args.data)
         evaluate_run(args.run_dir, model, json.loads(metrics.read_text()), args.device)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import default_out, export, interface, load_for_export
+
+    compiled, ckpt = load_for_export(args.path, args.spec, args.student)
+    out = export(compiled, args.format, args.out or default_out(ckpt, args.format, args.guide), args.guide)
+    io = interface(compiled, args.guide)
+    print(f"wrote {out}: inputs {', '.join(io.input_names)}; outputs {', '.join(io.outputs)}")
     return 0
 
 

@@ -102,6 +102,11 @@ def with_recorded_data(path: Path, model: ir.Model) -> ir.Model:
     return model.model_copy(update={"data": data.model_copy(update={"digest": digest})})
 
 
+def recorded_width(path: Path) -> float | None:
+    """The width of the model a checkpoint holds (None: a teacher)."""
+    return _read(path, "cpu")["width"]
+
+
 def matches(path: Path, model: ir.Model, width: float | None = None) -> bool:
     """Whether `path` is a readable checkpoint of exactly this model (spec and width),
     so that a run may reuse it instead of making it again."""

@@ -301,7 +301,7 @@ def dgmc_steps(compiled: CompiledModel, batch: dict[str, Tensor], seed: int = 1)
     gen = torch.Generator().manual_seed(seed)
 
     def guarded() -> None:
-        guarded_step(compiled, opt_g, lambda: elbo(compiled, batch, gen), 0)
+        guarded_step(compiled, opt_g, lambda: elbo(compiled, batch, gen))
 
     twin = copy.deepcopy(compiled)
     opt_u = torch.optim.Adam(twin.parameters(), lr=1e-3)
@@ -491,14 +491,14 @@ def bench_pyro_hm(cfg: Config) -> None:
     gen = torch.Generator().manual_seed(1)
 
     def ours() -> None:
-        guarded_step(compiled, opt, lambda: wake_sleep(compiled, batch, gen), 0)
+        guarded_step(compiled, opt, lambda: wake_sleep(compiled, batch, gen))
 
     doubled = {k: torch.cat([v, v]) for k, v in batch.items()}
     twin = copy.deepcopy(compiled)
     opt2 = torch.optim.Adam(twin.parameters(), lr=model.train.lr)
 
     def ours_doubled() -> None:
-        guarded_step(twin, opt2, lambda: wake_sleep(twin, doubled, gen), 0)
+        guarded_step(twin, opt2, lambda: wake_sleep(twin, doubled, gen))
 
     p_model, p_guide = pyro_hm(compiled)
     # Pyro's RWS refuses one particle: two, vectorized, which is the work of dgmc on the
@@ -674,7 +674,7 @@ def distill_pair(model: dgmc.ir.Model, cls: type, cfg: Config, width: float) -> 
     gen_g = torch.Generator().manual_seed(1)
 
     def ours_guarded() -> None:
-        guarded_step(twin, opt_g, lambda: distillation_loss(teacher, twin, terms, "ours", batch, {}, gen_g), 0)
+        guarded_step(twin, opt_g, lambda: distillation_loss(teacher, twin, terms, "ours", batch, {}, gen_g))
 
     h_opt = torch.optim.Adam(hand.parameters(), lr=model.distill.lr)
     h_gen = torch.Generator().manual_seed(1)

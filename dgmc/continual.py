@@ -92,7 +92,7 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
     old_count = recipe.batch - max(1, round(recipe.batch * share))
     terms = generate(model, "ours")
 
-    def step_fn() -> tuple[Tensor, dict[str, float]]:
+    def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         inputs = {k: v.to(device) for k, v in _label_inputs(model, old, old_count, generator).items()}
         fresh = {k: v.to(device) for k, v in next(draws).items()}
         if method == "replay":

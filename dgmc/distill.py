@@ -50,15 +50,15 @@ def term_values(student: CompiledModel, teacher_trace: Trace, student_trace: Tra
 
 def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tuple[Term, ...], method: str,
                       batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None
-                      ) -> tuple[Tensor, dict[str, float]]:
-    """One Monte Carlo estimate of the method's loss and its terms."""
+                      ) -> tuple[Tensor, dict[str, Tensor]]:
+    """One Monte Carlo estimate of the method's loss and its terms (left on the device)."""
     with torch.no_grad():
         t = teacher.sample(batch, inputs, generator)
     given = {name: t.values[name] for name in teacher.fed(method)}
     s = student.run(t.noise, inputs, given)
     values = term_values(student, t, s, terms)
     loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))
-    return loss, {f"{term.kind}[{term.node}]": float(values[term.node].detach()) for term in terms}
+    return loss, {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
 
 
 def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
@@ -83,7 +83,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     train_inputs = inputs_of(model, split.train) if split is not None else {}
     draws = batches(train_inputs, recipe.batch, steps, generator) if train_inputs else itertools.repeat({}, steps)
 
-    def step_fn() -> tuple[Tensor, dict[str, float]]:
+    def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         inputs = {k: v.to(device) for k, v in next(draws).items()}
         size = next(iter(inputs.values())).shape[0] if inputs else recipe.batch
         return distillation_loss(teacher, student, terms, method, size, inputs, generator)
@@ -118,7 +118,7 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
         inputs = {k: v[rows].to(teacher._anchor.device) for k, v in inputs.items()}
     with torch.no_grad():
         loss, values = distillation_loss(teacher, student, terms, "ours", batch, inputs, generator)
-    return {**{f"fidelity[{k.split('[', 1)[1][:-1]}]": v for k, v in values.items()}, "fidelity": float(loss)}
+    return {**{f"fidelity[{k.split('[', 1)[1][:-1]}]": float(v) for k, v in values.items()}, "fidelity": float(loss)}
 
 
 def held_out_objective(model: ir.Model, teacher: CompiledModel, student: CompiledModel, method: str,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 torch = lazy_import("torch")
 
 Batch = dict[str, "Tensor"]
-Terms = dict[str, float]
+Terms = dict[str, "Tensor"]
 ObjectiveFn = Callable[..., tuple["Tensor", Terms]]
 
 
@@ -88,7 +88,7 @@ def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
     floors = {f"kl[{n.name}]": free_bits * n.size * (model.ir.time.steps if n.timed else 1)
               for n in model.ir.of_kind("latent")} if free_bits else {}
     loss = sum(beta * v.clamp(min=floors.get(k, 0.0)) if k.startswith("kl") else v for k, v in parts.items())
-    return loss, {**_floats(parts), "-elbo": float(sum(parts.values()).detach())}
+    return loss, {**_detached(parts), "-elbo": sum(parts.values()).detach()}
 
 
 def negative_elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
@@ -109,7 +109,7 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None =
     dreamt = model.infer(dream.values)
     sleep = {f"sleep[{n.name}]": -model.log_prob(n.name, dreamt).mean() for n in model.ir.of_kind("latent")}
     loss = sum(wake.values()) + sum(sleep.values())
-    return loss, {**_floats(wake), **_floats(sleep)}
+    return loss, {**_detached(wake), **_detached(sleep)}
 
 
 def mle(model: CompiledModel, batch: Batch, generator: Generator | None = None,
@@ -118,7 +118,7 @@ def mle(model: CompiledModel, batch: Batch, generator: Generator | None = None,
     p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
     parts = {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
     loss = sum(parts.values())
-    return loss, {**_floats(parts), "nll": float(loss.detach())}
+    return loss, {**_detached(parts), "nll": loss.detach()}
 
 
 def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: Generator | None = None) -> float:
@@ -164,5 +164,6 @@ def evaluate(model: CompiledModel, batch: Batch, generator: Generator | None = N
     return negative_log_likelihood(model, batch, generator)
 
 
-def _floats(parts: dict[str, Tensor]) -> Terms:
-    return {k: float(v.detach()) for k, v in parts.items()}
+def _detached(parts: dict[str, Tensor]) -> Terms:
+    """The logged terms, left on the device (training reads them every few steps)."""
+    return {k: v.detach() for k, v in parts.items()}

@@ -42,7 +42,7 @@ def _poisoned(objective, at_step: int, term: str, kind: str):
         if calls["n"] == at_step:
             if kind == "loss":
                 loss = loss + torch.tensor(float("nan"))
-                terms = {**terms, term: float("nan")}
+                terms = {**terms, term: torch.tensor(float("nan"))}
             else:  # a finite loss whose gradient is not finite in y1's network: d sqrt(x)/dx at 0
                 weight = model.nets["p_y1"][0].weight
                 loss = loss + torch.sqrt((weight - weight.detach()).sum() ** 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,35 +72,63 @@ def batches(split_part: Batch, batch: int, steps: int, generator: torch.Generato
 
 class TrainingError(UserError):
     """Training produced a non-finite loss or gradient. Names the term (and node) where
-    it first appeared; `module` still holds the weights before the bad step."""
+    it first appeared; `module` holds the weights of the last check before the bad step
+    (`good_step` steps applied)."""
 
-    def __init__(self, message: str, step: int, module: CompiledModel | None = None) -> None:
+    def __init__(self, message: str, step: int, module: CompiledModel | None = None, good_step: int = 0) -> None:
         super().__init__(message)
         self.step = step
         self.module = module
+        self.good_step = good_step
+        """The steps applied to the module's weights: those of the last check before `step`."""
 
 
-StepFn = Callable[[], tuple[Tensor, dict[str, float]]]
+StepFn = Callable[[], tuple[Tensor, dict[str, Tensor]]]
+"""One step's loss and its named terms, all on the device (detached terms, not floats:
+reading a value from the device waits for it)."""
+
+CHECK_EVERY = 25
+"""Steps between reads from the device: the logged terms and the finiteness guard are
+read once per this many steps, so the hot path does no host sync in between."""
 
 
 def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, weight_decay: float,
              steps: int, step_fn: StepFn, label: str, progress: bool = True) -> dict[str, list[float]]:
     """The one optimisation loop (teachers, students, every method): Adam on
-    `parameters`, `step_fn()` giving the loss and its named terms; stops with a
-    `TrainingError` at the first non-finite loss or gradient, before the step is applied."""
+    `parameters`, `step_fn()` giving the loss and its named terms. Every `CHECK_EVERY`
+    steps the loss, terms and gradient sums of the steps since are read at once; at the
+    first non-finite one a `TrainingError` names the step and the term (or the node whose
+    gradient), and the module is put back to its weights at the last check, all of
+    whose steps were finite."""
     optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     history: dict[str, list[float]] = {}
-    running = None
+    good, good_step = _weights(module), 0
+    pending: list[tuple[list[str], list[str], Tensor]] = []
     bar = tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True)
     with _flushed_denormals(), bar:
         for step in range(steps):
-            loss, terms = _step(module, optimiser, step_fn, step)
-            for key, value in {"loss": float(loss.detach()), **terms}.items():
-                history.setdefault(key, []).append(value)
-            running = history["loss"][-1] if running is None else 0.98 * running + 0.02 * history["loss"][-1]
-            bar.set_postfix(loss=f"{running:.4g}", refresh=False)
-            bar.update()
+            pending.append(_step(module, optimiser, step_fn))
+            if (step + 1) % CHECK_EVERY and step + 1 < steps:
+                continue
+            first = step + 1 - len(pending)
+            rows = [dict(zip([*names, *grads], values, strict=True)) for (names, grads, _), values in
+                    zip(pending, torch.cat([v for *_, v in pending]).cpu().split([len(v) for *_, v in pending]),
+                        strict=True)]  # one host sync per check
+            for offset, (row, (names, _, _)) in enumerate(zip(rows, pending, strict=True)):
+                if not all(math.isfinite(float(v)) for v in row.values()):
+                    module.load_state_dict(good)
+                    raise _diagnosis(first + offset, {k: float(row[k]) for k in names}, row, module, good_step)
+                for key in names:
+                    history.setdefault(key, []).append(float(row[key]))
+            pending.clear()
+            good, good_step = _weights(module), step + 1
+            bar.set_postfix(loss=f"{statistics.fmean(history['loss'][-CHECK_EVERY:]):.4g}", refresh=False)
+            bar.update(len(rows))
     return history
+
+
+def _weights(module: CompiledModel) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 @contextmanager
@@ -113,41 +142,45 @@ def _flushed_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: StepFn,
-          step: int) -> tuple[Tensor, dict[str, float]]:
+def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: StepFn
+          ) -> tuple[list[str], list[str], Tensor]:
+    """One update; what the guard and the log read of it stays on the device: the names
+    of the loss and terms, the parameters that have gradients, and their values in one
+    vector (loss, terms, one sum per gradient)."""
     loss, terms = step_fn()
     optimiser.zero_grad(set_to_none=True)
     if loss.requires_grad:
         loss.backward()
     grads = [(name, p.grad) for name, p in module.named_parameters() if p.grad is not None]
-    if not torch.isfinite(torch.stack([loss.detach(), *(g.sum() for _, g in grads)])).all():  # one host sync
-        _diagnose(step, loss, terms, grads, module)
+    values = torch.stack([loss.detach(), *(t.detach() for t in terms.values()), *(g.sum() for _, g in grads)])
     optimiser.step()
-    return loss, terms
+    return ["loss", *terms], [f"grad:{name}" for name, _ in grads], values
 
 
-def _diagnose(step: int, loss: Tensor, terms: dict[str, float], grads: list[tuple[str, Tensor]],
-              module: CompiledModel) -> None:
-    """Raise for a non-finite loss (naming the first non-finite term) or gradient (naming
-    the first parameter, hence node, whose gradient is not finite)."""
-    if not torch.isfinite(loss):
-        bad = next((k for k, v in terms.items() if not math.isfinite(v)), "the total")
-        value = float(loss.detach())
-        raise TrainingError(f"step {step + 1}: the loss became {value}; first in term {bad}.", step, module)
-    if grads:
-        name = next(name for name, g in grads if not torch.isfinite(g).all())
+def _diagnosis(step: int, terms: dict[str, float], row: dict[str, Tensor], module: CompiledModel,
+               good_step: int) -> TrainingError:
+    """The error for a non-finite loss (naming the first non-finite term) or gradient
+    (naming the first parameter, hence node, whose gradient is not finite)."""
+    if not math.isfinite(terms["loss"]):
+        bad = next((k for k, v in terms.items() if k != "loss" and not math.isfinite(v)), "the total")
+        message = f"step {step + 1}: the loss became {terms['loss']}; first in term {bad}."
+    else:
+        name = next(k for k, v in row.items() if k.startswith("grad:") and not math.isfinite(float(v)))[5:]
         node, role = module.owners[name]
-        raise TrainingError(f"step {step + 1}: a gradient became non-finite, first in the {role} of node "
-                            f"'{node}' ({name}); the loss terms were "
-                            + ", ".join(f"{k} = {v:.4g}" for k, v in terms.items()) + ".", step, module)
+        message = (f"step {step + 1}: a gradient became non-finite, first in the {role} of node '{node}' ({name}); "
+                   "the loss terms were " + ", ".join(f"{k} = {v:.4g}" for k, v in terms.items() if k != "loss")
+                   + ".")
+    return TrainingError(message, step, module, good_step)
 
 
 def stopped(error: TrainingError, module: CompiledModel, path: Path, meta: dict) -> TrainingError:
-    """Save the last good weights (the module's, as the bad step was never applied) next
-    to the checkpoint, which stays untouched; the error to raise says where they are."""
-    checkpoint.save(path, module, {**meta, "failed_at_step": error.step + 1})
-    return TrainingError(f"{error} Training stopped; the weights before that step are in '{path}' "
-                         "(an earlier checkpoint, if any, is untouched).", error.step, module)
+    """Save the last good weights (the module's: those of the last check before the bad
+    step) next to the checkpoint, which stays untouched; the error to raise says where
+    they are."""
+    checkpoint.save(path, module, {**meta, "failed_at_step": error.step + 1, "weights_after_step": error.good_step})
+    return TrainingError(f"{error} Training stopped; the last good weights (after step {error.good_step}) are in "
+                         f"'{path}' (an earlier checkpoint, if any, is untouched).", error.step, module,
+                         error.good_step)
 
 
 def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed: int,
@@ -160,7 +193,7 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
         objective = partial(objective, free_bits=recipe.free_bits)
     draws = enumerate(batches(data, recipe.batch, steps, generator))
 
-    def step_fn() -> tuple[Tensor, dict[str, float]]:
+    def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         step, batch = next(draws)
         beta = min(1.0, (step + 1) / recipe.warmup) if recipe.warmup else 1.0
         return objective(compiled, {k: v.to(device) for k, v in batch.items()}, generator, beta)

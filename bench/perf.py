@@ -42,6 +42,7 @@ from dgmc.datasets import load_split
 from dgmc.distill import distillation_loss
 from dgmc.losses import generate as generate_terms
 from dgmc.lower import CompiledModel, compile_model
+from dgmc.lower.describe import shown
 from dgmc.objectives import elbo
 from dgmc.train.loop import _step as guarded_step
 
@@ -711,7 +712,11 @@ FRONT: list[tuple[int, float, float, float]] = []
 
 
 def front_end(text: str):
-    return compile_model(dgmc.loads(text))
+    """Parse, check, order, lower, and generate and compile the code of the main calls."""
+    compiled = compile_model(dgmc.loads(text))
+    for signature in shown(compiled):
+        compiled.function(signature)
+    return compiled
 
 
 def bench_front_end(sizes: list[int], repeat: int) -> None:
@@ -795,6 +800,11 @@ opt = torch.optim.Adam(twin.parameters(), lr=1e-3)
 gen = torch.Generator().manual_seed(1)
 def loss_fn():
     return perf.elbo(twin, batch, gen)[0]
+explained = torch._dynamo.explain(loss_fn)()
+reasons = sorted({{str(r.reason).splitlines()[0][:80] for r in explained.break_reasons}})
+print(f"torch._dynamo.explain of the ELBO: {{explained.graph_count}} graphs, {{explained.graph_break_count}} breaks "
+      f"({{'; '.join(reasons)}})", flush=True)
+torch._dynamo.reset()
 fast = torch.compile(loss_fn)
 def step():
     loss = fast()

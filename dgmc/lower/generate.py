@@ -88,6 +88,7 @@ class _Writer:
             walk, signature, model, nets, free, initials
         self.name = _Names()
         self.lagged = self._lagged()
+        self.spec_lines = model.source_text[0].splitlines() if model.source_text else []
         self.lines: list[str] = []
         self.uses_t = False
 
@@ -234,7 +235,6 @@ class _Writer:
     def _comments(self, step: Step) -> list[str]:
         """The spec lines behind a step: the node's declaration and the edge or guide
         line that names its network."""
-        text = self.model.source_text
         base = step.node.split("[")[0]
         node = self.model.node(base)
         spans = [node.span]
@@ -242,7 +242,7 @@ class _Writer:
             spans.append(node.guide.net.span)
         elif step.net is not None and step.role != "given" and step.node == base:
             spans.append(step.net.span)
-        lines = text[0].splitlines() if text else []
+        lines = self.spec_lines
         drawn = f" ({step.node}, the draw before the first step)" if step.node != base else ""
         out = []
         for line in dict.fromkeys(s.line for s in spans):

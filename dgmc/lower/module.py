@@ -85,14 +85,14 @@ class CompiledModel(nn.Module):
 
     def _owners(self) -> dict[str, tuple[str, str]]:
         """Each parameter's (node, role), decided here where the keys are made, so that
-        nothing later parses parameter names: `nets.q_z1.0.weight` -> ("z1", "guide network")."""
+        nothing later parses parameter names: `nets.q_z1.0.weight` -> ("z1", "guide network").
+        A name is looked up by its first two parts (a container and a key without dots)."""
         steps = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
         where = {f"nets.{s.key}": (s.node, "guide network" if s.key.startswith("q_") else "network") for s in steps}
         where.update((f"free.{s.key}", (s.node, "free parameters")) for s in steps)
         where.update((f"inits.{name}", (name, "learned initial value")) for name in self.inits)
         where.update((f"free.p_{drawn}", (name, "initial distribution")) for name, drawn in self.initial_names.items())
-        return {name: next(v for prefix, v in where.items() if name == prefix or name.startswith(prefix + "."))
-                for name, _ in self.named_parameters()}
+        return {name: where[".".join(name.split(".", 2)[:2])] for name, _ in self.named_parameters()}
 
     def _build(self, step: Step) -> None:
         """The step's network (its computed parameters, or a deterministic state) and its
@@ -186,7 +186,7 @@ class CompiledModel(nn.Module):
     def _walk(self, name: str, walk: Pass, batch: int, given: dict[str, Tensor], noise: dict[str, Tensor],
               generator: torch.Generator | None) -> Trace:
         if not self.interpret:
-            return self.function(name, walk, given, noise)(self, batch, given, noise, generator)
+            return self.function(self.signature(name, walk, given, noise))(self, batch, given, noise, generator)
         run = _Run(self, batch, given, noise, generator)
         for step in walk.static:
             run.do(step, None)
@@ -206,10 +206,8 @@ class CompiledModel(nn.Module):
         sampled = {s.node for s in walk.steps if s.role == "sample"}
         return Signature(name, frozenset(nodes & set(given)), frozenset(sampled & set(noise)))
 
-    def function(self, name: str, walk: Pass, given: Mapping[str, Tensor], noise: Mapping[str, Tensor]
-                 ) -> Callable[..., Trace]:
-        """The generated function of the call's signature (made on its first call)."""
-        signature = self.signature(name, walk, given, noise)
+    def function(self, signature: Signature) -> Callable[..., Trace]:
+        """The generated function of a call's signature (made on its first call)."""
         if signature not in self.functions:
             text = self.source(signature)
             self.functions[signature] = (text, generate.compile_function(text, signature, _NAMESPACE))

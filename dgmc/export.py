@@ -166,7 +166,9 @@ def load_for_export(path: Path, spec: Path | None = None, student: str | None = 
         model = load_run_model(path)
         ckpt = path / "students" / f"{student}.pt" if student else path / "teacher" / "teacher.pt"
         if not ckpt.is_file():
-            raise ExportError(f"'{path}' has no {'student ' + student if student else 'teacher'} ({ckpt}).")
+            known = sorted(p.stem for p in (path / "students").glob("*.pt") if not p.stem.endswith(".last_good"))
+            listing = f"; its students: {', '.join(known)}" if known else "; it has no students yet"
+            raise ExportError(f"'{path}' has no {'student ' + student if student else 'teacher'} ({ckpt}){listing}.")
     else:
         ckpt = path
         found = spec or next((d / "spec.dgm" for d in path.resolve().parents if (d / "spec.dgm").is_file()), None)

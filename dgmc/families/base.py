@@ -218,7 +218,9 @@ def param_spec(family: Family, node_params: Mapping[str, float | str]) -> ParamS
 
 
 def _chunks(raw: Tensor | None, size: int):
-    return iter(raw.split(size, dim=-1)) if raw is not None else iter(())
+    if raw is None:
+        return iter(())
+    return iter((raw,)) if raw.shape[-1] == size else iter(raw.split(size, dim=-1))
 
 
 # -- noise ----------------------------------------------------------------------------
@@ -228,7 +230,12 @@ def uniform(shape: tuple[int, ...], generator: Generator | None, device: device)
     """U(0, 1), drawn on the generator's device, then moved (CPU generators stay usable
     with a CUDA model)."""
     where = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=where).to(device)
+    return _moved(torch.rand(shape, generator=generator, device=where), device)
+
+
+def _moved(tensor: Tensor, device: device) -> Tensor:
+    """`tensor` on `device`; no call at all when it is there (a step draws many)."""
+    return tensor if tensor.device == device else tensor.to(device)
 
 
 def open_uniform(shape: tuple[int, ...], generator: Generator | None, device: device) -> Tensor:
@@ -238,7 +245,7 @@ def open_uniform(shape: tuple[int, ...], generator: Generator | None, device: de
 
 def standard_normal(shape: tuple[int, ...], generator: Generator | None, device: device) -> Tensor:
     where = generator.device if generator is not None else device
-    return torch.randn(shape, generator=generator, device=where).to(device)
+    return _moved(torch.randn(shape, generator=generator, device=where), device)
 
 
 def standard_gumbel(shape: tuple[int, ...], generator: Generator | None, device: device) -> Tensor:

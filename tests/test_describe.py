@@ -28,10 +28,11 @@ def test_code_shows_every_node_of_both_passes_and_the_time_loop() -> None:
     text = code(dgmc.load(ROOT / "specs/vrnn.dgm"))
     run, infer = text.split("def infer")
     assert "for t in range(40):" in run and "h_prev = self.initial('h', batch)" in run
-    assert "z_params = z_family.assemble(p_z(h_prev), None, z_spec, 8, batch, anchor)" in run
+    assert "z_loc, z_scale = p_z(h_prev).split(8, dim=-1)" in run
+    assert "z_scale = torch.nn.functional.softplus(z_scale) + 0.0001" in run
     assert "h, h_carry = p_h_cell.step(p_h, h_in, h_prev, h_carry)" in run
     assert "# line 16: x[t], z[t], h[t-1] -> h[t] via gru  # recurrence" in run
-    assert "x = given['x'][:, t]" in infer and "z_params = z_family.assemble(q_z(z_in), None" in infer
+    assert "x = given['x'][:, t]" in infer and "z_loc, z_scale = q_z(z_in).split(8, dim=-1)" in infer
 
 
 def test_code_of_a_student_names_its_width(capsys) -> None:
@@ -39,4 +40,4 @@ def test_code_of_a_student_names_its_width(capsys) -> None:
     out = capsys.readouterr().out
     student = compile_model(dgmc.load(ROOT / "specs/hm.dgm"), 0.25)
     assert out.startswith(f'"""hm, student (width 0.25): {sum(p.numel() for p in student.parameters())} parameters.')
-    assert "y2_params = y2_family.assemble(p_y2(z3), None, y2_spec, 1, batch, anchor)" in out
+    assert "y2_loc = p_y2(z3)" in out and "y2_scale = anchor.new_full((batch, 1), 0.5)" in out

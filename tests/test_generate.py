@@ -143,3 +143,41 @@ def test_a_traceback_through_generated_code_shows_its_line() -> None:
     frames = traceback.extract_tb(error.value.__traceback__)
     generated = [f for f in frames if f.filename.startswith("<dgmc infer")]
     assert generated and "q_" in generated[0].line
+
+
+class ExpScaleNormal(dgmc.Family):
+    """A family that constrains its own way (scale = exp(raw)): generated code calls its
+    `assemble` rather than writing the base class's out."""
+
+    def constrain(self, name: str, raw: torch.Tensor) -> torch.Tensor:
+        return raw.exp() if name == "scale" else raw
+
+    def noise(self, shape, generator, device):
+        return torch.randn(shape, generator=generator).to(device)
+
+    def reparam(self, eps, params):
+        return params["loc"] + params["scale"] * eps
+
+    def base(self, params):
+        return torch.distributions.Normal(params["loc"], params["scale"], validate_args=False)
+
+
+def test_a_family_with_its_own_assembly_is_called_not_written_out() -> None:
+    from dgmc.families import FAMILIES
+
+    dgmc.register_family(ExpScaleNormal(name="ExpScaleNormal", domain="real", params=("loc", "scale"),
+                                        constraints={"loc": "real", "scale": "positive"}))
+    try:
+        model = dgmc.loads("""model e {
+          latent z : Normal[2]
+          observed x : ExpScaleNormal[3]
+          z -> x via mlp(4)
+          guide { x -> z }
+        }""")
+        check_every_pass(model, None)
+        source = code(model)
+        assert "x_params = x_family.assemble(p_x(z), None, x_spec, 3, batch, anchor)" in source
+        assert "z_loc = self.free['p_z'].expand(batch, -1)" not in source  # z's loc, scale: one learned vector
+        assert "z_loc, z_scale = self.free['p_z'].expand(batch, -1).split(2, dim=-1)" in source
+    finally:
+        FAMILIES.unregister("ExpScaleNormal")

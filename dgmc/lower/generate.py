@@ -22,10 +22,13 @@ from __future__ import annotations
 import itertools
 import keyword
 import linecache
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import ir
+from ..families import Family
+from ..families.base import MIN_SCALE
 from ..networks import NETWORKS
 from .plan import Pass, Step
 
@@ -101,17 +104,19 @@ class _Writer:
     # -- the function ---------------------------------------------------------------------
 
     def function(self, steps: int) -> str:
-        sig = self.sig
-        self.lines = [f"def {sig.name}(self, batch, given, noise, generator):",
-                      f'    """{self._doc()}"""',
-                      "    anchor = self._anchor"]
-        self.lines += [f"    {line}" for line in self._bindings()]
+        """The body first, then the bindings it reads (the module's parts, bound once)."""
+        self.lines = []
         for step in self.walk.static:
             self._step(step, 1, timed=False)
         if self.walk.timed:
             self._loop(steps)
         self.lines.append(self._trace())
-        return "\n".join(self.lines) + "\n"
+        body = "\n".join(self.lines)
+        used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
+        bindings = [line for line in ["anchor = self._anchor", *self._bindings()]
+                    if used & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", line.split(" = ")[0]))]
+        head = [f"def {self.sig.name}(self, batch, given, noise, generator):", f'    """{self._doc()}"""']
+        return "\n".join([*head, *(f"    {line}" for line in bindings), body]) + "\n"
 
     def _bindings(self) -> list[str]:
         """The module's networks, cells and families, bound once before any step."""
@@ -121,7 +126,9 @@ class _Writer:
                 lines.append(f"{self._net(step)} = self.nets[{step.key!r}]")
             if step.role == "compute" and NETWORKS[step.net.name].recurrent:
                 lines.append(f"{self._net(step, 'cell')} = self.cells[{step.key!r}]")
-            if step.role == "sample":
+            if step.role == "sample" and _plain(step.family):
+                lines.append(f"{self.name(step.node, 'family')} = self.kinds[{step.key!r}][0]")
+            elif step.role == "sample":
                 lines.append(f"{self.name(step.node, 'family')}, {self.name(step.node, 'spec')} = "
                              f"self.kinds[{step.key!r}]")
         return lines
@@ -190,7 +197,10 @@ class _Writer:
         computed = f"{self._net(step)}({self._inputs(step, lines)})" if step.key in self.nets else "None"
         learned = f"self.free[{step.key!r}].expand(batch, -1)" if step.key in self.free else "None"
         params, eps = self.name(step.node, "params"), self.name(step.node, "eps")
-        lines.append(f"{params} = {family}.assemble({computed}, {learned}, {spec}, {size}, batch, anchor)")
+        if _plain(step.family):
+            lines += self._assemble(step, computed, learned, params)
+        else:
+            lines.append(f"{params} = {family}.assemble({computed}, {learned}, {spec}, {size}, batch, anchor)")
         if step.node in self.sig.noise:
             lines.append(f"{eps} = {self._supplied('noise', step.node, timed)}")
         elif step.node not in self.sig.given:
@@ -199,6 +209,25 @@ class _Writer:
             lines.append(f"{me} = {self._supplied('given', step.node, timed)}")
         else:
             lines.append(f"{me} = {family}.reparam({eps}, {params})")
+        return lines
+
+    def _assemble(self, step: Step, computed: str, learned: str, params: str) -> list[str]:
+        """`Family.assemble` written out: the raw vectors split into the parameters, each
+        constrained (softplus + MIN_SCALE for positive ones); fixed ones filled in."""
+        family, spec, size = step.family, step.spec, step.size
+        lines, names = [], {p: self.name(step.node, p) for p in family.params}
+        for raw, group in ((computed, spec.computed), (learned, spec.learned)):
+            free = [p for p in family.params if p in group and p not in spec.fixed]
+            if len(free) == 1:
+                lines.append(f"{names[free[0]]} = {raw}")
+            elif free:
+                lines.append(f"{', '.join(names[p] for p in free)} = {raw}.split({size}, dim=-1)")
+        for p in family.params:
+            if p in spec.fixed:
+                lines.append(f"{names[p]} = anchor.new_full((batch, {size}), {spec.fixed[p]!r})")
+            elif family.constraints[p] == "positive":
+                lines.append(f"{names[p]} = torch.nn.functional.softplus({names[p]}) + {MIN_SCALE!r}")
+        lines.append(f"{params} = {{" + ", ".join(f"{p!r}: {names[p]}" for p in family.params) + "}")
         return lines
 
     def _compute(self, step: Step, me: str) -> list[str]:
@@ -267,6 +296,13 @@ class _Writer:
             lines.append(f"        {field}={{" + ", ".join(entries) + "},")
         lines.append("    )")
         return "\n".join(_wrap(line) for line in lines)
+
+
+def _plain(family: Family) -> bool:
+    """Whether the family assembles its parameters as `Family` does (then the generated
+    code writes it out); a family that overrides it is called instead."""
+    kind = type(family)
+    return all(getattr(kind, f) is getattr(Family, f) for f in ("assemble", "constrain", "raw_size"))
 
 
 def _clip(line: str, width: int) -> str:

@@ -83,7 +83,7 @@ def test_generated_passes_equal_the_interpreter_on_every_shipped_spec(path: Path
         check_every_pass(model, width)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs())
 def test_generated_passes_equal_the_interpreter_on_random_specs(text: str) -> None:
     model = dgmc.loads(text)

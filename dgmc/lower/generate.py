@@ -32,7 +32,7 @@ from ..families.base import MIN_SCALE
 from ..networks import NETWORKS
 from .plan import Pass, Step
 
-RESERVED = frozenset({"self", "batch", "given", "noise", "generator", "anchor", "torch", "Trace", "t", "_t",
+RESERVED = frozenset({"self", "batch", "given", "noise", "generator", "anchor", "torch", "Trace", "t", "_t", "range",
                       "stack_params"})
 """The generated functions' own names, which no node variable may take."""
 WIDTH = 120

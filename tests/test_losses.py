@@ -13,7 +13,7 @@ computations:
 6. the generated HM loss is the authors' HM loss, computed by hand;
 7. `dgmc compile --emit losses` lists one term per node.
 
-See ../shared/METHOD.md for the method."""
+docs/METHOD.md describes the method."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def inputs_of(model: ir.Model, batch: Batch) -> Batch:
     return {n.name: batch[n.name] for n in model.of_kind("input")}
 
 
-def _kl(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
+def kl_per_row(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
     """KL(q || p) of one latent per batch row, summed over dims and time steps."""
     q_dist = model.distribution(node, q.params[node])
     p_dist = model.distribution(node, p.params[node])
@@ -63,6 +63,8 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
     A draw before the first step (`z[0]`) is proposed from the guide model's initial
     distribution: under the model's own guide its KL is zero and left out; under a
     borrowed guide it is KL(teacher's initial || student's)."""
+    if guide is None and not model.interpret:
+        return model.elbo_parts(batch, generator)  # the same, as generated code
     q = (guide or model).infer(batch, generator=generator)
     drawn = tuple(model.initial_names.values())
     if guide is None:  # the inference pass computed the deterministic states with these very nets
@@ -73,8 +75,8 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
     p = model.run({}, given=given)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
     if guide is not None:
-        parts.update({f"kl[{name}]": _kl(model, name, q, p) for name in drawn})
-    parts.update({f"kl[{n.name}]": _kl(model, n.name, q, p) for n in model.ir.of_kind("latent")})
+        parts.update({f"kl[{name}]": kl_per_row(model, name, q, p) for name in drawn})
+    parts.update({f"kl[{n.name}]": kl_per_row(model, n.name, q, p) for n in model.ir.of_kind("latent")})
     return parts
 
 

@@ -22,6 +22,7 @@ from dgmc.ir import Model
 from dgmc.lower import CompiledModel, Trace, compile_model
 from dgmc.lower.describe import code, shown
 from dgmc.methods import METHODS
+from dgmc.objectives import _elbo_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "specs").glob("*.dgm"))
@@ -67,13 +68,37 @@ def check_every_pass(model: Model, width: float | None) -> None:
             assert_same(generated.run(a.noise, inputs, fed), interpreted.run(a.noise, inputs, fed))
         assert_same(generated.run({}, inputs, random), interpreted.run({}, inputs, random))  # the ELBO's p pass
     observed = {n.name: a.values[n.name] for n in model.of_kind("observed")}
-    if generated.inference is not None:
-        unguided = {n.name: a.values[n.name] for n in model.of_kind("latent") if n.guide is None}
-        data = {**inputs, **observed, **unguided}
+    unguided = {n.name: a.values[n.name] for n in model.of_kind("latent") if n.guide is None}
+    data = {**inputs, **observed, **unguided}
+    if generated.inference is not None and data:  # (with no data at all, nothing tells the batch size)
         assert_same(*(m.infer(data, generator=torch.Generator().manual_seed(2)) for m in (generated, interpreted)))
         latents = {n.name: a.values[n.name] for n in model.of_kind("latent")}
         assert_same(*(m.infer({**data, **latents}, {k: v for k, v in a.noise.items() if k in latents},
                               torch.Generator().manual_seed(3)) for m in (generated, interpreted)))
+
+
+def check_elbo(model: Model, width: float | None) -> None:
+    """The generated `elbo_parts` against `objectives._elbo_parts` on the interpreter, and
+    their gradients, bit for bit (on models the ELBO applies to: every latent guided)."""
+    latents = model.of_kind("latent")
+    if not latents or any(n.guide is None for n in latents):
+        return
+    generated, interpreted = pair(model, width)
+    inputs = inputs_of(model, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sample = generated.sample(BATCH, inputs, torch.Generator().manual_seed(1)).values
+    data = {k: v for k, v in sample.items() if k in inputs or model.node(k.split("[")[0]).kind == "observed"}
+    if not data:
+        return
+    parts = [_elbo_parts(m, data, torch.Generator().manual_seed(4)) for m in (generated, interpreted)]
+    assert list(parts[0]) == list(parts[1])
+    for key in parts[0]:
+        torch.testing.assert_close(parts[0][key], parts[1][key], rtol=0, atol=0, equal_nan=True, msg=key)
+    for part in parts:
+        sum(v.sum() for v in part.values()).backward()
+    for (name, a), b in zip(generated.named_parameters(), interpreted.parameters(), strict=True):
+        if a.grad is not None or b.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0, equal_nan=True, msg=f"grad {name}")
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -81,6 +106,7 @@ def test_generated_passes_equal_the_interpreter_on_every_shipped_spec(path: Path
     model = dgmc.load(path)
     for width in (None, model.distill.widths[-1]):
         check_every_pass(model, width)
+        check_elbo(model, width)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,6 +115,7 @@ def test_generated_passes_equal_the_interpreter_on_random_specs(text: str) -> No
     model = dgmc.loads(text)
     check_every_pass(model, None)
     check_every_pass(model, model.distill.widths[0])
+    check_elbo(model, None)
 
 
 def ruff(text: str) -> subprocess.CompletedProcess:
@@ -111,6 +138,11 @@ def test_emitted_code_is_the_running_source_and_ruff_clean(name: str, width: flo
         noise = {n: torch.full(shape[n], 0.5) for n in signature.noise}
         compiled._walk(signature.name, walk, BATCH, given_, noise, None)
         assert compiled.functions[signature][0] in printed
+    if model.of_kind("latent"):
+        data = {n.name: torch.zeros(BATCH, *((model.time.steps,) if n.timed else ()), n.size)
+                for n in model.of_kind("observed", "input")}
+        compiled.elbo_parts(data)
+        assert compiled._elbo[0] in printed
     assert printed == code(model, width)
     compile(printed, "generated.py", "exec")
     result = ruff(printed)

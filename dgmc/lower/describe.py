@@ -32,15 +32,19 @@ def summary(model: ir.Model) -> str:
 
 
 def code(model: ir.Model, width: float | None = None) -> str:
-    """The generated source of the three calls everything else is made of: ancestral
-    sampling, the generative pass on the teacher's noise with `ours`' given nodes (a
-    distillation step's student), and the guide's pass on data. It is the text the module
-    compiles and runs for those signatures, as one Python module."""
+    """The generated source of the calls everything else is made of: ancestral sampling,
+    the generative pass on the teacher's noise with `ours`' given nodes (a distillation
+    step's student), the guide's pass on data, and the ELBO's terms. It is the text the
+    module compiles and runs for those, as one Python module."""
     compiled = compile_model(model, width)
     who = f"student (width {width:g})" if width else "teacher"
     title = f"{model.name}, {who}: {sum(p.numel() for p in compiled.parameters()):,} parameters."
     spec = model.source_text[1] if model.source_text else f"the model '{model.name}'"
-    return generate.module_text(title, spec, [compiled.source(s) for s in shown(compiled)])
+    functions = [compiled.source(s) for s in shown(compiled)]
+    latents = model.of_kind("latent")
+    if latents and all(n.guide for n in latents):  # the ELBO applies
+        functions.append(compiled.elbo_source())
+    return generate.module_text(title, spec, functions)
 
 
 def shown(compiled: CompiledModel) -> list[Signature]:

@@ -329,21 +329,28 @@ signature (which nodes take given values, which take given noise). Each function
 '''
 
 
+IMPORTS = {"Trace": "dgmc.lower.module", "stack_params": "dgmc.lower.module",
+           "kl_standard_normal": "dgmc.lower.generate_elbo", "bernoulli_nll": "dgmc.lower.generate_elbo",
+           "kl_per_row": "dgmc.objectives"}
+"""Where the helpers that generated code calls live (the printed module imports them)."""
+
+
 def module_text(title: str, spec: str, functions: list[str]) -> str:
     """Functions as one Python module, as `dgmc compile --emit code` prints them: the
     imports they use, then each function."""
     body = "\n\n".join(functions)
     imports = "import torch\n\n" if "torch." in body else ""
-    names = ", ".join(n for n in ("Trace", "stack_params") if f"{n}(" in body)
-    imports += f"from dgmc.lower.module import {names}\n"
+    used = [n for n in IMPORTS if f"{n}(" in body]
+    for where in sorted({IMPORTS[n] for n in used}):
+        imports += f"from {where} import {', '.join(sorted(n for n in used if IMPORTS[n] == where))}\n"
     return HEADER.format(title=title, spec=spec) + imports + "\n\n" + body
 
 
-def compile_function(text: str, signature: Signature, namespace: dict[str, object]) -> Callable:
-    """The function defined by `text`; its lines are registered with `linecache`, so a
-    traceback through generated code shows them."""
-    filename = f"<dgmc {signature.key()} #{next(_COUNT)}>"
+def compile_function(text: str, name: str, tag: str, namespace: dict[str, object]) -> Callable:
+    """The function `name` defined by `text`; its lines are registered with `linecache`
+    under a file name holding `tag`, so a traceback through generated code shows them."""
+    filename = f"<dgmc {tag} #{next(_COUNT)}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
     scope = dict(namespace)
     exec(compile(text, filename, "exec"), scope)
-    return scope[signature.name]
+    return scope[name]

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..families import Family, Params
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
-from . import generate
+from . import generate, generate_elbo
 from .generate import Signature
 from .plan import Pass, Step, generative_pass, inference_pass
 
@@ -49,7 +49,8 @@ class CompiledModel(nn.Module):
     widths and deterministic states are scaled by `width`."""
 
     interpret = False
-    """Run the passes through the reference interpreter `_Run` rather than generated code."""
+    """Run the passes through the reference interpreter `_Run`, and the objectives through
+    their reference code, rather than generated code."""
 
     def __init__(self, model: ir.Model, width: float | None = None) -> None:
         super().__init__()
@@ -59,6 +60,7 @@ class CompiledModel(nn.Module):
         self.inference: Pass | None = inference_pass(model, width)
         self.functions: dict[Signature, tuple[str, Callable[..., Trace]]] = {}
         """Generated source and function per signature, made on first use."""
+        self._elbo: tuple[str, Callable[..., dict[str, Tensor]]] | None = None
         self.semi: tuple[str, ...] = semi_nodes(model)
         self.initial_names = {n.name: model.initial_name(n.name) for n in model.initials()}
         """Node -> the name of its draw before the first step (`z` -> `z[0]`)."""
@@ -210,8 +212,22 @@ class CompiledModel(nn.Module):
         """The generated function of a call's signature (made on its first call)."""
         if signature not in self.functions:
             text = self.source(signature)
-            self.functions[signature] = (text, generate.compile_function(text, signature, _NAMESPACE))
+            function = generate.compile_function(text, signature.name, signature.key(), _namespace())
+            self.functions[signature] = (text, function)
         return self.functions[signature][1]
+
+    def elbo_parts(self, data: Mapping[str, Tensor], generator: torch.Generator | None = None
+                   ) -> dict[str, Tensor]:
+        """-log p of each observed node and KL(q || p) of each latent through the model's
+        own guide, per row: the generated `elbo_parts` (made on first use)."""
+        if self._elbo is None:
+            text = self.elbo_source()
+            self._elbo = (text, generate.compile_function(text, "elbo_parts", f"elbo_parts {self.ir.name}",
+                                                          _namespace()))
+        return self._elbo[1](self, data, generator)
+
+    def elbo_source(self) -> str:
+        return generate_elbo.source(self.ir, {s.node: s for s in self.generative.steps})
 
     def source(self, signature: Signature) -> str:
         """The Python source of a pass specialised on `signature`."""
@@ -311,8 +327,13 @@ def stack_params(steps: list[Params]) -> Params:
     return {name: torch.stack([p[name] for p in steps], dim=1) for name in steps[0]}
 
 
-_NAMESPACE = {"torch": torch, "Trace": Trace, "stack_params": stack_params}
-"""What generated code reads besides `self` (the imports of `generate.HEADER`)."""
+def _namespace() -> dict[str, object]:
+    from ..objectives import kl_per_row  # objectives reads compiled models; imported when one runs
+
+    return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
+            "kl_standard_normal": generate_elbo.kl_standard_normal, "bernoulli_nll": generate_elbo.bernoulli_nll,
+            "kl_per_row": kl_per_row}
+
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

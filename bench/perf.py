@@ -981,7 +981,7 @@ def render(header: list[str], extra: list[str], seconds: float, arguments: str) 
     if ROWS:
         parts += ["", "### Paired step timings (interleaved medians; A/B < 1 means A is faster)", "", *ratio_table()]
     if FRONT:
-        parts += ["", "### Front end: parse + check + order + lower (`compile_model(dgmc.loads(text))`)", "",
+        parts += ["", "### Front end: parse, check, order, lower, generate (`front_end` in bench/perf.py)", "",
                   *front_end_table()]
     if extra or NOTES:
         parts += ["", "### Other", "", *(f"- {line}" for line in extra + NOTES)]

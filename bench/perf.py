@@ -769,14 +769,24 @@ def distill_breakdown(name: str, width: float, teacher: CompiledModel, student: 
 
 # -- 5. front end -------------------------------------------------------------------------
 
-FRONT: list[tuple[int, float, float, float]] = []
+FRONT: list[tuple[int, float, float, float, dict[str, float]]] = []
+STAGES = ("parse, check, order", "lower", "generate")
 
 
-def front_end(text: str):
-    """Parse, check, order, lower, and generate and compile the code of the main calls."""
-    compiled = compile_model(dgmc.loads(text))
+def front_end(text: str, stages: dict[str, list[float]] | None = None):
+    """Parse, check, order, lower, and generate and compile the code of the main calls;
+    each stage's seconds appended to `stages`."""
+    marks = [time.perf_counter()]
+    model = dgmc.loads(text)
+    marks.append(time.perf_counter())
+    compiled = compile_model(model)
+    marks.append(time.perf_counter())
     for signature in shown(compiled):
         compiled.function(signature)
+    marks.append(time.perf_counter())
+    for stage, (a, b) in zip(STAGES, itertools.pairwise(marks), strict=True):
+        if stages is not None:
+            stages.setdefault(stage, []).append(b - a)
     return compiled
 
 
@@ -784,28 +794,31 @@ def bench_front_end(sizes: list[int], repeat: int) -> None:
     dgmc.loads("model warm { observed x : Normal[1] }")
     for nodes in sizes:
         text = generate_spec(nodes)
-        times = []
+        times, stages = [], {}
         for _ in range(repeat):
             start = time.perf_counter()
-            front_end(text)
+            front_end(text, stages)
             times.append(time.perf_counter() - start)
         tracemalloc.start()
         front_end(text)
         peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
         tracemalloc.stop()
-        FRONT.append((nodes, statistics.median(times), min(times), peak))
+        FRONT.append((nodes, statistics.median(times), min(times), peak,
+                      {k: statistics.median(v) for k, v in stages.items()}))
 
 
 def front_end_table() -> list[str]:
-    lines = ["| nodes | median s | best s | peak MiB (tracemalloc) | time growth vs previous | memory growth |",
-             "|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| nodes | median s | best s | " + " | ".join(f"{s} s" for s in STAGES)
+             + " | peak MiB (tracemalloc) | time growth vs previous | memory growth |",
+             "|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|---:|---:|"]
     previous = None
-    for nodes, med, best, peak in FRONT:
+    for nodes, med, best, peak, stages in FRONT:
         growth = (f"x{med / previous[1]:.1f} for x{nodes / previous[0]:g} nodes", f"x{peak / previous[3]:.1f}") \
             if previous else ("", "")
-        lines.append(f"| {nodes} | {med:.3f} | {best:.3f} | {peak:.1f} | {growth[0]} | {growth[1]} |")
+        split = " | ".join(f"{stages[s]:.3f}" for s in STAGES)
+        lines.append(f"| {nodes} | {med:.3f} | {best:.3f} | {split} | {peak:.1f} | {growth[0]} | {growth[1]} |")
         previous = (nodes, med, best, peak)
-    for nodes, med, _, _ in FRONT:
+    for nodes, med, *_ in FRONT:
         if nodes == 1000:
             lines.append(f"\nTarget: 1000 nodes < 0.5 s: {'met' if med < 0.5 else 'missed'} ({med:.3f} s).")
     return lines

@@ -213,3 +213,17 @@ def test_a_family_with_its_own_assembly_is_called_not_written_out() -> None:
         assert "z_loc, z_scale = self.free['p_z'].expand(batch, -1).split(2, dim=-1)" in source
     finally:
         FAMILIES.unregister("ExpScaleNormal")
+
+
+def test_a_learned_initial_value_read_twice_has_the_interpreters_gradient() -> None:
+    model = dgmc.loads("""model twice {
+      time t in 1..3
+      latent d[t] : Normal[1](scale = 0.5)
+      observed a[t] : Normal[1]
+      init d = learned
+      d[t-1] -> d[t]
+      d[t-1] -> a[t]
+      guide { a[t] -> d[t] }
+    }""")
+    check_every_pass(model, None)
+    check_elbo(model, None)  # inits.d: one tensor before the first step on both sides

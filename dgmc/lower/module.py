@@ -254,12 +254,20 @@ class _Run:
         self.eps: dict[str, Tensor | list[Tensor]] = {}
         self.params: dict[str, Params | list[Params]] = {}
         self.carries: dict[str, object] = {}
+        self.initials: dict[str, Tensor] = {}
         """What each recurrent cell keeps besides its state (an LSTM's cell state)."""
 
     def read(self, node: str, lag: int, t: int | None) -> Tensor:
+        """A parent's value; before the first step, the node's initial value, made once
+        per pass however many steps read it (one tensor, as in the generated code, so the
+        gradients of a learned one add up in the same order)."""
         if lag == 1 and t == 0:
             drawn = self.m.initial_names.get(node)
-            return self.values[drawn] if drawn else self.m.initial(node, self.batch)
+            if drawn:
+                return self.values[drawn]
+            if node not in self.initials:
+                self.initials[node] = self.m.initial(node, self.batch)
+            return self.initials[node]
         value = self.values[node]
         return value[t - lag] if isinstance(value, list) else value
 

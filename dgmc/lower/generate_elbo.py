@@ -2,7 +2,7 @@
 
 The function infers the latents through the model's own guide, runs the model on them,
 and writes one line per node: -log p of each observed node and KL(q || p) of each latent,
-per batch row. Where a family pair has a written-out form in `NLL_CODE` or `KL_CODE`, the
+per batch row. Where a family has a written-out form (`NLL_CODE`, `_kl_code`), the
 line is that form, on the parameter tensors (no distribution object, no dispatch, and a
 fixed prior's constants folded in); elsewhere it calls the same functions as the
 reference, `objectives._elbo_parts`, which the tests hold it equal to bit for bit. Each
@@ -21,8 +21,8 @@ from .plan import Step
 torch = lazy_import("torch")
 
 NllCode = Callable[[str], str]
-"""The trace's node expression prefix (`p.params['x']`) -> -log p summed over the last
-dimension, per row (and per step for a time-indexed node)."""
+"""A node's name -> the expression of its -log p under the model's trace `p`, summed over
+the last dimension (per row, and per step for a time-indexed node)."""
 
 
 def _bernoulli_nll(node: str) -> str:

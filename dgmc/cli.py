@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _front_end_commands(command)
     _model_commands(command)
+    _finished_commands(command)
     command("plugins", _plugins, "List what is registered (families, networks, datasets, ...) and where from.")
     command("datasets", _datasets, "List the registered datasets and their columns.")
     return parser
@@ -87,16 +88,16 @@ def _front_end_commands(command: Command) -> None:
     compile_cmd = command("compile", _compile, "Show what the compiler makes of a spec.")
     compile_cmd.add_argument("spec", type=Path, metavar="SPEC", help=_SPEC_HELP)
     compile_cmd.add_argument("--emit", choices=["summary", "code", "losses", "ir", "order"], default="summary",
-                             help="summary: nodes with parameter counts of teacher and students; code: what the "
-                                  "compiled forward does; losses: the generated distillation loss, term by term; "
-                                  "ir: the graph IR as JSON; order: the topological order")
+                             help="summary: nodes with parameter counts of teacher and students; code: the Python "
+                                  "source the compiled module runs; losses: the generated distillation loss, term "
+                                  "by term; ir: the graph IR as JSON; order: the topological order")
     compile_cmd.add_argument("--method", choices=list(METHODS), default="ours",
                              help="with --emit losses: the method whose loss to show")
     compile_cmd.add_argument("--width", type=float, help="with --emit code: show the student of this width")
 
 
 def _model_commands(command: Command) -> None:
-    """Commands that train and distill: train, distill, run."""
+    """Commands that train and distill: train, distill, run, continual."""
     train = command("train", _train, "Train the teacher on the spec's data; write checkpoint, metrics, pictures.")
     train.add_argument("spec", type=Path, metavar="SPEC")
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -142,6 +143,10 @@ def _model_commands(command: Command) -> None:
     _data_option(later)
     _device_option(later)
 
+
+
+def _finished_commands(command: Command) -> None:
+    """Commands on what training made: eval (a run directory), export (a checkpoint)."""
     exporter = command("export", _export, "Export a trained sampler (or its guide) as ONNX or TorchScript: "
                        "noise and inputs in, node values out.")
     exporter.add_argument("path", type=Path, metavar="CKPT_OR_RUN_DIR")

@@ -28,7 +28,6 @@ from .lower import CompiledModel, compile_model
 from .lower.plan import Pass
 from .train import checkpoint
 
-FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".jit.pt"}
 OPSET = 17
 EXAMPLE_BATCH = 2

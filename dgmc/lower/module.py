@@ -60,6 +60,8 @@ class CompiledModel(nn.Module):
         self.inference: Pass | None = inference_pass(model, width)
         self.functions: dict[Signature, tuple[str, Callable[..., Trace]]] = {}
         """Generated source and function per signature, made on first use."""
+        self._signatures: dict[tuple, Signature] = {}
+        """A call's (pass, given keys, noise keys) -> its signature, worked out once."""
         self._elbo: tuple[str, Callable[..., dict[str, Tensor]]] | None = None
         self.semi: tuple[str, ...] = semi_nodes(model)
         self.initial_names = {n.name: model.initial_name(n.name) for n in model.initials()}
@@ -188,7 +190,10 @@ class CompiledModel(nn.Module):
     def _walk(self, name: str, walk: Pass, batch: int, given: dict[str, Tensor], noise: dict[str, Tensor],
               generator: torch.Generator | None) -> Trace:
         if not self.interpret:
-            return self.function(self.signature(name, walk, given, noise))(self, batch, given, noise, generator)
+            key = (name, tuple(given), tuple(noise))  # a call site passes the same keys every step
+            if key not in self._signatures:
+                self._signatures[key] = self.signature(name, walk, given, noise)
+            return self.function(self._signatures[key])(self, batch, given, noise, generator)
         run = _Run(self, batch, given, noise, generator)
         for step in walk.static:
             run.do(step, None)
@@ -341,7 +346,6 @@ def _namespace() -> dict[str, object]:
     return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
             "kl_standard_normal": generate_elbo.kl_standard_normal, "bernoulli_nll": generate_elbo.bernoulli_nll,
             "kl_per_row": kl_per_row}
-
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

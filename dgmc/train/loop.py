@@ -87,6 +87,11 @@ StepFn = Callable[[], tuple[Tensor, dict[str, Tensor]]]
 """One step's loss and its named terms, all on the device (detached terms, not floats:
 reading a value from the device waits for it)."""
 
+Logged = tuple[tuple[str, ...], tuple[str, ...], Tensor]
+"""One step as the guard and the log read it: the names of the loss and terms, the
+parameters that have gradients, and one vector on the device (the loss, the terms, one
+sum per gradient)."""
+
 CHECK_EVERY = 25
 """Steps between reads from the device: the logged terms and the finiteness guard are
 read once per this many steps, so the hot path does no host sync in between."""
@@ -103,7 +108,7 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
     optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
     history: dict[str, list[float]] = {}
     good, good_step = _weights(module), 0
-    pending: list[tuple[list[str], list[str], Tensor]] = []
+    pending: list[Logged] = []
     bar = tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True)
     with _flushed_denormals(), bar:
         for step in range(steps):
@@ -111,20 +116,30 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
             if (step + 1) % CHECK_EVERY and step + 1 < steps:
                 continue
             first = step + 1 - len(pending)
-            rows = [dict(zip([*names, *grads], values, strict=True)) for (names, grads, _), values in
-                    zip(pending, torch.cat([v for *_, v in pending]).cpu().split([len(v) for *_, v in pending]),
-                        strict=True)]  # one host sync per check
-            for offset, (row, (names, _, _)) in enumerate(zip(rows, pending, strict=True)):
-                if not all(math.isfinite(float(v)) for v in row.values()):
+            for offset, (terms, grads) in enumerate(_read(pending)):
+                if not all(map(math.isfinite, (*terms.values(), *grads.values()))):
                     module.load_state_dict(good)
-                    raise _diagnosis(first + offset, {k: float(row[k]) for k in names}, row, module, good_step)
-                for key in names:
-                    history.setdefault(key, []).append(float(row[key]))
+                    raise _diagnosis(first + offset, terms, grads, module, good_step)
+                for key, value in terms.items():
+                    history.setdefault(key, []).append(value)
+            bar.set_postfix(loss=f"{statistics.fmean(history['loss'][-len(pending):]):.4g}", refresh=False)
+            bar.update(len(pending))
             pending.clear()
-            good, good_step = _weights(module), step + 1
-            bar.set_postfix(loss=f"{statistics.fmean(history['loss'][-CHECK_EVERY:]):.4g}", refresh=False)
-            bar.update(len(rows))
+            if step + 1 < steps:  # a later check may need to come back here
+                good, good_step = _weights(module), step + 1
     return history
+
+
+def _read(pending: list[Logged]) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """Per step since the last check, its loss and terms and its gradient sums by
+    parameter, as floats: one read from the device for them all."""
+    values = torch.cat([v for *_, v in pending]).tolist()
+    rows, at = [], 0
+    for terms, grads, vector in pending:
+        row = values[at: at + len(vector)]
+        rows.append((dict(zip(terms, row, strict=False)), dict(zip(grads, row[len(terms):], strict=True))))
+        at += len(vector)
+    return rows
 
 
 def _weights(module: CompiledModel) -> dict[str, Tensor]:
@@ -142,11 +157,8 @@ def _flushed_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: StepFn
-          ) -> tuple[list[str], list[str], Tensor]:
-    """One update; what the guard and the log read of it stays on the device: the names
-    of the loss and terms, the parameters that have gradients, and their values in one
-    vector (loss, terms, one sum per gradient)."""
+def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: StepFn) -> Logged:
+    """One update; what the guard and the log read of it stays on the device."""
     loss, terms = step_fn()
     optimiser.zero_grad(set_to_none=True)
     if loss.requires_grad:
@@ -154,10 +166,10 @@ def _step(module: CompiledModel, optimiser: torch.optim.Optimizer, step_fn: Step
     grads = [(name, p.grad) for name, p in module.named_parameters() if p.grad is not None]
     values = torch.stack([loss.detach(), *(t.detach() for t in terms.values()), *(g.sum() for _, g in grads)])
     optimiser.step()
-    return ["loss", *terms], [f"grad:{name}" for name, _ in grads], values
+    return ("loss", *terms), tuple(name for name, _ in grads), values
 
 
-def _diagnosis(step: int, terms: dict[str, float], row: dict[str, Tensor], module: CompiledModel,
+def _diagnosis(step: int, terms: dict[str, float], grads: dict[str, float], module: CompiledModel,
                good_step: int) -> TrainingError:
     """The error for a non-finite loss (naming the first non-finite term) or gradient
     (naming the first parameter, hence node, whose gradient is not finite)."""
@@ -165,7 +177,7 @@ def _diagnosis(step: int, terms: dict[str, float], row: dict[str, Tensor], modul
         bad = next((k for k, v in terms.items() if k != "loss" and not math.isfinite(v)), "the total")
         message = f"step {step + 1}: the loss became {terms['loss']}; first in term {bad}."
     else:
-        name = next(k for k, v in row.items() if k.startswith("grad:") and not math.isfinite(float(v)))[5:]
+        name = next(k for k, v in grads.items() if not math.isfinite(v))
         node, role = module.owners[name]
         message = (f"step {step + 1}: a gradient became non-finite, first in the {role} of node '{node}' ({name}); "
                    "the loss terms were " + ", ".join(f"{k} = {v:.4g}" for k, v in terms.items() if k != "loss")

@@ -51,12 +51,15 @@ def term_values(student: CompiledModel, teacher_trace: Trace, student_trace: Tra
 def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tuple[Term, ...], method: str,
                       batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None
                       ) -> tuple[Tensor, dict[str, Tensor]]:
-    """One Monte Carlo estimate of the method's loss and its terms (left on the device)."""
-    with torch.no_grad():
-        t = teacher.sample(batch, inputs, generator)
-    given = {name: t.values[name] for name in teacher.fed(method)}
-    s = student.run(t.noise, inputs, given)
-    values = term_values(student, t, s, terms)
+    """One Monte Carlo estimate of the method's loss and its terms (left on the device):
+    the student's generated `distill_terms`, or the reference below when it interprets."""
+    if student.interpret:
+        with torch.no_grad():
+            t = teacher.sample(batch, inputs, generator)
+        s = student.run(t.noise, inputs, {name: t.values[name] for name in teacher.fed(method)})
+        values = term_values(student, t, s, terms)
+    else:
+        values = student.distill_terms(teacher, terms, teacher.fed(method), batch, inputs, generator)
     loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))
     return loss, {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
 

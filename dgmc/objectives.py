@@ -100,8 +100,12 @@ def negative_elbo(model: CompiledModel, batch: Batch, generator: Generator | Non
         return float(sum(v.mean() for v in _elbo_parts(model, batch, generator, guide).values()))
 
 
-def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None = None,
-               beta: float = 1.0) -> tuple[Tensor, Terms]:
+def _wake_sleep_parts(model: CompiledModel, batch: Batch, generator: Generator | None) -> Terms:
+    """Each wake term (-log p of every random node, the latents from the guide, no
+    gradient through them) and sleep term (-log q of each latent on a dream (x, z) ~ p),
+    batch means: the generated `wake_sleep_parts` unless the model interprets."""
+    if not model.interpret:
+        return model.wake_sleep_parts(batch, generator)
     with torch.no_grad():
         q = model.infer(batch, generator=generator)
     p = model.run({}, given=q.values)
@@ -110,15 +114,30 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None =
         dream = model.sample(next(iter(batch.values())).shape[0], inputs_of(model.ir, batch), generator)
     dreamt = model.infer(dream.values)
     sleep = {f"sleep[{n.name}]": -model.log_prob(n.name, dreamt).mean() for n in model.ir.of_kind("latent")}
-    loss = sum(wake.values()) + sum(sleep.values())
-    return loss, {**_detached(wake), **_detached(sleep)}
+    return {**wake, **sleep}
+
+
+def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None = None,
+               beta: float = 1.0) -> tuple[Tensor, Terms]:
+    parts = _wake_sleep_parts(model, batch, generator)
+    loss = sum(v for k, v in parts.items() if k.startswith("wake")) + \
+        sum(v for k, v in parts.items() if k.startswith("sleep"))
+    return loss, _detached(parts)
+
+
+def _mle_parts(model: CompiledModel, batch: Batch, generator: Generator | None) -> Terms:
+    """-log p of each observed node given the inputs, batch means: the generated
+    `mle_parts` unless the model interprets."""
+    if not model.interpret:
+        return model.mle_parts(batch, generator)
+    observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
+    p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
+    return {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
 
 
 def mle(model: CompiledModel, batch: Batch, generator: Generator | None = None,
         beta: float = 1.0) -> tuple[Tensor, Terms]:
-    observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
-    p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
-    parts = {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
+    parts = _mle_parts(model, batch, generator)
     loss = sum(parts.values())
     return loss, {**_detached(parts), "nll": loss.detach()}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,13 @@ from strategies import specs
 
 import dgmc
 from dgmc.cli import main
+from dgmc.distill import distillation_loss
 from dgmc.ir import Model
+from dgmc.losses import generate
 from dgmc.lower import CompiledModel, Trace, compile_model
 from dgmc.lower.describe import code, shown
 from dgmc.methods import METHODS
-from dgmc.objectives import _elbo_parts
+from dgmc.objectives import _elbo_parts, _mle_parts, _wake_sleep_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "specs").glob("*.dgm"))
@@ -61,6 +64,10 @@ def check_every_pass(model: Model, width: float | None) -> None:
     inputs = inputs_of(model, torch.Generator().manual_seed(0))
     a, b = (m.sample(BATCH, inputs, torch.Generator().manual_seed(1)) for m in (generated, interpreted))
     assert_same(a, b)
+    lean = generated.sample(BATCH, inputs, torch.Generator().manual_seed(1), read=())  # what nothing reads left out
+    read = {p for s in generated.generative.steps for p, _ in s.parents} | set(generated.initial_names.values())
+    kept = {k: v for k, v in a.values.items() if k in read or k in inputs or k not in a.params}
+    assert_same(lean, Trace(kept, a.noise, a.params))
     random = {k: v for k, v in a.values.items() if k in a.noise}
     if random or inputs:  # else a pass on given noise has nothing to tell its batch size by
         for method in METHODS:  # a distillation step's student: the teacher's noise, each method's given nodes
@@ -77,28 +84,52 @@ def check_every_pass(model: Model, width: float | None) -> None:
                               torch.Generator().manual_seed(3)) for m in (generated, interpreted)))
 
 
-def check_elbo(model: Model, width: float | None) -> None:
-    """The generated `elbo_parts` against `objectives._elbo_parts` on the interpreter, and
-    their gradients, bit for bit (on models the ELBO applies to: every latent guided)."""
-    latents = model.of_kind("latent")
-    if not latents or any(n.guide is None for n in latents):
-        return
-    generated, interpreted = pair(model, width)
-    inputs = inputs_of(model, torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        sample = generated.sample(BATCH, inputs, torch.Generator().manual_seed(1)).values
-    data = {k: v for k, v in sample.items() if k in inputs or model.node(k.split("[")[0]).kind == "observed"}
-    if not data:
-        return
-    parts = [_elbo_parts(m, data, torch.Generator().manual_seed(4)) for m in (generated, interpreted)]
+def assert_same_parts(parts: list[dict[str, torch.Tensor]], modules: tuple[CompiledModel, CompiledModel]) -> None:
+    """Two objectives' terms equal bit for bit, and so are the gradients they leave."""
     assert list(parts[0]) == list(parts[1])
     for key in parts[0]:
         torch.testing.assert_close(parts[0][key], parts[1][key], rtol=0, atol=0, equal_nan=True, msg=key)
     for part in parts:
-        sum(v.sum() for v in part.values()).backward()
-    for (name, a), b in zip(generated.named_parameters(), interpreted.parameters(), strict=True):
+        total = sum(v.sum() for v in part.values())
+        if isinstance(total, torch.Tensor) and total.requires_grad:  # (a term of fixed parameters has no gradient)
+            total.backward()
+    for (name, a), b in zip(modules[0].named_parameters(), modules[1].parameters(), strict=True):
         if a.grad is not None or b.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0, equal_nan=True, msg=f"grad {name}")
+
+
+def check_objectives(model: Model, width: float | None) -> None:
+    """The generated `elbo_parts`, `wake_sleep_parts` and `mle_parts` against the
+    reference in `objectives` on the interpreter, gradients included, bit for bit (the
+    ELBO and wake-sleep on models they apply to: every latent guided)."""
+    inputs = inputs_of(model, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sample = compile_model(model, width).sample(BATCH, inputs, torch.Generator().manual_seed(1)).values
+    data = {k: v for k, v in sample.items() if k in inputs or model.node(k.split("[")[0]).kind == "observed"}
+    if not data:
+        return
+    latents = model.of_kind("latent")
+    guided = latents and all(n.guide is not None for n in latents)
+    for objective, applies in ((_elbo_parts, guided), (_wake_sleep_parts, guided), (_mle_parts, not latents)):
+        if applies:
+            modules = pair(model, width)
+            assert_same_parts([objective(m, data, torch.Generator().manual_seed(4)) for m in modules], modules)
+
+
+def check_distillation(model: Model, width: float) -> None:
+    """The student's generated `distill_terms` against `distill.term_values` on the
+    interpreter, for every method that distills and for the fidelity's terms."""
+    inputs = inputs_of(model, torch.Generator().manual_seed(0))
+    if not inputs and not [n for n in model.nodes if n.kind in ("latent", "observed")]:
+        return
+    teacher = pair(model, None)[0]
+    for method in (m for m in METHODS if METHODS[m].distills):
+        for terms in (generate(model, method), tuple(replace(t, divergence="kl") if t.divergence == "bce" else t
+                                                     for t in generate(model, method))):
+            students = pair(model, width)
+            parts = [distillation_loss(teacher, s, terms, method, BATCH, inputs, torch.Generator().manual_seed(5))[1]
+                     for s in students]
+            assert_same_parts(parts, students)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -106,7 +137,8 @@ def test_generated_passes_equal_the_interpreter_on_every_shipped_spec(path: Path
     model = dgmc.load(path)
     for width in (None, model.distill.widths[-1]):
         check_every_pass(model, width)
-        check_elbo(model, width)
+        check_objectives(model, width)
+    check_distillation(model, model.distill.widths[-1])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,7 +147,8 @@ def test_generated_passes_equal_the_interpreter_on_random_specs(text: str) -> No
     model = dgmc.loads(text)
     check_every_pass(model, None)
     check_every_pass(model, model.distill.widths[0])
-    check_elbo(model, None)
+    check_objectives(model, None)
+    check_distillation(model, model.distill.widths[0])
 
 
 def ruff(text: str) -> subprocess.CompletedProcess:
@@ -138,11 +171,14 @@ def test_emitted_code_is_the_running_source_and_ruff_clean(name: str, width: flo
         noise = {n: torch.full(shape[n], 0.5) for n in signature.noise}
         compiled._walk(signature.name, walk, BATCH, given_, noise, None)
         assert compiled.functions[signature][0] in printed
-    if model.of_kind("latent"):
-        data = {n.name: torch.zeros(BATCH, *((model.time.steps,) if n.timed else ()), n.size)
-                for n in model.of_kind("observed", "input")}
-        compiled.elbo_parts(data)
-        assert compiled._elbo[0] in printed
+    data = {n.name: torch.zeros(BATCH, *((model.time.steps,) if n.timed else ()), n.size)
+            for n in model.of_kind("observed", "input")}
+    compiled.elbo_parts(data)  # the teacher's objective, and a distillation step under ours: run, then compare
+    inputs = {k: v for k, v in data.items() if model.node(k).kind == "input"}
+    distillation_loss(compile_model(model), compiled, generate(model, "ours"), "ours", BATCH, inputs, None)
+    assert len(compiled.losses) == 2
+    for text, _ in compiled.losses.values():
+        assert text in printed
     assert printed == code(model, width)
     compile(printed, "generated.py", "exec")
     result = ruff(printed)
@@ -226,4 +262,4 @@ def test_a_learned_initial_value_read_twice_has_the_interpreters_gradient() -> N
       guide { a[t] -> d[t] }
     }""")
     check_every_pass(model, None)
-    check_elbo(model, None)  # inits.d: one tensor before the first step on both sides
+    check_objectives(model, None)  # inits.d: one tensor before the first step on both sides

@@ -80,16 +80,28 @@ def is_closed(family: Family, name: str) -> bool:
 def divergence(family: Family, name: str, t: Params, s: Params, eps: Tensor | None) -> Tensor:
     """The divergence `name` between teacher and student for one node, per dimension
     (per event); `eps` is the teacher's noise for the node (for estimates)."""
+    return divergence_form(family, name)(t, s, eps)
+
+
+def divergence_form(family: Family, name: str) -> Callable[[Params, Params, Tensor | None], Tensor]:
+    """How `divergence` computes `name` for `family`, decided once: its closed form, the
+    reverse of the forward closed form, or the kind's estimate on the teacher's noise.
+    Generated distillation code binds it before the first step."""
     if name in family.closed:
-        return family.closed[name](family, t, s)
+        closed = family.closed[name]
+        return lambda t, s, eps: closed(family, t, s)
     if name == "reverse_kl" and "kl" in family.closed:
-        return family.closed["kl"](family, s, t)
+        forward = family.closed["kl"]
+        return lambda t, s, eps: forward(family, s, t)
     estimate = DIVERGENCES[name].estimate
     if estimate is None or name not in family.divergences:
         raise ValueError(f"the divergence {name} does not fit {family.name}")
-    if eps is None and name != "mse":
-        raise ValueError(f"estimating {name} for {family.name} needs the teacher's noise")
-    return estimate(family, t, s, eps)
+
+    def estimated(t: Params, s: Params, eps: Tensor | None) -> Tensor:
+        if eps is None and name != "mse":
+            raise ValueError(f"estimating {name} for {family.name} needs the teacher's noise")
+        return estimate(family, t, s, eps)
+    return estimated
 
 
 REDUCTIONS: dict[str, str] = {

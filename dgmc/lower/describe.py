@@ -8,9 +8,10 @@ student width, guide); `code` prints the Python a `CompiledModel` runs for its m
 from __future__ import annotations
 
 from .. import ir
+from ..losses import generate as generate_terms
 from . import generate
 from .generate import Signature
-from .module import CompiledModel, compile_model
+from .module import CompiledModel, compile_model, distill_key
 
 
 def summary(model: ir.Model) -> str:
@@ -41,10 +42,23 @@ def code(model: ir.Model, width: float | None = None) -> str:
     title = f"{model.name}, {who}: {sum(p.numel() for p in compiled.parameters()):,} parameters."
     spec = model.source_text[1] if model.source_text else f"the model '{model.name}'"
     functions = [compiled.source(s) for s in shown(compiled)]
-    latents = model.of_kind("latent")
-    if latents and all(n.guide for n in latents):  # the ELBO applies
-        functions.append(compiled.elbo_source())
+    functions += [compiled.loss_source(key) for key in shown_losses(compiled)]
     return generate.module_text(title, spec, functions)
+
+
+def shown_losses(compiled: CompiledModel) -> list[tuple]:
+    """The generated objectives `code` prints: the teacher's (and the ELBO, which every
+    guided model reports), and a distillation step's terms under `ours`."""
+    model = compiled.ir
+    latents = model.of_kind("latent")
+    keys = [("elbo_parts",)] if latents and all(n.guide for n in latents) else []
+    objective = model.train.objective if model.train else None
+    own = {"wake_sleep": ("wake_sleep_parts",), "mle": ("mle_parts",)}.get(objective)
+    keys += [own] if own else []
+    terms = generate_terms(model, "ours")
+    if terms:
+        keys.append(distill_key(terms, compiled.fed("ours")))
+    return keys
 
 
 def shown(compiled: CompiledModel) -> list[Signature]:

@@ -48,10 +48,15 @@ class Signature:
     """`sample`, `run` or `infer`: the function's name (its pass: `infer` is the guide's)."""
     given: frozenset[str] = frozenset()
     noise: frozenset[str] = frozenset()
+    unread: frozenset[str] = frozenset()
+    """Sampled nodes whose value neither a later step nor the caller reads: their noise is
+    drawn and their parameters computed (the stream of draws, and what the caller reads,
+    stay the same), their value is not made."""
 
     def key(self) -> str:
         """A short, stable tag of the signature (the function's file name in tracebacks)."""
-        return f"{self.name}[given={','.join(sorted(self.given))};noise={','.join(sorted(self.noise))}]"
+        unread = f";unread={','.join(sorted(self.unread))}" if self.unread else ""
+        return f"{self.name}[given={','.join(sorted(self.given))};noise={','.join(sorted(self.noise))}{unread}]"
 
 
 class _Names:
@@ -165,7 +170,7 @@ class _Writer:
         if step.role != "sample":
             return ["value"]
         has_noise = step.node in self.sig.noise or step.node not in self.sig.given
-        return ["value", "params", *(["eps"] if has_noise else [])]
+        return [*(["value"] if step.node not in self.sig.unread else []), "params", *(["eps"] if has_noise else [])]
 
     def _var(self, node: str, part: str = "value") -> str:
         return self.name(node) if part == "value" else self.name(node, part)
@@ -207,7 +212,7 @@ class _Writer:
             lines.append(f"{eps} = {family}.noise((batch, {size}), generator, anchor.device).to(anchor.dtype)")
         if step.node in self.sig.given:
             lines.append(f"{me} = {self._supplied('given', step.node, timed)}")
-        else:
+        elif step.node not in self.sig.unread:
             lines.append(f"{me} = {family}.reparam({eps}, {params})")
         return lines
 
@@ -330,8 +335,8 @@ signature (which nodes take given values, which take given noise). Each function
 
 
 IMPORTS = {"Trace": "dgmc.lower.module", "stack_params": "dgmc.lower.module",
-           "kl_standard_normal": "dgmc.lower.generate_elbo", "bernoulli_nll": "dgmc.lower.generate_elbo",
-           "kl_per_row": "dgmc.objectives"}
+           "kl_standard_normal": "dgmc.lower.generate_losses", "bernoulli_nll": "dgmc.lower.generate_losses",
+           "kl_per_row": "dgmc.objectives", "divergence_form": "dgmc.losses.divergences"}
 """Where the helpers that generated code calls live (the printed module imports them)."""
 
 

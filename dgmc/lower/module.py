@@ -16,7 +16,7 @@ tested against (`interpret = True` runs it instead).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..families import Family, Params
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
-from . import generate, generate_elbo
+from . import generate, generate_losses
 from .generate import Signature
 from .plan import Pass, Step, generative_pass, inference_pass
 
@@ -62,7 +62,8 @@ class CompiledModel(nn.Module):
         """Generated source and function per signature, made on first use."""
         self._signatures: dict[tuple, Signature] = {}
         """A call's (pass, given keys, noise keys) -> its signature, worked out once."""
-        self._elbo: tuple[str, Callable[..., dict[str, Tensor]]] | None = None
+        self.losses: dict[tuple, tuple[str, Callable[..., dict[str, Tensor]]]] = {}
+        """Generated source and function per objective (and per distillation's terms), made on first use."""
         self.semi: tuple[str, ...] = semi_nodes(model)
         self.initial_names = {n.name: model.initial_name(n.name) for n in model.initials()}
         """Node -> the name of its draw before the first step (`z` -> `z[0]`)."""
@@ -131,9 +132,12 @@ class CompiledModel(nn.Module):
     # -- public passes ------------------------------------------------------------------
 
     def sample(self, batch: int, inputs: Mapping[str, Tensor] | None = None,
-               generator: torch.Generator | None = None) -> Trace:
-        """Ancestral sampling: fresh noise for every latent and observed node."""
-        return self._walk("sample", self.generative, batch, dict(inputs or {}), {}, generator)
+               generator: torch.Generator | None = None, read: Collection[str] | None = None) -> Trace:
+        """Ancestral sampling: fresh noise for every latent and observed node. With `read`,
+        the caller reads only those nodes' values: a node no later step reads either
+        still draws its noise and computes its parameters, but its value is not made (the
+        trace has none)."""
+        return self._walk("sample", self.generative, batch, dict(inputs or {}), {}, generator, read)
 
     def run(self, noise: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None,
             given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None) -> Trace:
@@ -188,11 +192,11 @@ class CompiledModel(nn.Module):
     # -- execution ----------------------------------------------------------------------
 
     def _walk(self, name: str, walk: Pass, batch: int, given: dict[str, Tensor], noise: dict[str, Tensor],
-              generator: torch.Generator | None) -> Trace:
+              generator: torch.Generator | None, read: Collection[str] | None = None) -> Trace:
         if not self.interpret:
-            key = (name, tuple(given), tuple(noise))  # a call site passes the same keys every step
+            key = (name, tuple(given), tuple(noise), read)  # a call site passes the same keys every step
             if key not in self._signatures:
-                self._signatures[key] = self.signature(name, walk, given, noise)
+                self._signatures[key] = self.signature(name, walk, given, noise, read)
             return self.function(self._signatures[key])(self, batch, given, noise, generator)
         run = _Run(self, batch, given, noise, generator)
         for step in walk.static:
@@ -202,16 +206,19 @@ class CompiledModel(nn.Module):
                 run.do(step, t)
         return run.trace()
 
-    def signature(self, name: str, walk: Pass, given: Mapping[str, Tensor], noise: Mapping[str, Tensor]
-                  ) -> Signature:
-        """What a call supplies, as far as the pass reads it; a value the pass needs and
-        was not given is refused here, before anything runs."""
+    def signature(self, name: str, walk: Pass, given: Mapping[str, Tensor], noise: Mapping[str, Tensor],
+                  read: Collection[str] | None = None) -> Signature:
+        """What a call supplies, as far as the pass reads it, and which sampled values
+        nothing reads (with `read`, the values the caller reads); a value the pass needs
+        and was not given is refused here, before anything runs."""
         for step in walk.steps:
             if step.role == "given" and step.node not in given:
                 raise MissingValueError(f"'{step.node}' must be given (it is {self.ir.node(step.node).kind}).")
         nodes = {s.node for s in walk.steps}
         sampled = {s.node for s in walk.steps if s.role == "sample"}
-        return Signature(name, frozenset(nodes & set(given)), frozenset(sampled & set(noise)))
+        steps_read = {p for s in walk.steps for p, _ in s.parents} | set(self.initial_names.values())
+        unread = frozenset() if read is None else frozenset(sampled - set(given) - set(read) - steps_read)
+        return Signature(name, frozenset(nodes & set(given)), frozenset(sampled & set(noise)), unread)
 
     def function(self, signature: Signature) -> Callable[..., Trace]:
         """The generated function of a call's signature (made on its first call)."""
@@ -221,18 +228,41 @@ class CompiledModel(nn.Module):
             self.functions[signature] = (text, function)
         return self.functions[signature][1]
 
-    def elbo_parts(self, data: Mapping[str, Tensor], generator: torch.Generator | None = None
-                   ) -> dict[str, Tensor]:
-        """-log p of each observed node and KL(q || p) of each latent through the model's
-        own guide, per row: the generated `elbo_parts` (made on first use)."""
-        if self._elbo is None:
-            text = self.elbo_source()
-            self._elbo = (text, generate.compile_function(text, "elbo_parts", f"elbo_parts {self.ir.name}",
-                                                          _namespace()))
-        return self._elbo[1](self, data, generator)
+    def loss_function(self, key: tuple) -> Callable[..., dict[str, Tensor]]:
+        """The generated objective `key[0]` (`generate_losses.SOURCES`), specialised on
+        `key[1:]`, made on first use."""
+        if key not in self.losses:
+            text = generate_losses.SOURCES[key[0]](self.ir, *key[1:], {s.node: s for s in self.generative.steps})
+            self.losses[key] = (text, generate.compile_function(text, key[0], f"{key[0]} {self.ir.name}",
+                                                                _namespace()))
+        return self.losses[key][1]
 
-    def elbo_source(self) -> str:
-        return generate_elbo.source(self.ir, {s.node: s for s in self.generative.steps})
+    def loss_source(self, key: tuple) -> str:
+        """The text of the generated objective `key` (what `loss_function(key)` runs)."""
+        self.loss_function(key)
+        return self.losses[key][0]
+
+    def elbo_parts(self, data: Mapping[str, Tensor], generator: torch.Generator | None = None,
+                   noise: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """-log p of each observed node and KL(q || p) of each latent through the model's
+        own guide, per row; the guide's noise drawn from `generator`, or given (`noise`:
+        then the step holds no random op, as `torch.compile` wants it)."""
+        return self.loss_function(("elbo_parts",))(self, data, generator, noise)
+
+    def wake_sleep_parts(self, data: Mapping[str, Tensor], generator: torch.Generator | None = None
+                         ) -> dict[str, Tensor]:
+        """Each wake term (-log p on the guide's latents) and sleep term (-log q on a dream), batch means."""
+        return self.loss_function(("wake_sleep_parts",))(self, data, generator)
+
+    def mle_parts(self, data: Mapping[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """-log p of each observed node given the inputs, batch means."""
+        return self.loss_function(("mle_parts",))(self, data, generator)
+
+    def distill_terms(self, teacher: CompiledModel, terms: tuple, fed: tuple[str, ...], batch: int,
+                      inputs: Mapping[str, Tensor], generator: torch.Generator | None) -> dict[str, Tensor]:
+        """Each distillation term's value (unweighted, reduced) on a fresh teacher sample,
+        keyed by node: `terms` are `losses.Term`s, `fed` the nodes the student is given."""
+        return self.loss_function(distill_key(terms, fed))(self, teacher, batch, inputs, generator)
 
     def source(self, signature: Signature) -> str:
         """The Python source of a pass specialised on `signature`."""
@@ -340,12 +370,19 @@ def stack_params(steps: list[Params]) -> Params:
     return {name: torch.stack([p[name] for p in steps], dim=1) for name in steps[0]}
 
 
+def distill_key(terms: tuple, fed: tuple[str, ...]) -> tuple:
+    """What `distill_terms` is specialised on: the fed nodes and each term's node,
+    divergence, reduction and timing (not its weight, which the caller applies)."""
+    return ("distill_terms", fed, tuple((t.node, t.divergence, t.reduction, t.timed) for t in terms))
+
+
 def _namespace() -> dict[str, object]:
+    from ..losses.divergences import divergence_form
     from ..objectives import kl_per_row  # objectives reads compiled models; imported when one runs
 
     return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
-            "kl_standard_normal": generate_elbo.kl_standard_normal, "bernoulli_nll": generate_elbo.bernoulli_nll,
-            "kl_per_row": kl_per_row}
+            "kl_standard_normal": generate_losses.kl_standard_normal, "bernoulli_nll": generate_losses.bernoulli_nll,
+            "kl_per_row": kl_per_row, "divergence_form": divergence_form}
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

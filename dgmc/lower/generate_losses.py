@@ -1,0 +1,200 @@
+"""The objectives as Python source: what a training or distillation step runs.
+
+One function per objective, each a few passes followed by one line per node:
+- `elbo_parts`: the latents from the model's own guide, the model run on them; -log p of
+  each observed node and KL(q || p) of each latent, per row;
+- `wake_sleep_parts`: wake, -log p of every random node on the guide's latents (no
+  gradient through them); sleep, -log q of each latent on a dream from the model;
+- `mle_parts`: -log p of each observed node given the inputs;
+- `distill_terms`: the teacher's ancestral sample, the student on its noise (fed the
+  method's nodes), and each generated term (`dgmc.losses`) on the two traces.
+Where a family has a written-out form (`NLL_CODE`, `_kl_code`), the line is that form on
+the parameter tensors (no distribution object, no dispatch, a fixed prior's constants
+folded in); elsewhere it calls the reference's own functions. The reference is
+`objectives` and `distill.term_values`, which the tests hold this code equal to, bit for
+bit: each form below computes exactly the operations torch.distributions performs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .. import ir
+from ..base import lazy_import
+from ..families import Family, builtin
+from .generate import WIDTH, _Names
+from .plan import Step
+
+torch = lazy_import("torch")
+
+NllCode = Callable[[str, str], str]
+"""(node's name, trace's variable) -> the expression of -log p of the node's value under
+the trace, summed over the last dimension (per row, and per step for a timed node)."""
+
+
+def _bernoulli_nll(node: str, trace: str) -> str:
+    return f"bernoulli_nll({trace}.params[{node!r}]['logits'], {trace}.values[{node!r}])"
+
+
+def bernoulli_nll(logits, value):
+    """-log Bernoulli(value; logits) per row, as torch computes it: Bernoulli.log_prob is
+    -binary_cross_entropy_with_logits, and Independent sums the last dimension."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+
+NLL_CODE: dict[type[Family], NllCode] = {builtin.Bernoulli: _bernoulli_nll}
+"""Per family class (exactly: a subclass may behave otherwise), its -log p written out."""
+
+
+def _standard_normal_prior_kl(node: str) -> str:
+    # torch's KL(Normal || Normal) with the prior's loc 0 and scale 1 folded in: x / 1 and
+    # x - 0 are exact, so the result is the same, bit for bit
+    scale, loc = f"q.params[{node!r}]['scale']", f"q.params[{node!r}]['loc']"
+    return f"kl_standard_normal({loc}, {scale})"
+
+
+def kl_standard_normal(loc, scale):
+    """KL(N(loc, scale) || N(0, 1)) per row, as torch computes it with a N(0, 1) prior."""
+    var_ratio = scale.pow(2)
+    return (0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log())).sum(-1)
+
+
+def _kl_code(step: Step, family: Family) -> str | None:
+    """The written-out KL of a latent whose prior is fixed, where one is known."""
+    if type(family) is builtin.Normal and step.spec.fixed == {"loc": 0.0, "scale": 1.0} and not step.timed:
+        return _standard_normal_prior_kl(step.node)
+    return None
+
+
+class _Function:
+    """One generated function: its head, then per node a comment quoting the spec line and
+    the statement, then the dict of what it returns."""
+
+    def __init__(self, model: ir.Model, head: str, doc: str) -> None:
+        self.model, self.name = model, _Names()
+        self.lines = [head, f'    """{model.name}: {doc}"""']
+        self.out: list[tuple[str, str]] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(f"    {text}")
+
+    def node(self, node: str, part: str, key: str, expr: str) -> None:
+        """`NODE_PART = expr` under the node's spec line, returned under `key`."""
+        base = self.model.node(node.split("[")[0])
+        var = self.name(node, part)
+        statement = f"    {var} = {expr}"
+        if len(statement) > WIDTH:  # the call's arguments on a line of their own (ruff's line length)
+            head, rest = statement.split("(", 1)
+            statement = f"{head}(\n        {rest}"
+        self.lines += [f"    # line {base.span.line}: {_quoted(self.model, base.span.line)}", statement]
+        self.out.append((key, var))
+
+    def text(self) -> str:
+        lines = [*self.lines, "    return {" + ", ".join(f"{key!r}: {var}" for key, var in self.out) + "}"]
+        return "\n".join(_wrapped(line) for line in lines) + "\n"
+
+
+def _nll(node: ir.Node, step: Step, trace: str) -> str:
+    """-log p of `node`'s value under `trace`, per row."""
+    written = NLL_CODE.get(type(step.family))
+    if not written:
+        return f"-self.log_prob({node.name!r}, {trace})"
+    return written(node.name, trace) + (".sum(-1)" if node.timed else "")
+
+
+def _nodes(model: ir.Model, kinds: Iterable[str]) -> list[ir.Node]:
+    return list(model.of_kind(*kinds))
+
+
+def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
+    """`elbo_parts(self, data, generator)`; `generative` maps each node to its step of
+    the generative pass (its family and parameter spec)."""
+    f = _Function(model, "def elbo_parts(self, data, generator, noise=None):",
+                  "-log p of each observed node and KL(q || p) of each latent, per row.")
+    f.line("q = self.infer(data, noise, generator)")
+    f.line("p = self.run({}, given=q.values)")
+    for node in _nodes(model, ["observed"]):
+        f.node(node.name, "nll", f"nll[{node.name}]", _nll(node, generative[node.name], "p"))
+    for node in _nodes(model, ["latent"]):
+        step = generative[node.name]
+        f.node(node.name, "kl", f"kl[{node.name}]", _kl_code(step, step.family) or
+               f"kl_per_row(self, {node.name!r}, q, p)")
+    return f.text()
+
+
+def wake_sleep_source(model: ir.Model, generative: dict[str, Step]) -> str:
+    """`wake_sleep_parts(self, data, generator)`: each wake and sleep term, batch means."""
+    f = _Function(model, "def wake_sleep_parts(self, data, generator):",
+                  "wake terms (-log p on the guide's latents) and sleep terms (-log q on a dream).")
+    f.line("with torch.no_grad():")
+    f.line("    q = self.infer(data, generator=generator)")
+    f.line("p = self.run({}, given=q.values)")
+    for node in _nodes(model, ["latent", "observed"]):
+        f.node(node.name, "wake", f"wake[{node.name}]", f"({_nll(node, generative[node.name], 'p')}).mean()")
+    inputs = ", ".join(f"{n.name!r}: data[{n.name!r}]" for n in model.of_kind("input"))
+    f.line("with torch.no_grad():")
+    f.line(f"    dream = self.sample(next(iter(data.values())).shape[0], {{{inputs}}}, generator)")
+    f.line("dreamt = self.infer(dream.values)")
+    for node in _nodes(model, ["latent"]):
+        f.node(node.name, "sleep", f"sleep[{node.name}]", f"({_nll(node, generative[node.name], 'dreamt')}).mean()")
+    return f.text()
+
+
+def mle_source(model: ir.Model, generative: dict[str, Step]) -> str:
+    """`mle_parts(self, data, generator)`: -log p of each observed node, batch means."""
+    f = _Function(model, "def mle_parts(self, data, generator):", "-log p of each observed node given the inputs.")
+    inputs = ", ".join(f"{n.name!r}: data[{n.name!r}]" for n in model.of_kind("input"))
+    observed = ", ".join(f"{n.name!r}: data[{n.name!r}]" for n in model.of_kind("observed"))
+    f.line(f"p = self.run({{}}, {{{inputs}}}, {{{observed}}})")
+    for node in _nodes(model, ["observed"]):
+        f.node(node.name, "nll", f"nll[{node.name}]", f"({_nll(node, generative[node.name], 'p')}).mean()")
+    return f.text()
+
+
+def distill_source(model: ir.Model, fed: tuple[str, ...], terms: tuple[tuple[str, str, str, bool], ...],
+                   generative: dict[str, Step]) -> str:
+    """`distill_terms(self, teacher, batch, inputs, generator)`: each term's value
+    (unweighted, reduced), keyed by node. `terms` are (node, divergence, reduction,
+    timed); the student is fed the teacher's values of `fed`."""
+    f = _Function(model, "def distill_terms(self, teacher, batch, inputs, generator):",
+                  f"the distillation terms, the student fed {', '.join(fed) or 'nothing'} of the teacher.")
+    f.line("with torch.no_grad():")
+    f.line(f"    t = teacher.sample(batch, inputs, generator, read={fed!r})")
+    given = [f"{n!r}: t.values[{n!r}]" for n in fed]
+    if len(", ".join(given)) < 80:
+        f.line("s = self.run(t.noise, inputs, {" + ", ".join(given) + "})")
+    else:  # one entry per line (ruff's line length)
+        f.lines += ["    s = self.run(t.noise, inputs, {", *(f"        {g}," for g in given), "    })"]
+    for node, divergence, *_ in terms:
+        f.line(f"{f.name(node, 'divergence')} = divergence_form(self.families[{node!r}], {divergence!r})")
+    for node, divergence, reduction, timed in terms:
+        family = generative[node].family
+        per = f"{f.name(node, 'divergence')}(t.params[{node!r}], s.params[{node!r}], t.noise.get({node!r}))"
+        f.node(node, "term", node, per + _reduced(family, divergence, reduction, timed))
+    return f.text()
+
+
+SOURCES: dict[str, Callable[..., str]] = {"elbo_parts": elbo_source, "wake_sleep_parts": wake_sleep_source,
+                                          "mle_parts": mle_source, "distill_terms": distill_source}
+"""Each generated objective's writer: (model, its specialisation..., generative steps) -> source."""
+
+
+def _reduced(family: Family, divergence: str, reduction: str, timed: bool) -> str:
+    """`losses.reduce` written out: over the dimensions (a factorized family's value is
+    per dimension, except mse, which is per parameter entry), the steps, the batch."""
+    per_dimension = not family.event or divergence == "mse"
+    return (f".{'mean' if reduction == 'mean' else 'sum'}(-1)" if per_dimension else "") + \
+        (".sum(-1)" if timed else "") + ".mean()"
+
+
+def _wrapped(line: str) -> str:
+    """The returned dict one entry per line when it is long (ruff's line length)."""
+    if len(line) <= WIDTH or not line.startswith("    return {"):
+        return line
+    entries = line.removeprefix("    return {").removesuffix("}").split(", ")
+    return "\n".join(["    return {", *(f"        {e}," for e in entries), "    }"])
+
+
+def _quoted(model: ir.Model, line: int) -> str:
+    text = model.source_text[0].splitlines() if model.source_text else []
+    return (text[line - 1].strip() if 0 < line <= len(text) else "")[:100]

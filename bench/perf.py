@@ -742,21 +742,18 @@ def distill_breakdown(name: str, width: float, teacher: CompiledModel, student: 
     """Where the distillation step differs from the hand-written one: the teacher's
     sample (no gradient), and the student's pass with the terms, forward and backward,
     each side on its own fixed teacher sample."""
-    from dgmc.distill import term_values
-
     gens = [torch.Generator().manual_seed(2) for _ in range(2)]
+    fed = teacher.fed("ours")
     with torch.no_grad():
-        fixed_t = teacher.sample(batch, {}, torch.Generator().manual_seed(5))
+        fixed_t = teacher.sample(batch, {}, torch.Generator().manual_seed(5), read=fed)
     fixed_hand = hand.teacher(torch.Generator().manual_seed(5))
-    fed = {n: fixed_t.values[n] for n in teacher.fed("ours")}
 
     def ours_teacher() -> None:
         with torch.no_grad():
-            teacher.sample(batch, {}, gens[0])
+            teacher.sample(batch, {}, gens[0], read=fed)
 
     def ours_student() -> None:
-        values = term_values(student, fixed_t, student.run(fixed_t.noise, {}, fed), terms)
-        sum(t.weight * values[t.node] for t in terms).backward()
+        student.distill_loss(fixed_t, {}, terms, fed)[0].backward()
 
     med = paired({"dgmc teacher": ours_teacher, "hand teacher": lambda: hand.teacher(gens[1]),
                   "dgmc student": ours_student,
@@ -894,6 +891,7 @@ def elbo_on(eps):
     return sum(v.mean() for v in twin.elbo_parts(batch, None, eps).values())
 def draw():
     return {{s.node: s.family.noise((128, s.size), gen, "cpu") for s in sampled}}
+elbo_on(draw())  # the code of these calls is generated on first use, outside what is traced
 torch._dynamo.reset()
 explained = torch._dynamo.explain(elbo_on)(draw())
 print(f"torch._dynamo.explain of the ELBO on given noise: {{explained.graph_count}} graphs, "

@@ -52,14 +52,14 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
                       batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None
                       ) -> tuple[Tensor, dict[str, Tensor]]:
     """One Monte Carlo estimate of the method's loss and its terms (left on the device):
-    the student's generated `distill_terms`, or the reference below when it interprets."""
-    if student.interpret:
-        with torch.no_grad():
-            t = teacher.sample(batch, inputs, generator)
-        s = student.run(t.noise, inputs, {name: t.values[name] for name in teacher.fed(method)})
-        values = term_values(student, t, s, terms)
-    else:
-        values = student.distill_terms(teacher, terms, teacher.fed(method), batch, inputs, generator)
+    the teacher's sample (of the values the student is fed), then the student's generated
+    `distill_loss`, or the reference `term_values` when it interprets."""
+    fed = teacher.fed(method)
+    with torch.no_grad():
+        t = teacher.sample(batch, inputs, generator, read=None if student.interpret else fed)
+    if not student.interpret:
+        return student.distill_loss(t, inputs, terms, fed)
+    values = term_values(student, t, student.run(t.noise, inputs, {name: t.values[name] for name in fed}), terms)
     loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))
     return loss, {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
 

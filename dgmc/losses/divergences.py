@@ -41,6 +41,9 @@ class DivergenceKind:
     doc: str
     reduction: str = "sum"
     estimate: Estimate | None = None
+    zero_when_equal: bool = False
+    """Exactly 0 between equal distributions (a divergence, not a cross-entropy): a node
+    whose parameters are all fixed, the same in teacher and student, needs no term."""
 
 
 def _kl_estimate(family: Family, t: Params, s: Params, eps: Tensor) -> Tensor:
@@ -61,12 +64,12 @@ def _mse(family: Family, t: Params, s: Params, eps: Tensor) -> Tensor:
 DIVERGENCES: Registry[DivergenceKind] = Registry("divergence")
 for _kind in (
     DivergenceKind("kl", "KL(teacher || student): closed form where the family has one, else estimated",
-                   estimate=_kl_estimate),
+                   estimate=_kl_estimate, zero_when_equal=True),
     DivergenceKind("reverse_kl", "KL(student || teacher): closed form where the family has one, else estimated",
-                   estimate=_reverse_kl_estimate),
-    DivergenceKind("w2", "squared 2-Wasserstein distance (Normal)", reduction="mean"),
+                   estimate=_reverse_kl_estimate, zero_when_equal=True),
+    DivergenceKind("w2", "squared 2-Wasserstein distance (Normal)", reduction="mean", zero_when_equal=True),
     DivergenceKind("bce", "binary cross-entropy of student logits against teacher probabilities (Bernoulli)"),
-    DivergenceKind("mse", "squared error between the two parameter vectors", estimate=_mse),
+    DivergenceKind("mse", "squared error between the two parameter vectors", estimate=_mse, zero_when_equal=True),
 ):
     DIVERGENCES.register(_kind.name, _kind, origin="dgmc")
 

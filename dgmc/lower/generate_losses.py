@@ -6,8 +6,9 @@ One function per objective, each a few passes followed by one line per node:
 - `wake_sleep_parts`: wake, -log p of every random node on the guide's latents (no
   gradient through them); sleep, -log q of each latent on a dream from the model;
 - `mle_parts`: -log p of each observed node given the inputs;
-- `distill_terms`: the teacher's ancestral sample, the student on its noise (fed the
-  method's nodes), and each generated term (`dgmc.losses`) on the two traces.
+- `distill_loss`: on the teacher's ancestral sample, the student on its noise (fed the
+  method's nodes), each generated term (`dgmc.losses`) on the two traces, and their
+  weighted sum.
 Where a family has a written-out form (`NLL_CODE`, `_kl_code`), the line is that form on
 the parameter tensors (no distribution object, no dispatch, a fixed prior's constants
 folded in); elsewhere it calls the reference's own functions. The reference is
@@ -17,11 +18,14 @@ bit: each form below computes exactly the operations torch.distributions perform
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from .. import ir
 from ..base import lazy_import
 from ..families import Family, builtin
+from ..losses.divergences import DIVERGENCES
+from ..losses.terms import Term
 from .generate import WIDTH, _Names
 from .plan import Step
 
@@ -89,8 +93,10 @@ class _Function:
         self.lines += [f"    # line {base.span.line}: {_quoted(self.model, base.span.line)}", statement]
         self.out.append((key, var))
 
-    def text(self) -> str:
-        lines = [*self.lines, "    return {" + ", ".join(f"{key!r}: {var}" for key, var in self.out) + "}"]
+    def text(self, returns: str = "") -> str:
+        """The function; it returns the dict of `out`, after `returns` when one is named."""
+        first = f"{returns}, " if returns else ""
+        lines = [*self.lines, f"    return {first}{{" + ", ".join(f"{key!r}: {var}" for key, var in self.out) + "}"]
         return "\n".join(_wrapped(line) for line in lines) + "\n"
 
 
@@ -151,48 +157,65 @@ def mle_source(model: ir.Model, generative: dict[str, Step]) -> str:
     return f.text()
 
 
-def distill_source(model: ir.Model, fed: tuple[str, ...], terms: tuple[tuple[str, str, str, bool], ...],
+def distill_source(model: ir.Model, fed: tuple[str, ...], terms: tuple[Term, ...],
                    generative: dict[str, Step]) -> str:
-    """`distill_terms(self, teacher, batch, inputs, generator)`: each term's value
-    (unweighted, reduced), keyed by node. `terms` are (node, divergence, reduction,
-    timed); the student is fed the teacher's values of `fed`."""
-    f = _Function(model, "def distill_terms(self, teacher, batch, inputs, generator):",
-                  f"the distillation terms, the student fed {', '.join(fed) or 'nothing'} of the teacher.")
-    f.line("with torch.no_grad():")
-    f.line(f"    t = teacher.sample(batch, inputs, generator, read={fed!r})")
+    """`distill_loss(self, t, inputs)`: the loss on the teacher's trace `t` and each term
+    (detached, keyed as the log names them); the student is fed the teacher's `fed`.
+    A weight of 1 and a term that is 0 whatever the weights (`_same_in_both`) are folded
+    out of the sum, which is otherwise the reference's, in the same order."""
+    f = _Function(model, "def distill_loss(self, t, inputs):",
+                  f"the distillation loss on the teacher's sample t, the student fed {', '.join(fed) or 'nothing'}.")
     given = [f"{n!r}: t.values[{n!r}]" for n in fed]
-    if len(", ".join(given)) < 80:
-        f.line("s = self.run(t.noise, inputs, {" + ", ".join(given) + "})")
+    if len(", ".join(given)) < 70:
+        f.line("s = self.run(t.noise, inputs, {" + ", ".join(given) + "}, read=())")
     else:  # one entry per line (ruff's line length)
-        f.lines += ["    s = self.run(t.noise, inputs, {", *(f"        {g}," for g in given), "    })"]
-    for node, divergence, *_ in terms:
-        f.line(f"{f.name(node, 'divergence')} = divergence_form(self.families[{node!r}], {divergence!r})")
-    for node, divergence, reduction, timed in terms:
-        family = generative[node].family
+        f.lines += ["    s = self.run(t.noise, inputs, {", *(f"        {g}," for g in given), "    }, read=())"]
+    constant = {term.node for term in terms if _same_in_both(generative[term.node], term.divergence)}
+    for term in terms:
+        if term.node not in constant:
+            f.line(f"{f.name(term.node, 'divergence')} = divergence_form(self.families[{term.node!r}], "
+                   f"{term.divergence!r})")
+    for term in terms:
+        node, family = term.node, generative[term.node].family
         per = f"{f.name(node, 'divergence')}(t.params[{node!r}], s.params[{node!r}], t.noise.get({node!r}))"
-        f.node(node, "term", node, per + _reduced(family, divergence, reduction, timed))
-    return f.text()
+        f.node(node, "term", f"{term.kind}[{node}]", "self._anchor.new_zeros(())  # fixed parameters: the same "
+               "conditional in both" if node in constant else per + _reduced(family, term))
+    weighted = [("" if term.weight == 1 else f"{term.weight!r} * ") + f.name(term.node, "term")
+                for term in terms if term.node not in constant]
+    loss = "loss = " + (" + ".join(weighted) or "self._anchor.new_zeros(())")
+    if len(loss) + 4 > WIDTH:  # one term per line (ruff's line length)
+        loss = "loss = (\n        " + "\n        + ".join(weighted) + "\n    )"
+    f.line(loss)
+    f.out = [(key, f"{var}.detach()") for key, var in f.out]
+    return f.text(returns="loss")
+
+
+def _same_in_both(step: Step, divergence: str) -> bool:
+    """Whether the term is 0 whatever the weights: every parameter of the node fixed (the
+    same numbers in teacher and student) and a divergence that vanishes between equals."""
+    return set(step.spec.fixed) == set(step.family.params) and DIVERGENCES[divergence].zero_when_equal
 
 
 SOURCES: dict[str, Callable[..., str]] = {"elbo_parts": elbo_source, "wake_sleep_parts": wake_sleep_source,
-                                          "mle_parts": mle_source, "distill_terms": distill_source}
+                                          "mle_parts": mle_source, "distill_loss": distill_source}
 """Each generated objective's writer: (model, its specialisation..., generative steps) -> source."""
 
 
-def _reduced(family: Family, divergence: str, reduction: str, timed: bool) -> str:
+def _reduced(family: Family, term: Term) -> str:
     """`losses.reduce` written out: over the dimensions (a factorized family's value is
     per dimension, except mse, which is per parameter entry), the steps, the batch."""
-    per_dimension = not family.event or divergence == "mse"
-    return (f".{'mean' if reduction == 'mean' else 'sum'}(-1)" if per_dimension else "") + \
-        (".sum(-1)" if timed else "") + ".mean()"
+    per_dimension = not family.event or term.divergence == "mse"
+    return (f".{'mean' if term.reduction == 'mean' else 'sum'}(-1)" if per_dimension else "") + \
+        (".sum(-1)" if term.timed else "") + ".mean()"
 
 
 def _wrapped(line: str) -> str:
     """The returned dict one entry per line when it is long (ruff's line length)."""
-    if len(line) <= WIDTH or not line.startswith("    return {"):
+    head = re.match(r"    return (\w+, )?\{", line)
+    if len(line) <= WIDTH or not head:
         return line
-    entries = line.removeprefix("    return {").removesuffix("}").split(", ")
-    return "\n".join(["    return {", *(f"        {e}," for e in entries), "    }"])
+    entries = line.removeprefix(head.group(0)).removesuffix("}").split(", ")
+    return "\n".join([head.group(0), *(f"        {e}," for e in entries), "    }"])
 
 
 def _quoted(model: ir.Model, line: int) -> str:

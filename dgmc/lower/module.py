@@ -140,12 +140,14 @@ class CompiledModel(nn.Module):
         return self._walk("sample", self.generative, batch, dict(inputs or {}), {}, generator, read)
 
     def run(self, noise: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None,
-            given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None) -> Trace:
+            given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None,
+            read: Collection[str] | None = None) -> Trace:
         """The generative pass on GIVEN noise; nodes in `given` take those values instead
         of computing them (observed nodes with children: the "semi" part; every node:
-        each conditional fed the given parents, as local distillation does)."""
+        each conditional fed the given parents, as local distillation does). `read` as
+        for `sample`."""
         values = {**(inputs or {}), **(given or {})}
-        return self._walk("run", self.generative, _batch(noise, values), values, dict(noise), generator)
+        return self._walk("run", self.generative, _batch(noise, values), values, dict(noise), generator, read)
 
     def infer(self, data: Mapping[str, Tensor], noise: Mapping[str, Tensor] | None = None,
               generator: torch.Generator | None = None) -> Trace:
@@ -258,11 +260,11 @@ class CompiledModel(nn.Module):
         """-log p of each observed node given the inputs, batch means."""
         return self.loss_function(("mle_parts",))(self, data, generator)
 
-    def distill_terms(self, teacher: CompiledModel, terms: tuple, fed: tuple[str, ...], batch: int,
-                      inputs: Mapping[str, Tensor], generator: torch.Generator | None) -> dict[str, Tensor]:
-        """Each distillation term's value (unweighted, reduced) on a fresh teacher sample,
-        keyed by node: `terms` are `losses.Term`s, `fed` the nodes the student is given."""
-        return self.loss_function(distill_key(terms, fed))(self, teacher, batch, inputs, generator)
+    def distill_loss(self, teacher: Trace, inputs: Mapping[str, Tensor], terms: tuple, fed: tuple[str, ...]
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The distillation loss on the teacher's sample and its terms (detached, named
+        `kind[node]`): `terms` are `losses.Term`s, `fed` the nodes the student is given."""
+        return self.loss_function(distill_key(terms, fed))(self, teacher, inputs)
 
     def source(self, signature: Signature) -> str:
         """The Python source of a pass specialised on `signature`."""
@@ -371,9 +373,8 @@ def stack_params(steps: list[Params]) -> Params:
 
 
 def distill_key(terms: tuple, fed: tuple[str, ...]) -> tuple:
-    """What `distill_terms` is specialised on: the fed nodes and each term's node,
-    divergence, reduction and timing (not its weight, which the caller applies)."""
-    return ("distill_terms", fed, tuple((t.node, t.divergence, t.reduction, t.timed) for t in terms))
+    """What `distill_loss` is specialised on: the fed nodes and the terms."""
+    return ("distill_loss", fed, terms)
 
 
 def _namespace() -> dict[str, object]:

@@ -65,6 +65,8 @@ class Row:
     b_ms: float
     target: str = ""
     met: str = ""
+    spread: tuple[float, float] | None = None
+    """The quartiles of the per-repetition ratio A/B (A and B timed in the same repetition)."""
 
     @property
     def ratio(self) -> float:
@@ -82,7 +84,21 @@ class Config:
     inner: int
 
 
-def paired(fns: dict[str, Callable[[], object]], cfg: Config) -> dict[str, float]:
+class Timings(dict):
+    """Median ms per call by name; `per_rep` keeps every repetition's ms, from which a
+    ratio's spread over the repetitions is read (`add`)."""
+
+    def __init__(self, per_rep: dict[str, list[float]]) -> None:
+        super().__init__({name: statistics.median(v) for name, v in per_rep.items()})
+        self.per_rep = per_rep
+
+    def combine(self, name: str, *parts: str) -> None:
+        """A derived entry: the sum of `parts`, repetition by repetition."""
+        self.per_rep[name] = [sum(ms) for ms in zip(*(self.per_rep[p] for p in parts), strict=True)]
+        self[name] = statistics.median(self.per_rep[name])
+
+
+def paired(fns: dict[str, Callable[[], object]], cfg: Config) -> Timings:
     """Median ms per call of each function, timed interleaved: each repetition runs every
     function `inner` times, in an order that rotates every repetition."""
     names = list(fns)
@@ -99,14 +115,21 @@ def paired(fns: dict[str, Callable[[], object]], cfg: Config) -> dict[str, float
             for _ in range(cfg.inner):
                 fns[name]()
             times[name].append((time.perf_counter() - start) / cfg.inner * 1e3)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return Timings(times)
 
 
 def add(bench: str, medians: dict[str, float], a: str, b: str, target: str = "",
         check: Callable[[float], bool] | None = None) -> None:
     row = Row(bench, a, b, medians[a], medians[b], target)
+    per_rep = getattr(medians, "per_rep", {})
+    if a in per_rep and b in per_rep:
+        ratios = [x / y for x, y in zip(per_rep[a], per_rep[b], strict=True)]
+        quartiles = statistics.quantiles(ratios, n=4)
+        row.spread = (quartiles[0], quartiles[2])
     if check is not None:
         row.met = "met" if check(row.ratio) else "missed"
+        if row.spread and check(row.spread[0]) != check(row.spread[1]):
+            row.met += " (within the spread)"
     ROWS.append(row)
 
 
@@ -727,7 +750,7 @@ def distill_pair(model: dgmc.ir.Model, cls: type, cfg: Config, width: float) -> 
 
     med = paired({"dgmc": ours_step, "dgmc+guard": ours_guarded, "hand": hand_step_,
                   "teacher fwd": teacher_fwd, "student fwd/bwd": student_fwd_bwd}, cfg)
-    med["teacher fwd + student fwd/bwd"] = med["teacher fwd"] + med["student fwd/bwd"]
+    med.combine("teacher fwd + student fwd/bwd", "teacher fwd", "student fwd/bwd")
     bench = f"distillation step, {name}, width {width:g}, batch {batch}"
     add(bench, med, "dgmc", "hand", "<= 1.05", lambda r: r <= 1.05)
     add(bench, med, "dgmc+guard", "hand", "<= 1.05", lambda r: r <= 1.05)
@@ -946,10 +969,11 @@ def machine() -> list[str]:
 
 
 def ratio_table() -> list[str]:
-    lines = ["| benchmark | A | B | A ms (median) | B ms (median) | A/B | target | |",
-             "|---|---|---|---:|---:|---:|---|---|"]
+    lines = ["| benchmark | A | B | A ms (median) | B ms (median) | A/B | A/B per repetition, quartiles | target | |",
+             "|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in ROWS:
-        lines.append(f"| {r.bench} | {r.a} | {r.b} | {r.a_ms:.3f} | {r.b_ms:.3f} | {r.ratio:.3f} "
+        spread = f"{r.spread[0]:.3f} - {r.spread[1]:.3f}" if r.spread else ""
+        lines.append(f"| {r.bench} | {r.a} | {r.b} | {r.a_ms:.3f} | {r.b_ms:.3f} | {r.ratio:.3f} | {spread} "
                      f"| {r.target} | {r.met} |")
     return lines
 
@@ -1019,14 +1043,14 @@ def render(header: list[str], extra: list[str], seconds: float, arguments: str) 
     return "\n".join(parts)
 
 
-def write_block(path: Path, report: str) -> None:
-    """Replace the generated block of `path`; the prose around it stays."""
+def write_block(path: Path, report: str, name: str = "perf") -> None:
+    """Replace the generated block `name` of `path`; the prose around it stays."""
     import re
 
     text = path.read_text()
-    pattern = re.compile(r"(<!-- begin perf -->\n).*?(<!-- end perf -->)", re.S)
+    pattern = re.compile(rf"(<!-- begin {name} -->\n).*?(<!-- end {name} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"{path} has no <!-- begin perf --> ... <!-- end perf --> block")
+        raise SystemExit(f"{path} has no <!-- begin {name} --> ... <!-- end {name} --> block")
     path.write_text(pattern.sub(lambda m: m.group(1) + report + "\n" + m.group(2), text))
 
 

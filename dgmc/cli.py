@@ -4,6 +4,8 @@ shows a Python traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,11 +15,14 @@ from .errors import DgmError, UserError, render
 from .files import locked, write_text
 from .methods import METHODS
 from .plugins import load_entry_points, load_module
+from .scale import launched, rank_label
 from .source import STDIN, read_spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     if getattr(args, "threads", None):
         import torch
 
@@ -31,11 +36,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error.render(), file=sys.stderr)
         return 1
     except UserError as error:
-        print(f"dgmc: error: {error}", file=sys.stderr)
+        print(f"dgmc: {rank_label()}error: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"dgmc: error: {error.strerror or error}: '{error.filename}'", file=sys.stderr)
+        print(f"dgmc: {rank_label()}error: {error.strerror or error}: '{error.filename}'", file=sys.stderr)
         return 1
+    except Exception:
+        if launched():  # torchrun stops the other ranks; say which one failed
+            print(f"dgmc: {rank_label()}failed:", file=sys.stderr)
+        raise
+    finally:
+        if launched():
+            from .scale import ddp
+
+            ddp.stop()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,6 +119,7 @@ def _model_commands(command: Command) -> None:
     train.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _data_option(train)
     _device_option(train)
+    _nproc_option(train)
 
     distill = command("distill", _distill, "Distill one student from a trained teacher checkpoint.")
     distill.add_argument("spec", type=Path, metavar="SPEC")
@@ -118,6 +133,7 @@ def _model_commands(command: Command) -> None:
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _data_option(distill)
     _device_option(distill)
+    _nproc_option(distill)
 
     run = command("run", _run, "Train the teacher, distill every method x width x seed, evaluate, report.")
     run.add_argument("spec", type=Path, metavar="SPEC")
@@ -130,6 +146,8 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
     run.add_argument("--teacher", type=Path, metavar="CKPT", help="distill this trained teacher instead of "
                      "training one; with no --data, a `data file` spec then runs data-free (ours, local)")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="distill the students in N worker processes (default 1; each with --threads threads)")
     _data_option(run)
     _device_option(run)
 
@@ -176,6 +194,39 @@ def _device_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--threads", type=int, default=1,
                          help="CPU threads per operation (default 1: the networks of typical specs are small, and a "
                               "second thread slowed training up to 10x on a 2-core machine with other work running)")
+
+
+def _nproc_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--nproc", type=int, default=1, metavar="K",
+                         help="train on K processes with torch.distributed (DDP, gloo on CPU, nccl on CUDA), started "
+                              "by torchrun; the same as `torchrun --nproc_per_node K -m dgmc ...`")
+
+
+def _torchrun(args: argparse.Namespace) -> int | None:
+    """With --nproc K > 1 outside torchrun: this command again under torchrun on K
+    processes (its exit status); else None, and the command runs here, joining the
+    process group when torchrun started it."""
+    from .scale import ddp
+
+    if args.nproc > 1 and not launched():
+        argv = _without_nproc(args.argv)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
+                   "-m", "dgmc", *argv]
+        return subprocess.call(command)
+    args.device = ddp.start(args.device)
+    return None
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def _load(path: Path, data: Path | None = None):
@@ -279,10 +330,14 @@ def _compile(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .train import train_teacher
 
+    if (status := _torchrun(args)) is not None:
+        return status
     model = _load(args.spec, args.data)
-    with locked(args.out):
+    with _writing(args.out):
         result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
                                progress=not args.no_progress)
+    if not result.metrics:  # another rank than 0: rank 0 reports
+        return 0
     m = result.metrics
     print(f"{model.name}: teacher trained for {m['steps']} steps in {m['seconds']:.1f} s; "
           f"{m['parameters']:,} parameters (+{m['guide_parameters']:,} guide)")
@@ -297,12 +352,16 @@ def _distill(args: argparse.Namespace) -> int:
     from .distill import run_distill
     from .train.loop import QUICK_STEPS
 
+    if (status := _torchrun(args)) is not None:
+        return status
     model = _load(args.spec, args.data)
     width = args.width or model.distill.widths[0]
     out = args.out or args.teacher.parent
-    with locked(out):
+    with _writing(out):
         result = run_distill(model, args.teacher, out, width, args.method, args.seed, args.device,
                              QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
+    if not result.metrics:  # another rank than 0: rank 0 reports
+        return 0
     m = result.metrics
     tested = f"test objective {m['test_objective']:.3f}" if m["test_objective"] is not None else "no test data"
     print(f"{model.name}: {args.method} student of width {width:g} ({m['parameters']:,} parameters), "
@@ -321,10 +380,22 @@ def _run(args: argparse.Namespace) -> int:
         model = bind_recorded(model, out)
     if args.lambdas:
         model = model.model_copy(update={"distill": model.distill.model_copy(update={"lambdas": tuple(args.lambdas)})})
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {args.jobs}.")
+    from .scale.jobs import Workers
+
+    workers = Workers(args.jobs, args.threads, tuple(args.plugin))
     with locked(out):
         run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
-            not args.no_progress, force=args.force, teacher=args.teacher)
+            not args.no_progress, force=args.force, teacher=args.teacher, workers=workers)
     return 0
+
+
+def _writing(out: Path):
+    """The run directory's lock, held by rank 0 alone (the one process that writes)."""
+    from .scale import ddp
+
+    return locked(out) if ddp.world().main else contextlib.nullcontext()
 
 
 def _continual(args: argparse.Namespace) -> int:

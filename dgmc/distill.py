@@ -27,6 +27,7 @@ from .losses import Term, divergence, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .methods import METHODS, needs_data
 from .objectives import evaluate, inputs_of
+from .scale import ddp
 from .train import checkpoint
 from .train.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
 
@@ -49,14 +50,21 @@ def term_values(student: CompiledModel, teacher_trace: Trace, student_trace: Tra
 
 
 def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tuple[Term, ...], method: str,
-                      batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None
-                      ) -> tuple[Tensor, dict[str, Tensor]]:
+                      batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None,
+                      rows: slice | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """One Monte Carlo estimate of the method's loss and its terms (left on the device):
     the teacher's sample (of the values the student is fed), then the student's generated
-    `distill_loss`, or the reference `term_values` when it interprets."""
+    `distill_loss`, or the reference `term_values` when it interprets. With `rows`, the
+    loss of those rows of the global batch: the noise is drawn for all `batch` rows (the
+    stream `sample` draws) and the teacher run on their share (one rank of several)."""
     fed = teacher.fed(method)
+    read = None if student.interpret else fed
     with torch.no_grad():
-        t = teacher.sample(batch, inputs, generator, read=None if student.interpret else fed)
+        if rows is None:
+            t = teacher.sample(batch, inputs, generator, read=read)
+        else:
+            inputs = {k: v[rows] for k, v in inputs.items()}
+            t = teacher.run({k: v[rows] for k, v in teacher.draw(batch, generator).items()}, inputs, read=read)
     if not student.interpret:
         return student.distill_loss(t, inputs, terms, fed)
     values = term_values(student, t, student.run(t.noise, inputs, {name: t.values[name] for name in fed}), terms)
@@ -79,21 +87,32 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     student = compile_model(model, width).to(teacher._anchor.device)
     if not how.distills:
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
-        return student, fit(student, train, split.train, steps, seed, progress, label=f"scratch x{width:g}")
+        return student, fit(student, train, split.train, steps, seed, progress,
+                            label=progress_label(method, width, lam, seed))
     terms = generate(model, method, lam)
-    generator = torch.Generator().manual_seed(seed)
     device = student._anchor.device
-    train_inputs = inputs_of(model, split.train) if split is not None else {}
-    draws = batches(train_inputs, recipe.batch, steps, generator) if train_inputs else itertools.repeat({}, steps)
+    generator = torch.Generator(device).manual_seed(seed)
+    train_inputs = {k: v.to(device) for k, v in inputs_of(model, split.train).items()} if split is not None else {}
+    where = ddp.world()
+    # every rank draws the whole global batch (its inputs' rows, its noise) and keeps its share
+    draws = batches(train_inputs, recipe.batch, steps, generator, shard=False) if train_inputs \
+        else itertools.repeat({}, steps)
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
-        inputs = {k: v.to(device) for k, v in next(draws).items()}
+        inputs = next(draws)
         size = next(iter(inputs.values())).shape[0] if inputs else recipe.batch
-        return distillation_loss(teacher, student, terms, method, size, inputs, generator)
+        rows = ddp.rows(size, where) if where.size > 1 else None
+        return distillation_loss(teacher, student, terms, method, size, inputs, generator, rows)
 
     history = optimise(student, student.generative_parameters(), recipe.lr, recipe.weight_decay, steps, step_fn,
-                       f"{method} x{width:g}", progress)
+                       progress_label(method, width, lam, seed), progress)
     return student, history
+
+
+def progress_label(method: str, width: float, lam: float | None, seed: int) -> str:
+    """How a student's training is labelled while it runs: method, width, lambda (in an
+    ablation) and seed."""
+    return f"{method} x{width:g}" + ("" if lam is None else f" lambda {lam:g}") + f" seed {seed}"
 
 
 def _split_if_needed(model: ir.Model, method: str) -> Split | None:
@@ -162,6 +181,8 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
         student, history = distill(model, teacher, width, method, seed, steps, progress, lam)
     except TrainingError as error:
         raise stopped(error, error.module, out / f"{name}.last_good.pt", {"seed": seed}) from None
+    if not ddp.world().main:  # rank 0 evaluates and writes
+        return Trained(student, {}, history, [])
     split = load_split(model) if has_data(model) else None  # data-free: no held-out objective
     used = (model.distill.lambdas[0] if lam is None else lam) if METHODS[method].weighs_latents else None
     metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),

@@ -21,12 +21,12 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import ir
 from .datasets import has_data, load_split, with_data
-from .distill import lambdas_of, run_distill, student_name
+from .distill import lambdas_of, progress_label, run_distill, student_name
 from .errors import RenderError, UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
@@ -35,6 +35,7 @@ from .methods import METHODS, needs_data
 from .objectives import OBJECTIVES
 from .render import render_file
 from .report import report
+from .scale.jobs import Job, Workers, run_jobs
 from .train import checkpoint, train_teacher
 from .train.loop import QUICK_STEPS, device_of
 
@@ -42,10 +43,11 @@ from .train.loop import QUICK_STEPS, device_of
 def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None = None,
         methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None, quick: bool = False,
         device: str = "cpu", progress: bool = True, log=print, force: bool = False,
-        teacher: Path | None = None) -> list[dict]:
+        teacher: Path | None = None, workers: Workers | None = None) -> list[dict]:
     """With `teacher`, a trained teacher's checkpoint, the run distills it rather than
     training one; a `data file` spec given no data then runs data-free: the methods that
-    need data are skipped (and said so), and so are the metrics on data."""
+    need data are skipped (and said so), and so are the metrics on data. With `workers`
+    of more than one process, the students are distilled in that many processes."""
     widths = tuple(widths or model.distill.widths)
     methods = tuple(methods or model.distill.methods)
     seeds = tuple(seeds if seeds is not None else model.distill.seeds)
@@ -54,12 +56,16 @@ def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None 
     _claim(out, model, source, force)
     _draw(model, out, log)
     teacher = _teacher(model, out / "teacher", quick, device, progress, log, teacher)
-    rows = [teacher]
-    for width in widths:
-        for method in methods:
-            for lam in lambdas_of(model, method):
-                for seed in seeds:
-                    rows.append(_student(model, out, width, method, lam, seed, quick, device, progress, log))
+    grid = [(width, method, lam, seed) for width in widths for method in methods
+            for lam in lambdas_of(model, method) for seed in seeds]
+    if workers is None or workers.processes == 1:
+        students = [_student(model, out, *cell, quick, device, progress, log=log) for cell in grid]
+    else:
+        steps = QUICK_STEPS if quick else model.distill.steps
+        jobs = [Job(_student, (model, out, width, method, lam, seed, quick, device, False),
+                    progress_label(method, width, lam, seed), steps) for width, method, lam, seed in grid]
+        students = run_jobs(jobs, workers, progress, log)
+    rows = [teacher, *students]
     write_text(out / "metrics.json", json.dumps(rows, indent=2) + "\n")
     write_text(out / "metrics.csv", _csv(rows))
     evaluate_run(out, model, rows, device, log)
@@ -224,7 +230,7 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
 
 
 def _student(model: ir.Model, out: Path, width: float, method: str, lam: float | None, seed: int, quick: bool,
-             device: str, progress: bool, log) -> dict:
+             device: str, progress: bool, log: Callable[[str], None] = print) -> dict:
     name = student_name(method, width, seed, lam)
     meta_path = out / "students" / f"{name}.json"
     if meta_path.is_file() and checkpoint.matches(out / "students" / f"{name}.pt", model, width):

@@ -42,3 +42,18 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DGMC_CACHE", str(path))
         yield path
+
+
+HM_RUN = ["--quick", "--no-progress", "--seeds", "0", "1", "--methods", "ours", "scratch", "--lambdas", "1", "10"]
+"""The quick grid of `hm_run`: two seeds of ours at two lambdas and of scratch."""
+
+
+@pytest.fixture(scope="session")
+def hm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quick `dgmc run specs/hm.dgm` (HM_RUN), made once for the modules that read one
+    (its directory, its teacher, its students); none of them may write into it."""
+    from dgmc.cli import main
+
+    out = tmp_path_factory.mktemp("hm_run")
+    assert main(["run", str(Path(__file__).resolve().parents[1] / "specs/hm.dgm"), "--out", str(out), *HM_RUN]) == 0
+    return out

@@ -16,12 +16,8 @@ HM = str(ROOT / "specs/hm.dgm")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    args = ["run", HM, "--out", str(out), "--quick", "--no-progress", "--seeds", "0", "1",
-            "--methods", "ours", "scratch", "--lambdas", "1", "10"]
-    assert main(args) == 0
-    return out
+def run_dir(hm_run: Path) -> Path:
+    return hm_run
 
 
 def test_run_writes_the_run_directory(run_dir: Path) -> None:

@@ -139,6 +139,22 @@ class CompiledModel(nn.Module):
         trace has none)."""
         return self._walk("sample", self.generative, batch, dict(inputs or {}), {}, generator, read)
 
+    def draw(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The noise `sample` draws, drawn in its order from `generator` (the same stream):
+        `run` on it gives `sample`'s trace. A distributed step draws the whole global
+        batch's noise so and runs its share of the rows (`dgmc.scale.ddp`)."""
+        def one(step: Step) -> Tensor:
+            eps = step.family.noise((batch, step.size), generator, self._anchor.device)
+            return eps.to(self._anchor.dtype)
+
+        noise = {s.node: one(s) for s in self.generative.static if s.role == "sample"}
+        timed = [s for s in self.generative.timed if s.role == "sample"]
+        per_step: dict[str, list[Tensor]] = {s.node: [] for s in timed}
+        for _ in range(self.steps if timed else 0):
+            for step in timed:
+                per_step[step.node].append(one(step))
+        return {**noise, **{node: torch.stack(eps, 1) for node, eps in per_step.items()}}
+
     def run(self, noise: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None,
             given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None,
             read: Collection[str] | None = None) -> Trace:

@@ -29,12 +29,15 @@ from ..errors import UserError
 from ..files import write_text
 from ..lower import CompiledModel, compile_model
 from ..objectives import OBJECTIVES, Batch, evaluate
+from ..scale import ddp
 from . import checkpoint
 
 QUICK_STEPS = 100
 """Steps of a `--quick` smoke run."""
 EVAL_SEED = 1234
 """The fixed noise seed of every reported objective, so numbers are comparable."""
+NOISE_STRIDE = 1_000_003
+"""Rank r of a distributed teacher draws its objective's noise from seed + r * this."""
 
 
 @dataclass
@@ -59,15 +62,32 @@ def device_of(name: str) -> torch.device:
     return device
 
 
-def batches(split_part: Batch, batch: int, steps: int, generator: torch.Generator):
-    """`steps` minibatches of `batch` rows, each drawn without replacement."""
+def batches(split_part: Batch, batch: int, steps: int, generator: torch.Generator, shard: bool = True):
+    """`steps` minibatches of `batch` rows, each drawn without replacement (on the
+    generator's device). Under torch.distributed every rank draws the same global batch
+    and, with `shard`, keeps its own share of its rows (`ddp.rows`)."""
     rows = next(iter(split_part.values())).shape[0]
+    where = ddp.world() if shard else ddp.World()
     for _ in range(steps):
         if batch >= rows:
-            yield split_part
+            chosen = split_part
         else:
-            index = torch.randperm(rows, generator=generator)[:batch]
-            yield {k: v[index] for k, v in split_part.items()}
+            index = torch.randperm(rows, generator=generator, device=generator.device)[:batch]
+            chosen = {k: v[index] for k, v in split_part.items()}
+        if where.size > 1:
+            share = ddp.rows(min(batch, rows), where)
+            chosen = {k: v[share] for k, v in chosen.items()}
+        yield chosen
+
+
+_progress: Callable[[str, int, int], None] | None = None
+
+
+def progress_to(sink: Callable[[str, int, int], None] | None) -> None:
+    """Send every loop's progress to `sink(label, steps done, steps)` rather than drawing
+    a bar (a worker of `dgmc run --jobs` reports to the parent's one display)."""
+    global _progress
+    _progress = sink
 
 
 class TrainingError(UserError):
@@ -106,10 +126,13 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
     gradient), and the module is put back to its weights at the last check, all of
     whose steps were finite."""
     optimiser = torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    if ddp.world().size > 1:  # the gradients averaged over the ranks
+        step_fn = ddp.synchronised(parameters, step_fn)
     history: dict[str, list[float]] = {}
     good, good_step = _weights(module), 0
     pending: list[Logged] = []
-    bar = tqdm(total=steps, desc=label, disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(total=steps, desc=label, disable=not progress or _progress is not None or not ddp.world().main,
+               leave=False, dynamic_ncols=True)
     with _flushed_denormals(), bar:
         for step in range(steps):
             pending.append(_step(module, optimiser, step_fn))
@@ -124,6 +147,8 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
                     history.setdefault(key, []).append(value)
             bar.set_postfix(loss=f"{statistics.fmean(history['loss'][-len(pending):]):.4g}", refresh=False)
             bar.update(len(pending))
+            if _progress is not None:
+                _progress(label, step + 1, steps)
             pending.clear()
             if step + 1 < steps:  # a later check may need to come back here
                 good, good_step = _weights(module), step + 1
@@ -133,7 +158,7 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
 def _read(pending: list[Logged]) -> list[tuple[dict[str, float], dict[str, float]]]:
     """Per step since the last check, its loss and terms and its gradient sums by
     parameter, as floats: one read from the device for them all."""
-    values = torch.cat([v for *_, v in pending]).tolist()
+    values = ddp.averaged(torch.cat([v for *_, v in pending])).tolist()
     rows, at = [], 0
     for terms, grads, vector in pending:
         row = values[at: at + len(vector)]
@@ -199,16 +224,19 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
         progress: bool = True, label: str = "teacher") -> dict[str, list[float]]:
     """Minimise the recipe's objective; return every logged term per step."""
     device = compiled._anchor.device
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)
     objective = OBJECTIVES[recipe.objective].run
     if recipe.free_bits:
         objective = partial(objective, free_bits=recipe.free_bits)
-    draws = enumerate(batches(data, recipe.batch, steps, generator))
+    draws = enumerate(batches({k: v.to(device) for k, v in data.items()}, recipe.batch, steps, generator))
+    noise = generator
+    if ddp.world().size > 1:  # the same rows drawn everywhere, each rank's own noise for its share
+        noise = torch.Generator(device).manual_seed(seed + NOISE_STRIDE * ddp.world().rank)
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         step, batch = next(draws)
         beta = min(1.0, (step + 1) / recipe.warmup) if recipe.warmup else 1.0
-        return objective(compiled, {k: v.to(device) for k, v in batch.items()}, generator, beta)
+        return objective(compiled, batch, noise, beta)
 
     return optimise(compiled, list(compiled.parameters()), recipe.lr, recipe.weight_decay, steps, step_fn,
                     label, progress)
@@ -237,6 +265,8 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
         history = fit(compiled, model.train, split.train, steps, seed, progress)
     except TrainingError as error:
         raise stopped(error, compiled, out / "teacher.last_good.pt", {"seed": seed}) from None
+    if not ddp.world().main:  # rank 0 reports and writes
+        return Trained(compiled, {}, history, [])
     metrics = {"steps": steps, "seconds": round(time.perf_counter() - started, 2), **report(compiled, split)}
     metrics["parameters"] = sum(p.numel() for p in compiled.generative_parameters())
     metrics["guide_parameters"] = sum(p.numel() for p in compiled.guide_parameters())

@@ -1,0 +1,79 @@
+"""Scale-out: `dgmc run --jobs 2` writes the run directory `--jobs 1` writes; a student
+distilled by 2 gloo processes (torchrun) equals the one distilled by 1 process on the
+same global batch; the noise a distributed step draws is the sample's own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import HM_RUN
+
+import dgmc
+from dgmc.lower import compile_model
+
+ROOT = Path(__file__).resolve().parents[1]
+HM = ROOT / "specs/hm.dgm"
+
+
+def dgmc_cli(*args: str, launcher: tuple[str, ...] = ("-m", "dgmc")) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, *launcher, *args], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def without_times(value):
+    if isinstance(value, dict):
+        return {k: without_times(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [without_times(v) for v in value]
+    return value
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+def test_jobs_2_writes_what_jobs_1_writes(hm_run: Path, tmp_path: Path) -> None:
+    """hm_run's grid again with --jobs 2 (its teacher given): the same metrics, samples'
+    metrics and students, bit for bit."""
+    out = tmp_path / "run"
+    dgmc_cli("run", str(HM), *HM_RUN, "--jobs", "2", "--out", str(out), "--teacher", str(hm_run / "teacher/teacher.pt"))
+    for name in ("metrics.json", "eval.json"):
+        assert without_times(json.loads((out / name).read_text())) == \
+            without_times(json.loads((hm_run / name).read_text())), name
+    students = sorted(p.name for p in (hm_run / "students").glob("*.pt"))
+    assert students == sorted(p.name for p in (out / "students").glob("*.pt")) and len(students) == 6
+    for name in students:
+        ours, theirs = weights(out / "students" / name), weights(hm_run / "students" / name)
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+
+
+def test_two_gloo_processes_distill_the_student_one_process_does(hm_run: Path, tmp_path: Path) -> None:
+    """One of hm_run's students (ours, lambda 1, seed 0, made by one process) distilled
+    again by two (torchrun, gloo) on the same global batch."""
+    two = dgmc_cli("distill", str(HM), "--teacher", str(hm_run / "teacher/teacher.pt"), "--quick", "--no-progress",
+                   "--lambda", "1", "--seed", "0", "--out", str(tmp_path),
+                   launcher=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgmc"))
+    assert two.stdout.count("ours student of width 0.25") == 1  # only rank 0 reports (and writes)
+    name = "student_ours_w0.25_l1_s0"
+    one, both = weights(hm_run / "students" / f"{name}.pt"), weights(tmp_path / f"{name}.pt")
+    for key in one:  # the gradient averaged over two halves of the batch: float sums in another order
+        torch.testing.assert_close(both[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (hm_run / "students").iterdir()
+                                                                 if p.name.startswith(name))
+
+
+@pytest.mark.parametrize("name", ["hm", "vrnn", "ssm"])
+def test_drawn_noise_run_again_is_the_sample(name: str) -> None:
+    compiled = compile_model(dgmc.load(ROOT / f"specs/{name}.dgm"))
+    inputs = {n.name: torch.zeros(5, *((compiled.steps,) if n.timed else ()), n.size)
+              for n in compiled.ir.of_kind("input")}
+    sample = compiled.sample(5, inputs, torch.Generator().manual_seed(3))
+    again = compiled.run(compiled.draw(5, torch.Generator().manual_seed(3)), inputs)
+    for node, value in sample.values.items():
+        assert torch.equal(value, again.values[node]), node

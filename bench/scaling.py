@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch  # noqa: E402
 from perf import machine, write_block  # noqa: E402
 
 
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="--quick runs: a smoke version")
     parser.add_argument("--write", type=Path, metavar="MD")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as every dgmc command here runs (its default --threads 1)
     started = time.perf_counter()
     grid, ddp = [], []
     with tempfile.TemporaryDirectory() as tmp:

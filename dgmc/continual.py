@@ -68,7 +68,9 @@ def _rows(part: Batch, labels: Tensor, classes: tuple[int, ...]) -> Batch:
 def _label_inputs(model: ir.Model, classes: tuple[int, ...], count: int, generator: torch.Generator) -> Batch:
     """Inputs for `count` draws of the old model: the label input one-hot, classes uniform."""
     (node,) = model.of_kind("input")
-    picks = torch.tensor(classes)[torch.randint(len(classes), (count,), generator=generator)]
+    where = generator.device
+    picks = torch.tensor(classes, device=where)[torch.randint(len(classes), (count,), generator=generator,
+                                                              device=where)]
     return {node.name: torch.nn.functional.one_hot(picks, node.size).float()}
 
 
@@ -80,21 +82,21 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
     device = old_model._anchor.device
     learner = compile_model(model).to(device)
     learner.load_state_dict(old_model.state_dict())
-    new_data = _rows(split.train, split.train_labels, new)
+    new_data = {k: v.to(device) for k, v in _rows(split.train, split.train_labels, new).items()}
     train = model.train.model_copy(update={"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "warmup": 0})
     if method in ("finetune", "joint"):
         data = split.train if method == "joint" else new_data
         fit(learner, train, data, steps, seed, progress, label=f"{method} s{seed}")
         return learner
     share = len(new) / (len(old) + len(new))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)
     draws = batches(new_data, max(1, round(recipe.batch * share)), steps, generator)
     old_count = recipe.batch - max(1, round(recipe.batch * share))
     terms = generate(model, "ours")
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
-        inputs = {k: v.to(device) for k, v in _label_inputs(model, old, old_count, generator).items()}
-        fresh = {k: v.to(device) for k, v in next(draws).items()}
+        inputs = _label_inputs(model, old, old_count, generator)
+        fresh = next(draws)
         if method == "replay":
             with torch.no_grad():
                 dream = old_model.sample(old_count, inputs, generator).values

@@ -9,7 +9,22 @@ which users extend: `register_family`, `register_network`, `register_dataset`, o
 plugin (`plugins`).
 """
 
-from .api import check_text, load, loads, to_digraph, to_networkx, topological_order
+from .api import (
+    check_text,
+    compile,
+    distill,
+    distributions,
+    evaluate,
+    export,
+    load,
+    load_checkpoint,
+    loads,
+    sample,
+    to_digraph,
+    to_networkx,
+    topological_order,
+    train,
+)
 from .datasets import Column, Dataset, register_dataset
 from .errors import DgmError, Diagnostic, UserError
 from .families import Family, register_family
@@ -19,6 +34,7 @@ from .order import lint
 
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Option", "UserError",
-    "check_text", "lint", "load", "loads", "register_dataset", "register_family", "register_network",
-    "to_digraph", "to_networkx", "topological_order",
+    "check_text", "compile", "distill", "distributions", "evaluate", "export", "lint", "load", "load_checkpoint",
+    "loads", "register_dataset", "register_family", "register_network", "sample", "to_digraph", "to_networkx",
+    "topological_order", "train",
 ]

@@ -1,15 +1,19 @@
-"""The Python API: a spec (path or text) -> checked graph IR, and its views.
+"""The Python API: a spec (path or text) -> checked graph IR and its views, and the
+whole path from it to a trained, distilled, sampled or exported model (docs/API.md).
 
     >>> import dgmc
     >>> model = dgmc.load("specs/hm.dgm")
-    >>> model.order
-    ('z4', 'z3', 'y2', 'z2', 'z1', 'y1')
-    >>> dgmc.to_networkx(model)         # networkx.MultiDiGraph, edge key = lag
-    >>> dgmc.to_digraph(model)          # graphviz.Digraph
+    >>> teacher = dgmc.train(model, steps=300)                  # a torch.nn.Module
+    >>> student = dgmc.distill(model, teacher, width=0.25)      # data-free, the unified loss
+    >>> values = dgmc.sample(student, 16, seed=0)               # node -> tensor
+    >>> dgmc.distributions(student, values)["y1"]               # torch.distributions, given the parents
+
+Every function takes a checked model or a spec's path; torch is imported on first use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +27,9 @@ from .source import read_spec
 
 if TYPE_CHECKING:
     import graphviz
+    import torch
+
+    from .lower import CompiledModel
 
 
 def loads(text: str, filename: str = "<string>") -> Model:
@@ -56,3 +63,106 @@ def to_digraph(model: Model, student: bool = False, guide: bool = False) -> grap
     from .render import to_digraph
 
     return to_digraph(model, student, guide)
+
+
+# -- from a spec to trained models ------------------------------------------------------
+
+def _model(model: Model | str | Path) -> Model:
+    return model if isinstance(model, Model) else load(model)
+
+
+def compile(model: Model | str | Path, width: float | None = None) -> CompiledModel:
+    """The teacher (`width` None) or the student at `width`, an `nn.Module` with fresh
+    weights (the generated code of each call is made on its first use)."""
+    from .lower import compile_model
+
+    return compile_model(_model(model), width)
+
+
+def train(model: Model | str | Path, data: str | Path | None = None, steps: int | None = None, seed: int = 0,
+          device: str = "cpu", progress: bool = False) -> CompiledModel:
+    """The teacher trained by the spec's `train` recipe on its data (`data`: the file of
+    a `data file` spec), `steps` overriding the recipe's; in eval mode."""
+    import torch
+
+    from .datasets import load_split, with_data
+    from .train.loop import device_of, fit
+
+    model = _model(model)
+    model = with_data(model, data) if data is not None else model
+    torch.manual_seed(seed)
+    teacher = compile(model).to(device_of(device))
+    fit(teacher, model.train, load_split(model).train, model.train.steps if steps is None else steps, seed, progress)
+    return teacher.eval()
+
+
+def distill(model: Model | str | Path, teacher: CompiledModel | str | Path, width: float | None = None,
+            method: str = "ours", seed: int = 0, steps: int | None = None, lam: float | None = None,
+            progress: bool = False) -> CompiledModel:
+    """A student of `width` (default the spec's first) distilled from `teacher` (a
+    module, or a checkpoint or run directory) by `method`; in eval mode."""
+    from .distill import distill as distill_student
+
+    model = _model(model)
+    if not hasattr(teacher, "sample"):
+        teacher = load_checkpoint(teacher)
+    width = model.distill.widths[0] if width is None else width
+    student, _ = distill_student(model, teacher.eval(), width, method, seed, steps, progress, lam)
+    return student.eval()
+
+
+def sample(module: CompiledModel, n: int, inputs: Mapping[str, torch.Tensor] | None = None,
+           noise: Mapping[str, torch.Tensor] | None = None, seed: int | None = None) -> dict[str, torch.Tensor]:
+    """`n` ancestral draws of every node, as node -> tensor [n, (steps,) size]. `inputs`
+    for a conditional model; `noise`: the given noise of any random nodes (the others
+    drawn fresh, from `seed` when given). Shapes are checked first."""
+    import torch
+
+    module.check_shapes({**(inputs or {}), **(noise or {})}, n)
+    generator = None if seed is None else torch.Generator(module._anchor.device).manual_seed(seed)
+    with torch.no_grad():
+        if noise:
+            return module.run(dict(noise), dict(inputs or {}), generator=generator).values
+        return module.sample(n, dict(inputs or {}), generator).values
+
+
+def distributions(module: CompiledModel, values: Mapping[str, torch.Tensor]
+                  ) -> dict[str, torch.distributions.Distribution]:
+    """Each random node's conditional distribution given its parents' values in
+    `values` (a sample, or data holding every node)."""
+    import torch
+
+    module.check_shapes(values)
+    with torch.no_grad():
+        trace = module.run({}, given=dict(values))
+    return {node: module.distribution(node, params) for node, params in trace.params.items()}
+
+
+def evaluate(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = None, seed: int = 1234) -> float:
+    """The reported objective per example (-ELBO through the model's guide, NLL without
+    latents) on `data`, default the spec's test split, on fixed noise."""
+    import torch
+
+    from .datasets import load_split
+    from .objectives import evaluate as objective
+
+    if data is None:
+        data = load_split(module.ir).test
+    module.check_shapes(data)
+    device = module._anchor.device
+    return objective(module, {k: v.to(device) for k, v in data.items()}, torch.Generator(device).manual_seed(seed))
+
+
+def load_checkpoint(path: str | Path, spec: str | Path | None = None, student: str | None = None) -> CompiledModel:
+    """A trained model from its checkpoint (its spec found in the run directory above
+    it, or given) or a run directory (its teacher, or the student `student`)."""
+    from .train.checkpoint import load_trained
+
+    return load_trained(path, spec, student)[0]
+
+
+def export(module: CompiledModel, path: str | Path, format: str = "onnx", guide: bool = False) -> Path:
+    """The sampler (or with `guide`, the guide) as ONNX or TorchScript at `path`."""
+    from .export import export as export_file
+
+    return export_file(module, format, Path(path), guide)

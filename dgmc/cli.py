@@ -82,6 +82,9 @@ def _front_end_commands(command: Command) -> None:
     """Commands on the spec alone: check, fmt, render, compile."""
     check = command("check", _check, "Parse and check specs; print every error and warning.")
     check.add_argument("specs", nargs="+", type=Path, metavar="SPEC", help=_SPEC_HELP)
+    check.add_argument("--pedantic", action="store_true", help="also warn about a distillation that is valid but "
+                       "likely not meant: a student as large as its teacher, unused lambdas, a divergence that "
+                       "passes no gradient, discrete latents under ours with lambda 0")
 
     fmt = command("fmt", _fmt, "Rewrite specs in canonical form (comments kept).")
     fmt.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
@@ -137,7 +140,8 @@ def _model_commands(command: Command) -> None:
 
     run = command("run", _run, "Train the teacher, distill every method x width x seed, evaluate, report.")
     run.add_argument("spec", type=Path, metavar="SPEC")
-    run.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>)")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>, runs/<spec name>-quick "
+                     "with --quick)")
     run.add_argument("--widths", type=float, nargs="+", help="default: the spec's")
     run.add_argument("--methods", choices=list(METHODS), nargs="+", help="default: the spec's")
     run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
@@ -261,6 +265,12 @@ def _check(args: argparse.Namespace) -> int:
             status = 1
             continue
         print(f"{'<stdin>' if str(path) == STDIN else path}: ok ({len(model.nodes)} nodes)")
+        if args.pedantic:
+            from .check.pedantic import pedantic
+
+            text, name = read_spec(path)
+            for warning in pedantic(model):
+                print(render(warning, text, name) + "\n", file=sys.stderr)
     return status
 
 
@@ -375,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
     from .run import DATA_RECORD, bind_recorded, run
 
     model, source = _load_with_source(args.spec, args.data)
-    out = args.out or Path("runs") / model.name
+    out = args.out or Path("runs") / (model.name + ("-quick" if args.quick else ""))  # smoke tests kept apart
     if args.data is None and (out / DATA_RECORD).is_file():  # resuming: the data file the run recorded
         model = bind_recorded(model, out)
     if args.lambdas:
@@ -428,9 +438,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import default_out, export, interface, load_for_export
+    from .export import default_out, export, interface
+    from .train.checkpoint import load_trained
 
-    compiled, ckpt = load_for_export(args.path, args.spec, args.student)
+    compiled, ckpt = load_trained(args.path, args.spec, args.student)
     out = export(compiled, args.format, args.out or default_out(ckpt, args.format, args.guide), args.guide)
     io = interface(compiled, args.guide)
     print(f"wrote {out}: inputs {', '.join(io.input_names)}; outputs {', '.join(io.outputs)}")

@@ -34,7 +34,7 @@ from .files import write_text
 from .losses import generate
 from .lower import CompiledModel, compile_model
 from .objectives import Batch, elbo, evaluate
-from .report import continual_report
+from .report import continual_report, write_reports
 from .train import checkpoint
 from .train.loop import QUICK_STEPS, batches, device_of, fit, optimise
 
@@ -141,8 +141,8 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
             row["-ELBO"] = evaluate(compiled, test, torch.Generator().manual_seed(0))
             results["models"].setdefault(name, {})[group] = row
     write_text(out / "continual.json", json.dumps(results, indent=2) + "\n")
-    write_text(out / "report.md", continual_report(model, results, quick))
-    log(f"wrote {out / 'report.md'}")
+    for path in write_reports(continual_report(model, results, quick), out):
+        log(f"wrote {path}")
     return results
 
 

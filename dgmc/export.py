@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import UserError
-from .lower import CompiledModel, compile_model
+from .lower import CompiledModel
 from .lower.plan import Pass
 from .train import checkpoint
 
@@ -150,34 +150,6 @@ def _onnx_module():
 
 
 # -- finding the model ----------------------------------------------------------------------
-
-
-def load_for_export(path: Path, spec: Path | None = None, student: str | None = None
-                    ) -> tuple[CompiledModel, Path]:
-    """The trained model a path names: a checkpoint (its spec found in the run directory
-    above it, or given), or a run directory (its teacher, or the student `student`)."""
-    from . import load
-    from .run import load_run_model
-
-    if path.is_dir():
-        if not (path / "spec.dgm").is_file():
-            raise ExportError(f"'{path}' is not a run directory: it has no spec.dgm.")
-        model = load_run_model(path)
-        ckpt = path / "students" / f"{student}.pt" if student else path / "teacher" / "teacher.pt"
-        if not ckpt.is_file():
-            known = sorted(p.stem for p in (path / "students").glob("*.pt") if not p.stem.endswith(".last_good"))
-            listing = f"; its students: {', '.join(known)}" if known else "; it has no students yet"
-            raise ExportError(f"'{path}' has no {'student ' + student if student else 'teacher'} ({ckpt}){listing}.")
-    else:
-        ckpt = path
-        found = spec or next((d / "spec.dgm" for d in path.resolve().parents if (d / "spec.dgm").is_file()), None)
-        if found is None:
-            raise ExportError(f"No spec for '{path}': it is not inside a run directory; give --spec SPEC.")
-        model = load(found)
-    width = checkpoint.recorded_width(ckpt)
-    compiled = compile_model(checkpoint.with_recorded_data(ckpt, model), width)
-    checkpoint.load(ckpt, compiled)
-    return compiled.eval(), ckpt
 
 
 def default_out(ckpt: Path, fmt: str, guide: bool) -> Path:

@@ -292,23 +292,35 @@ def write_loss_curves(history: Mapping[str, Sequence[float]], path: Path, title:
     positive = [k for k, v in terms.items() if np.isfinite(v).any() and np.all(v[np.isfinite(v)] > 0)]
     panels = [(keys, scale) for keys, scale in ((positive, "log"), ([k for k in terms if k not in positive], "linear"))
               if keys] or [([], "linear")]
-    fig = Figure(figsize=(6.4 * len(panels), 4.8), layout="constrained")
+    fig = Figure(figsize=(7.6 * len(panels), 4.8), layout="constrained")
     for ax, (keys, scale) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for key in keys:
-            colour = f"C{list(terms).index(key) % 10}"  # a term keeps its colour across panels
+            colour, dashes = _style(list(terms).index(key))  # a term keeps its style across panels
             ax.plot(terms[key], color=colour, alpha=0.25, linewidth=0.8)
-            ax.plot(_smooth(terms[key]), color=colour, linewidth=1.8, label=key)
+            ax.plot(_smooth(terms[key]), color=colour, linestyle=dashes, linewidth=1.8, label=key)
         ax.set_yscale(scale)
         ax.set_xlabel("step")
         ax.set_ylabel("value" + (" (log scale)" if scale == "log" else ""))
         ax.grid(True, which="major", alpha=0.3)
-        if keys:
-            ax.legend(loc="best", framealpha=0.9)
+        if keys:  # beside the curves, never over them
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
+                      ncols=1 + len(keys) // 16)
             ax.set_title("terms always > 0" if scale == "log" else "terms that reach 0 or below")
         else:
             ax.text(0.5, 0.5, "nothing logged", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title, fontweight="bold")
     return _save(fig, Path(path))
+
+
+LINE_STYLES = ("solid", "dashed", "dotted", "dashdot")
+
+
+def _style(index: int) -> tuple[tuple[float, ...], str]:
+    """The colour and line style of the `index`-th term: 20 distinct colours (tab20),
+    then the same colours dashed, dotted, ..., so no two curves look alike."""
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](index % 20), LINE_STYLES[index // 20 % len(LINE_STYLES)]
 
 
 def _smooth(values: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ distill every method x width x seed, evaluate, and write a run directory:
     RUN/students/           student_<method>_w<width>_s<seed>.{pt,json} and pictures
     RUN/metrics.json, .csv  one row per model: training, test objective, fidelity
     RUN/eval.json           the sample-based metrics of every model (`dgmc.evaluation`)
-    RUN/report.md           the tables in the paper's layout, and the pictures
+    RUN/report.md, .html    the tables in the paper's layout, verdicts, the heat map, the pictures
 
 A finished part (a checkpoint of the same model, with its metrics JSON) is skipped when
 the run is started again; a part made from other settings (a student's network or the
@@ -34,7 +34,7 @@ from .lower import CompiledModel, compile_model
 from .methods import METHODS, needs_data
 from .objectives import OBJECTIVES
 from .render import render_file
-from .report import report
+from .report import report, write_reports
 from .scale.jobs import Job, Workers, run_jobs
 from .train import checkpoint, train_teacher
 from .train.loop import QUICK_STEPS, device_of
@@ -53,7 +53,7 @@ def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None 
     seeds = tuple(seeds if seeds is not None else model.distill.seeds)
     if not has_data(model):
         model, methods = _without_data(model, teacher or out / "teacher" / "teacher.pt", methods, log)
-    _claim(out, model, source, force)
+    _claim(out, model, source, force, quick if teacher is None else None)  # a given teacher: not this run's
     _draw(model, out, log)
     teacher = _teacher(model, out / "teacher", quick, device, progress, log, teacher)
     grid = [(width, method, lam, seed) for width in widths for method in methods
@@ -78,8 +78,8 @@ def evaluate_run(out: Path, model: ir.Model, rows: list[dict], device: str = "cp
     write_text(out / "eval.json", json.dumps(results, indent=2) + "\n")
     quick = any(row["steps"] < (model.train.steps if row["model"] == "teacher" else model.distill.steps)
                 for row in rows)
-    write_text(out / "report.md", report(model, rows, quick, out, results))
-    log(f"wrote {out / 'report.md'}")
+    for path in write_reports(report(model, rows, quick, out, results), out):
+        log(f"wrote {path}")
     return results
 
 
@@ -112,15 +112,20 @@ def _load(model: ir.Model, path: Path, width: float | None, device: str) -> Comp
     return compiled.eval()
 
 
-def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
+def _claim(out: Path, model: ir.Model, source: str, force: bool, quick: bool | None = None) -> None:
     """Write the spec, and the record of its data, into the run directory. A directory
-    holding a run of another spec, or of the same spec on other data, is refused, or
-    with `force` emptied first (its results would not match)."""
+    holding a run of another spec, of the same spec on other data, or a `--quick` run
+    when this one is not (or the other way round), is refused, or with `force` emptied
+    first (its results would not match, or would be smoke-test values reported as real)."""
     copy = out / "spec.dgm"
+    why = None
     if copy.is_file() and _spec_hash_of(out) != checkpoint.spec_hash(model):
+        why = f"a run of another spec or other data (see {copy} and {out / DATA_RECORD})"
+    elif quick is not None and _was_quick(out, model) not in (None, quick):
+        why = "a --quick run (a smoke test of few steps)" if not quick else "a full run (this one is --quick)"
+    if why:
         if not force:
-            raise UserError(f"'{out}' holds a run of another spec or other data (see {copy} and "
-                            f"{out / DATA_RECORD}): choose another --out, or pass --force to replace it.")
+            raise UserError(f"'{out}' holds {why}: choose another --out, or pass --force to replace it.")
         for child in out.iterdir():  # all but the lock this process holds
             if child.name == LOCK_NAME:
                 continue
@@ -130,6 +135,17 @@ def _claim(out: Path, model: ir.Model, source: str, force: bool) -> None:
                 child.unlink()
     write_text(copy, source)
     write_text(out / DATA_RECORD, json.dumps(_data_record(model), indent=2) + "\n")
+
+
+def _was_quick(out: Path, model: ir.Model) -> bool | None:
+    """Whether the run in `out` was a --quick one, as its teacher recorded (None: no
+    teacher there yet); a teacher from before the record: trained fewer steps than the
+    spec asks."""
+    path = out / "teacher" / "teacher.json"
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    return meta.get("quick", model.train is not None and meta.get("steps", 0) < model.train.steps)
 
 
 DATA_RECORD = "data.json"

@@ -145,11 +145,3 @@ def test_continual_quick_keeps_the_old_classes(tmp_path: Path) -> None:
 def test_continual_refuses_a_model_without_classes(tmp_path: Path, capsys) -> None:
     assert main(["continual", str(ROOT / "specs/vae.dgm"), "--out", str(tmp_path), "--quick"]) == 1
     assert "continual learning needs the classes it learns first" in capsys.readouterr().err
-
-
-def test_a_verdict_calls_a_tie_a_tie() -> None:
-    from dgmc.report import _outcome
-
-    assert _outcome({"ours": 1.0, "local": 2.0, "scratch": 3.0}) == "yes"
-    assert _outcome({"ours": 1.0, "local": 1.0, "scratch": 3.0}) == "tie (local)"
-    assert _outcome({"ours": 2.0, "local": 1.0, "scratch": 1.5}) == "no (local)"

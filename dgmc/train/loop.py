@@ -271,7 +271,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
     metrics["parameters"] = sum(p.numel() for p in compiled.generative_parameters())
     metrics["guide_parameters"] = sum(p.numel() for p in compiled.guide_parameters())
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"seed": seed, "steps": steps, "metrics": metrics}
+    meta = {"seed": seed, "steps": steps, "quick": quick, "metrics": metrics}
     files = [checkpoint.save(out / "teacher.pt", compiled, meta),
              write_text(out / "teacher.json", json.dumps(meta, indent=2) + "\n")]
     files += _pictures(compiled, split, out, history, seed)

@@ -1,0 +1,62 @@
+"""`dgmc check --pedantic`: warnings about a distillation that is valid but likely not
+what was meant (as stanc's --warn-pedantic warns about valid but suspicious models).
+
+- a student as large as its teacher (linear networks do not shrink with the width, and a
+  small width can round every layer back up);
+- a lambda list that no run uses (lambda weighs `ours`' latent terms, and `ours` is not
+  among the methods, or a list of one value that equals the default);
+- a divergence estimated through a discrete sample (its estimate carries no gradient
+  through the sample: reverse_kl without a closed form on a discrete family);
+- a discrete latent under `ours` with lambda 0: nothing trains its conditional (its
+  value passes no gradient, and its own term weighs 0).
+
+Counting parameters compiles the teacher and each student, so this imports torch.
+"""
+
+from __future__ import annotations
+
+from .. import ir
+from ..errors import Diagnostic
+from ..families import FAMILIES
+from ..losses.divergences import is_closed
+
+
+def pedantic(model: ir.Model) -> list[Diagnostic]:
+    recipe = model.distill
+    out: list[Diagnostic] = []
+
+    def warn(message: str, span=recipe.span) -> None:
+        out.append(Diagnostic(severity="warning", phase="semantic", span=span, message=message))
+
+    teacher, students = _parameters(model)
+    for width, count in students.items():
+        if count >= teacher:
+            warn(f"The student of width {width:g} has {count:,} generative parameters, as many as the teacher "
+                 f"({teacher:,}) or more: nothing is compressed (linear networks do not shrink, and small hidden "
+                 "layers round up to 1 unit).")
+    if len(recipe.lambdas) > 1 and "ours" not in recipe.methods:
+        warn(f"lambda lists {len(recipe.lambdas)} values, but only `ours` uses lambda and the methods are "
+             f"{', '.join(recipe.methods)}: no run uses them.")
+    for node in model.of_kind("latent", "observed"):
+        family = FAMILIES[node.type]
+        divergence = recipe.divergences[node.name]
+        if family.discrete and divergence == "reverse_kl" and not is_closed(family, divergence):
+            warn(f"Node '{node.name}' ({node.type}) is distilled by reverse_kl, estimated on the student's own "
+                 "discrete sample, through which no gradient passes: use kl (or bce for Bernoulli).", node.span)
+    discrete = [n.name for n in model.of_kind("latent") if FAMILIES[n.type].discrete]
+    if discrete and "ours" in recipe.methods and 0 in recipe.lambdas:
+        which = f"Latents {', '.join(discrete)} are" if len(discrete) > 1 else f"Latent {discrete[0]} is"
+        warn(f"{which} discrete: under ours with lambda 0 "
+             "nothing trains their conditionals (a discrete value passes no gradient, and their own terms weigh "
+             "0), so that student keeps them as initialised.")
+    return out
+
+
+def _parameters(model: ir.Model) -> tuple[int, dict[float, int]]:
+    """The teacher's generative parameter count and each student width's."""
+    from ..lower import compile_model
+
+    def count(width: float | None) -> int:
+        return sum(p.numel() for p in compile_model(model, width).generative_parameters())
+
+    return count(None), {width: count(width) for width in model.distill.widths}

@@ -28,7 +28,7 @@ import torch
 
 import dgmc
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.train import checkpoint
+from dgmc.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 HM = ROOT / "specs" / "hm.dgm"

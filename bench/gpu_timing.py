@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from perf import data_batch, load, machine, write_block
 
-from dgmc.distill import distillation_loss
+from dgmc.distillation import distillation_loss
 from dgmc.losses import generate
 from dgmc.lower import compile_model
 from dgmc.objectives import elbo

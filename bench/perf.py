@@ -9,7 +9,7 @@ Every comparison runs its two implementations in ONE process, alternating them (
 flips every repetition) after a warm-up, times each repetition of a few steps, and reports
 both medians and their RATIO: with other work on the machine, absolute times drift, the
 ratio of interleaved medians much less. One thread (`torch.set_num_threads(1)`), flushed
-denormals (as `dgmc.train.loop.optimise` sets them). The hand-written modules use the same
+denormals (as `dgmc.training.loop.optimise` sets them). The hand-written modules use the same
 layers (nn.Linear, nn.ReLU, nn.GRUCell) and the compiled module's initial weights, and each
 is checked to give the same loss as dgmc on the same noise before it is timed.
 Prints a Markdown table.
@@ -39,12 +39,12 @@ from torch import Tensor, nn
 
 import dgmc
 from dgmc.datasets import load_split
-from dgmc.distill import distillation_loss
+from dgmc.distillation import distillation_loss
 from dgmc.losses import generate as generate_terms
 from dgmc.lower import CompiledModel, compile_model
 from dgmc.lower.describe import shown
 from dgmc.objectives import elbo
-from dgmc.train.loop import _step as guarded_step
+from dgmc.training.loop import _step as guarded_step
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

@@ -115,7 +115,7 @@ def hm_figure(out: Path) -> Path:
     import dgmc
     from dgmc.datasets import load_split
     from dgmc.lower import compile_model
-    from dgmc.train import checkpoint
+    from dgmc.training import checkpoint
 
     run = out / "hm"
     model = dgmc.load(run / "spec.dgm")
@@ -214,7 +214,7 @@ def conv_figure(out: Path, name: str) -> Path:
 
     from dgmc.lower import compile_model
     from dgmc.run import load_run_model
-    from dgmc.train import checkpoint
+    from dgmc.training import checkpoint
 
     run = out / name
     model = load_run_model(run)

@@ -10,16 +10,14 @@ plugin (`plugins`).
 """
 
 from .api import (
-    check_text,
     compile,
     distill,
     distributions,
     evaluate,
     export,
-    load,
     load_checkpoint,
-    loads,
     sample,
+    save_checkpoint,
     to_digraph,
     to_networkx,
     topological_order,
@@ -28,6 +26,7 @@ from .api import (
 from .datasets import Column, Dataset, register_dataset
 from .errors import DgmError, Diagnostic, UserError
 from .families import Family, register_family
+from .frontend import check_text, load, loads
 from .ir import Model, Node
 from .networks import NetworkKind, Option, register_network
 from .order import lint
@@ -35,6 +34,7 @@ from .order import lint
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Option", "UserError",
     "check_text", "compile", "distill", "distributions", "evaluate", "export", "lint", "load", "load_checkpoint",
-    "loads", "register_dataset", "register_family", "register_network", "sample", "to_digraph", "to_networkx",
+    "loads", "register_dataset", "register_family", "register_network", "sample", "save_checkpoint", "to_digraph",
+    "to_networkx",
     "topological_order", "train",
 ]

@@ -18,36 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import order
-from .check import check
-from .errors import Diagnostic
+from .frontend import load
 from .ir import Model
-from .parse import parse
-from .plugins import load_entry_points
-from .source import read_spec
 
 if TYPE_CHECKING:
     import graphviz
     import torch
 
     from .lower import CompiledModel
-
-
-def loads(text: str, filename: str = "<string>") -> Model:
-    """Parse and check spec text; raises `DgmError` with every error."""
-    return check_text(text, filename)[0]
-
-
-def load(path: str | Path) -> Model:
-    """Parse and check a `.dgm` file (UTF-8; `-` is standard input); raises `DgmError`
-    with every error, or `UserError` when the file cannot be read."""
-    return loads(*read_spec(path))
-
-
-def check_text(text: str, filename: str = "<string>") -> tuple[Model, list[Diagnostic]]:
-    """The checked model and its warnings (for tools that show warnings). Installed
-    plugins (`dgmc.plugins`) are loaded first, so a spec can name what they register."""
-    load_entry_points()
-    return check(parse(text, filename), text, filename)
 
 
 def topological_order(model: Model) -> tuple[str, ...]:
@@ -86,7 +64,7 @@ def train(model: Model | str | Path, data: str | Path | None = None, steps: int 
     import torch
 
     from .datasets import load_split, with_data
-    from .train.loop import device_of, fit
+    from .training.loop import device_of, fit
 
     model = _model(model)
     model = with_data(model, data) if data is not None else model
@@ -101,7 +79,7 @@ def distill(model: Model | str | Path, teacher: CompiledModel | str | Path, widt
             progress: bool = False) -> CompiledModel:
     """A student of `width` (default the spec's first) distilled from `teacher` (a
     module, or a checkpoint or run directory) by `method`; in eval mode."""
-    from .distill import distill as distill_student
+    from .distillation import distill as distill_student
 
     model = _model(model)
     if not hasattr(teacher, "sample"):
@@ -138,9 +116,11 @@ def distributions(module: CompiledModel, values: Mapping[str, torch.Tensor]
     return {node: module.distribution(node, params) for node, params in trace.params.items()}
 
 
-def evaluate(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = None, seed: int = 1234) -> float:
-    """The reported objective per example (-ELBO through the model's guide, NLL without
-    latents) on `data`, default the spec's test split, on fixed noise."""
+def evaluate(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = None,
+             guide: CompiledModel | None = None, seed: int = 1234) -> float:
+    """The reported objective per example on `data` (default the spec's test split), on
+    fixed noise: -ELBO with the latents from `guide`'s guide (default the model's own; a
+    distilled student's guide is untrained, so give its teacher), NLL without latents."""
     import torch
 
     from .datasets import load_split
@@ -150,19 +130,28 @@ def evaluate(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = No
         data = load_split(module.ir).test
     module.check_shapes(data)
     device = module._anchor.device
-    return objective(module, {k: v.to(device) for k, v in data.items()}, torch.Generator(device).manual_seed(seed))
+    return objective(module, {k: v.to(device) for k, v in data.items()}, torch.Generator(device).manual_seed(seed),
+                     guide=guide)
 
 
 def load_checkpoint(path: str | Path, spec: str | Path | None = None, student: str | None = None) -> CompiledModel:
     """A trained model from its checkpoint (its spec found in the run directory above
     it, or given) or a run directory (its teacher, or the student `student`)."""
-    from .train.checkpoint import load_trained
+    from .run import load_trained
 
     return load_trained(path, spec, student)[0]
 
 
+def save_checkpoint(module: CompiledModel, path: str | Path, meta: dict | None = None) -> Path:
+    """The module's weights with its spec's hash (what `load_checkpoint` checks); beside a
+    copy of the spec (or inside a run directory) it loads back by path alone."""
+    from .training import checkpoint
+
+    return checkpoint.save(Path(path), module, dict(meta or {}))
+
+
 def export(module: CompiledModel, path: str | Path, format: str = "onnx", guide: bool = False) -> Path:
     """The sampler (or with `guide`, the guide) as ONNX or TorchScript at `path`."""
-    from .export import export as export_file
+    from .exporter import export as export_file
 
     return export_file(module, format, Path(path), guide)

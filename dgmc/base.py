@@ -19,9 +19,13 @@ from pydantic import BaseModel, ConfigDict, model_serializer
 
 
 class Frozen(BaseModel):
-    """Base of every IR model: immutable, no extra fields."""
+    """Base of every IR model: immutable, no extra fields. Printed, a model shows what it
+    means, not where it came from: its source spans are left out."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __repr_args__(self):
+        return [(name, value) for name, value in super().__repr_args__() if name != "span"]
 
 
 class Span(Frozen):

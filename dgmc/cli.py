@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .api import check_text
 from .errors import DgmError, UserError, render
 from .files import locked, write_text
+from .frontend import check_text
 from .methods import METHODS
 from .plugins import load_entry_points, load_module
 from .scale import launched, rank_label
@@ -122,6 +122,7 @@ def _model_commands(command: Command) -> None:
     train.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _data_option(train)
     _device_option(train)
+    _tensorboard_option(train)
     _nproc_option(train)
 
     distill = command("distill", _distill, "Distill one student from a trained teacher checkpoint.")
@@ -136,6 +137,7 @@ def _model_commands(command: Command) -> None:
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _data_option(distill)
     _device_option(distill)
+    _tensorboard_option(distill)
     _nproc_option(distill)
 
     run = command("run", _run, "Train the teacher, distill every method x width x seed, evaluate, report.")
@@ -154,6 +156,7 @@ def _model_commands(command: Command) -> None:
                      help="distill the students in N worker processes (default 1; each with --threads threads)")
     _data_option(run)
     _device_option(run)
+    _tensorboard_option(run)
 
     later = command("continual", _continual, "Continual learning: learn the remaining classes without the old "
                     "data; compare ours with fine-tuning and generative replay.")
@@ -164,6 +167,7 @@ def _model_commands(command: Command) -> None:
     later.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     _data_option(later)
     _device_option(later)
+    _tensorboard_option(later)
 
 
 
@@ -198,6 +202,21 @@ def _device_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--threads", type=int, default=1,
                          help="CPU threads per operation (default 1: the networks of typical specs are small, and a "
                               "second thread slowed training up to 10x on a 2-core machine with other work running)")
+
+
+def _tensorboard_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--tensorboard", action="store_true",
+                         help="also write every logged term of every step as TensorBoard scalars under "
+                              "OUT/tensorboard, one run per model (pip install 'dgmc[tensorboard]')")
+
+
+def _scalars(args: argparse.Namespace, out: Path) -> Path | None:
+    """With --tensorboard, where the training loops write their scalars (set for them)."""
+    from .training import loop
+
+    directory = out / "tensorboard" if args.tensorboard else None
+    loop.scalars_to(directory)
+    return directory
 
 
 def _nproc_option(command: argparse.ArgumentParser) -> None:
@@ -338,11 +357,12 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import train_teacher
+    from .training import train_teacher
 
     if (status := _torchrun(args)) is not None:
         return status
     model = _load(args.spec, args.data)
+    _scalars(args, args.out)
     with _writing(args.out):
         result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
                                progress=not args.no_progress)
@@ -359,14 +379,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from .distill import run_distill
-    from .train.loop import QUICK_STEPS
+    from .distillation import run_distill
+    from .training.loop import QUICK_STEPS
 
     if (status := _torchrun(args)) is not None:
         return status
     model = _load(args.spec, args.data)
     width = args.width or model.distill.widths[0]
     out = args.out or args.teacher.parent
+    _scalars(args, out)
     with _writing(out):
         result = run_distill(model, args.teacher, out, width, args.method, args.seed, args.device,
                              QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
@@ -394,7 +415,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}.")
     from .scale.jobs import Workers
 
-    workers = Workers(args.jobs, args.threads, tuple(args.plugin))
+    workers = Workers(args.jobs, args.threads, tuple(args.plugin), _scalars(args, out))
     with locked(out):
         run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
             not args.no_progress, force=args.force, teacher=args.teacher, workers=workers)
@@ -413,6 +434,7 @@ def _continual(args: argparse.Namespace) -> int:
 
     model = _load(args.spec, args.data)
     out = args.out or Path("runs") / f"{model.name}_continual"
+    _scalars(args, out)
     with locked(out):
         continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress,
                   device=args.device)
@@ -438,8 +460,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import default_out, export, interface
-    from .train.checkpoint import load_trained
+    from .exporter import default_out, export, interface
+    from .run import load_trained
 
     compiled, ckpt = load_trained(args.path, args.spec, args.student)
     out = export(compiled, args.format, args.out or default_out(ckpt, args.format, args.guide), args.guide)

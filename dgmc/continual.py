@@ -27,7 +27,7 @@ from torch import Tensor
 
 from . import ir
 from .datasets import Split, load_split
-from .distill import distillation_loss
+from .distillation import distillation_loss
 from .errors import UserError
 from .evaluation import measure, setting
 from .files import write_text
@@ -35,8 +35,8 @@ from .losses import generate
 from .lower import CompiledModel, compile_model
 from .objectives import Batch, elbo, evaluate
 from .report import continual_report, write_reports
-from .train import checkpoint
-from .train.loop import QUICK_STEPS, batches, device_of, fit, optimise
+from .training import checkpoint
+from .training.loop import QUICK_STEPS, batches, device_of, fit, optimise
 
 METHODS = ("finetune", "replay", "ours", "joint")
 

@@ -1,6 +1,6 @@
 """Distillation methods, registered like every other concept (`METHODS`): what a method
 feeds the student and how it weighs the generated terms, read by the checker (names),
-the loss (`dgmc.losses`), distillation (`dgmc.distill`) and the command line.
+the loss (`dgmc.losses`), distillation (`dgmc.distillation`) and the command line.
 
 - ours: the student runs on the teacher's noise; observed nodes that have children are
   teacher-forced (the semi-auxiliary form); latent terms weighted by lambda.

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING
 
 from . import ir
 from .base import lazy_import
+from .lower.generate_losses import kl_per_row
 from .registry import Registry
 
 if TYPE_CHECKING:
     from torch import Generator, Tensor
 
-    from .lower import CompiledModel, Trace
+    from .lower import CompiledModel
 
 torch = lazy_import("torch")
 
@@ -40,18 +41,6 @@ ObjectiveFn = Callable[..., tuple["Tensor", Terms]]
 def inputs_of(model: ir.Model, batch: Batch) -> Batch:
     """The columns of `batch` that feed input nodes (what every pass is given)."""
     return {n.name: batch[n.name] for n in model.of_kind("input")}
-
-
-def kl_per_row(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
-    """KL(q || p) of one latent per batch row, summed over dims and time steps."""
-    q_dist = model.distribution(node, q.params[node])
-    p_dist = model.distribution(node, p.params[node])
-    try:
-        kl = torch.distributions.kl_divergence(q_dist, p_dist)
-    except NotImplementedError:
-        value = q.values[node]
-        kl = q_dist.log_prob(value) - p_dist.log_prob(value)
-    return kl.sum(-1) if kl.dim() > 1 else kl
 
 
 def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,

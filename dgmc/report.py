@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ir
-from .distill import student_name
+from .distillation import student_name
 from .metrics import METRICS
 from .stats import RULE, compare
 

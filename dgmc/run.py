@@ -26,18 +26,19 @@ from pathlib import Path
 
 from . import ir
 from .datasets import has_data, load_split, with_data
-from .distill import lambdas_of, progress_label, run_distill, student_name
+from .distillation import lambdas_of, progress_label, run_distill, student_name
 from .errors import RenderError, UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
+from .frontend import load
 from .lower import CompiledModel, compile_model
 from .methods import METHODS, needs_data
 from .objectives import OBJECTIVES
 from .render import render_file
 from .report import report, write_reports
 from .scale.jobs import Job, Workers, run_jobs
-from .train import checkpoint, train_teacher
-from .train.loop import QUICK_STEPS, device_of
+from .training import checkpoint, train_teacher
+from .training.loop import QUICK_STEPS, device_of
 
 
 def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None = None,
@@ -167,8 +168,6 @@ def _data_record(model: ir.Model) -> dict:
 def load_run_model(out: Path, data: Path | None = None) -> ir.Model:
     """The model a run directory was made from: its spec, reading the data file it was
     run on (or `data`, which must hold the same contents, when the file has moved)."""
-    from .api import load
-
     return bind_recorded(load(out / "spec.dgm"), out, data)
 
 
@@ -269,3 +268,31 @@ def _csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def load_trained(path: str | Path, spec: str | Path | None = None, student: str | None = None
+                 ) -> tuple[CompiledModel, Path]:
+    """The trained model `path` names, in eval mode, and its checkpoint: a checkpoint (its
+    spec found in the run directory above it, or given) or a run directory (its teacher,
+    or the student named `student`, a file stem under students/)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "spec.dgm").is_file():
+            raise checkpoint.CheckpointError(f"'{path}' is not a run directory: it has no spec.dgm.")
+        model = load_run_model(path)
+        ckpt = path / "students" / f"{student}.pt" if student else path / "teacher" / "teacher.pt"
+        if not ckpt.is_file():
+            known = sorted(p.stem for p in (path / "students").glob("*.pt") if not p.stem.endswith(".last_good"))
+            listing = f"; its students: {', '.join(known)}" if known else "; it has no students yet"
+            raise checkpoint.CheckpointError(f"'{path}' has no {'student ' + student if student else 'teacher'} "
+                                             f"({ckpt}){listing}.")
+    else:
+        ckpt = path
+        found = spec or next((d / "spec.dgm" for d in path.resolve().parents if (d / "spec.dgm").is_file()), None)
+        if found is None:
+            raise checkpoint.CheckpointError(f"No spec for '{path}': it is not inside a run directory; give its "
+                                             "spec (--spec SPEC).")
+        model = load(found)
+    compiled = compile_model(checkpoint.with_recorded_data(ckpt, model), checkpoint.recorded_width(ckpt))
+    checkpoint.load(ckpt, compiled)
+    return compiled.eval(), ckpt

@@ -1,47 +1,65 @@
-"""A tour of the Python API on the Helmholtz machine of the paper (runs in seconds):
-spec -> typed graph -> compiled teacher -> a few training steps -> a student distilled
-with the generated loss.
+"""A tour of the Python API on the Helmholtz machine of the paper (runs in seconds): spec
+-> typed graph -> trained teacher -> a student distilled without data -> samples, their
+distributions, the held-out objective -> an ONNX file and a checkpoint loaded back.
+docs/API.md describes each function.
 
-    python examples/api_tour.py
+    python examples/api_tour.py [OUT_DIR]
 """
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 import dgmc
-from dgmc.datasets import load_split
-from dgmc.distill import distill, fidelity
 from dgmc.losses import describe
-from dgmc.lower import compile_model
-from dgmc.train.loop import fit
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "hm.dgm"
 
 
-def main() -> None:
+def main(out: Path) -> None:
     torch.set_num_threads(1)
-    model = dgmc.load(SPEC)                         # parse + check: the typed, frozen graph IR
+    model = dgmc.load(SPEC)                                  # parse + check: the typed, frozen graph IR
     print("order:", " -> ".join(model.order))
-    print(describe(model))                          # the generated loss, one term per node
+    print(describe(model))                                   # the generated loss, one term per node
 
-    torch.manual_seed(0)
-    teacher = compile_model(model)                  # an nn.Module in semi-auxiliary form
-    split = load_split(model)                       # Old Faithful, standardized, train/test
-    fit(teacher, model.train, split.train, steps=300, seed=0, progress=False)
+    teacher = dgmc.train(model, steps=200)                   # an nn.Module, trained on Old Faithful
+    student = dgmc.distill(model, teacher, width=0.25, steps=200)   # data-free, by the unified loss
+    print(f"test -ELBO: teacher {dgmc.evaluate(teacher):.3f}, student {dgmc.evaluate(student, guide=teacher):.3f} "
+          "(its latents proposed by the teacher's guide)")
 
-    trace = teacher.sample(4)                       # values, noise and parameters of every node
-    replay = teacher.run(trace.noise, given={n: trace.values[n] for n in teacher.semi})
-    assert all(torch.equal(trace.values[n], replay.values[n]) for n in trace.values)
-    print("y1 samples:", trace.values["y1"].flatten().tolist())
+    values = dgmc.sample(student, 4, seed=0)                 # node -> tensor [4, size]
+    print("y1 samples:", [round(v, 3) for v in values["y1"].flatten().tolist()])
+    laws = dgmc.distributions(student, values)               # torch.distributions, given the parents
+    print("log p(y1 | z1):", [round(v, 3) for v in laws["y1"].log_prob(values["y1"]).tolist()])
 
-    student, history = distill(model, teacher, width=0.25, method="ours", seed=0, steps=300, progress=False)
-    print(f"student: {sum(p.numel() for p in student.generative_parameters())} parameters, "
-          f"final loss {history['loss'][-1]:.4f}")
-    print("fidelity:", {k: round(v, 4) for k, v in fidelity(model, teacher, student, split).items()})
+    again = dgmc.sample(student, 4, noise={"y1": torch.zeros(4, 1)}, seed=0)   # y1 on given noise
+    print("y1 at its conditional mean:", [round(v, 3) for v in again["y1"].flatten().tolist()])
+    try:
+        dgmc.sample(student, 4, noise={"y1": torch.zeros(4, 2)})
+    except dgmc.UserError as error:                          # a wrong shape is named, not a matmul error
+        print("refused:", error)
+
+    try:
+        print("exported:", dgmc.export(student, out / "student.onnx"))
+    except dgmc.UserError as error:                          # ONNX needs pip install 'dgmc[export]'
+        print("not exported:", error)
+    dgmc.export(student, out / "student.jit.pt", format="torchscript")
+
+    (out / "run").mkdir(exist_ok=True)                      # a checkpoint beside its spec, as in a run directory
+    (out / "run" / "spec.dgm").write_text(SPEC.read_text())
+    dgmc.save_checkpoint(student, out / "run" / "student.pt")
+    loaded = dgmc.load_checkpoint(out / "run" / "student.pt")
+    same = dgmc.sample(loaded, 4, seed=0)
+    print("loaded back, same samples:", all(torch.equal(same[k], values[k]) for k in values))
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:
+        main(Path(sys.argv[1]))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            main(Path(tmp))

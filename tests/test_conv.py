@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgmc
-from dgmc.distill import distill, fidelity
+from dgmc.distillation import distill, fidelity
 from dgmc.families.base import MIN_SCALE
 from dgmc.ir import Network
 from dgmc.lower import compile_model

@@ -17,9 +17,9 @@ import torch
 
 import dgmc
 from dgmc.cli import main
-from dgmc.export import example, export, interface, metadata
+from dgmc.exporter import example, export, interface, metadata
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.train import checkpoint
+from dgmc.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ATOL = 1e-5

@@ -20,8 +20,8 @@ import dgmc
 from dgmc import objectives as objectives_module
 from dgmc.cli import main
 from dgmc.datasets import DataError, load_split
-from dgmc.train import checkpoint
-from dgmc.train.loop import TrainingError
+from dgmc.training import checkpoint
+from dgmc.training.loop import TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
 HM = ROOT / "specs/hm.dgm"
@@ -75,7 +75,7 @@ def test_training_error_is_raised_before_the_bad_step(monkeypatch: pytest.Monkey
     compiled = dgmc.lower.compile_model(model)
     poisoned = _poisoned(objectives_module.wake_sleep, 3, "sleep[z1]", "loss")
     _replace_objective(monkeypatch, "wake_sleep", poisoned)
-    from dgmc.train.loop import fit
+    from dgmc.training.loop import fit
 
     with pytest.raises(TrainingError, match=r"step 3: .*first in term sleep\[z1\]") as caught:
         fit(compiled, model.train, load_split(model).train, 10, seed=0, progress=False)
@@ -99,7 +99,7 @@ def test_a_non_finite_gradient_names_the_node_and_role_of_its_parameter(
         return loss + torch.sqrt((weight - weight.detach()).sum() ** 2), terms
 
     _replace_objective(monkeypatch, objective, poisoned)
-    from dgmc.train.loop import fit
+    from dgmc.training.loop import fit
 
     with pytest.raises(TrainingError, match=re.escape(f"step 1: a gradient became non-finite, first in {named}")):
         fit(compiled, model.train, load_split(model).train, 3, seed=0, progress=False)

@@ -19,7 +19,7 @@ from strategies import specs
 
 import dgmc
 from dgmc.cli import main
-from dgmc.distill import distillation_loss
+from dgmc.distillation import distillation_loss
 from dgmc.ir import Model
 from dgmc.losses import generate
 from dgmc.lower import CompiledModel, Trace, compile_model
@@ -117,7 +117,7 @@ def check_objectives(model: Model, width: float | None) -> None:
 
 
 def check_distillation(model: Model, width: float) -> None:
-    """The student's generated `distill_loss` against `distill.term_values` on the
+    """The student's generated `distill_loss` against `distillation.term_values` on the
     interpreter, for every method that distills and for the fidelity's terms."""
     inputs = inputs_of(model, torch.Generator().manual_seed(0))
     if not inputs and not [n for n in model.nodes if n.kind in ("latent", "observed")]:

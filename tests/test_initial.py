@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 import dgmc
-from dgmc.distill import distillation_loss
+from dgmc.distillation import distillation_loss
 from dgmc.families.base import MIN_SCALE
 from dgmc.losses import generate
 from dgmc.lower import CompiledModel, compile_model

@@ -1,4 +1,4 @@
-"""The distillation losses (dgmc.losses, dgmc.distill) against torch and against hand
+"""The distillation losses (dgmc.losses, dgmc.distillation) against torch and against hand
 computations:
 
 1. every registered divergence against torch.distributions / torch.nn.functional, >= 0,
@@ -41,7 +41,7 @@ from torch.distributions import (
 import dgmc
 from dgmc.cli import main
 from dgmc.datasets import load_split
-from dgmc.distill import distillation_loss, term_values
+from dgmc.distillation import distillation_loss, term_values
 from dgmc.families import FAMILIES
 from dgmc.ir import Model
 from dgmc.losses import DIVERGENCES, describe, divergence, generate, reduce

@@ -125,10 +125,10 @@ class HalfNormal(dgmc.Family):
 
 
 def test_a_family_registered_from_python_trains_and_distills() -> None:
-    from dgmc.distill import distill
+    from dgmc.distillation import distill
     from dgmc.families import FAMILIES
     from dgmc.losses import describe
-    from dgmc.train.loop import fit
+    from dgmc.training.loop import fit
 
     dgmc.register_family(HalfNormal(name="HalfNormal", domain="positive", params=("scale",),
                                     constraints={"scale": "positive"}, formula="scale * |eps|", doc="for a test"))

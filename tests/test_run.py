@@ -39,15 +39,20 @@ def test_report_has_the_papers_layout(run_dir: Path) -> None:
     report = (run_dir / "report.md").read_text()
     assert "| student | method | #params | test -ELBO | L (fidelity) | L[z4] |" in report
     training, samples = report.split("## Samples")
-    table = [line for line in training.splitlines() if line.startswith("| width 0.25")]
+    students, heat = training.split("### Distillation terms per node")
+    table = [line for line in students.splitlines() if line.startswith("| width 0.25")]
     assert [line.split(" | ")[1] for line in table] == ["ours (λ=1)", "ours (λ=10)", "scratch"]
     assert all("±" in line for line in table)  # two seeds: mean and std
+    assert "| student | method | z4 | z3 | y2 | z2 | z1 | y1 |" in heat  # every termed node, per student
+    assert len([line for line in heat.splitlines() if line.startswith("| width 0.25")]) == 3
     assert "teacher/teacher_scatter.png" in report and "Quick run" in report
     # the sample metrics: Old Faithful has no labels, so raw 2-d points only
     assert "### raw" in samples and "### features" not in samples
     assert "| student | method | #params | FD | EMD | MMD | 1NN | FD-T | EMD-T | MMD-T | 1NN-T |" in samples
     assert "| teacher | - | 186 |" in samples
     assert "Does ours beat scratch?" in samples and "| width 0.25 | " in samples.split("Does ours beat")[1]
+    verdicts = samples.split("Does ours beat scratch?")[1]
+    assert "paired t-test" in verdicts and "over 2 seeds, p = " in verdicts  # each verdict with its numbers
     assert "Active units of the teacher" in samples
     evaluated = json.loads((run_dir / "eval.json").read_text())
     assert set(evaluated["models"]) == {"teacher", *(p.stem for p in (run_dir / "students").glob("*.pt"))}

@@ -14,9 +14,9 @@ from dgmc.cli import main
 from dgmc.datasets import load_split
 from dgmc.lower import compile_model
 from dgmc.objectives import evaluate
-from dgmc.train import checkpoint
-from dgmc.train.checkpoint import CheckpointError
-from dgmc.train.loop import fit
+from dgmc.training import checkpoint
+from dgmc.training.checkpoint import CheckpointError
+from dgmc.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ["vae", "hvae", "hm", "vrnn", "cvae", "classifier", "cb_vae", "relaxed_vae", "faithful_lognormal",

@@ -336,7 +336,7 @@ signature (which nodes take given values, which take given noise). Each function
 
 IMPORTS = {"Trace": "dgmc.lower.module", "stack_params": "dgmc.lower.module",
            "kl_standard_normal": "dgmc.lower.generate_losses", "bernoulli_nll": "dgmc.lower.generate_losses",
-           "kl_per_row": "dgmc.objectives", "divergence_form": "dgmc.losses.divergences"}
+           "kl_per_row": "dgmc.lower.generate_losses", "divergence_form": "dgmc.losses.divergences"}
 """Where the helpers that generated code calls live (the printed module imports them)."""
 
 

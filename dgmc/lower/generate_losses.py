@@ -12,7 +12,7 @@ One function per objective, each a few passes followed by one line per node:
 Where a family has a written-out form (`NLL_CODE`, `_kl_code`), the line is that form on
 the parameter tensors (no distribution object, no dispatch, a fixed prior's constants
 folded in); elsewhere it calls the reference's own functions. The reference is
-`objectives` and `distill.term_values`, which the tests hold this code equal to, bit for
+`objectives` and `distillation.term_values`, which the tests hold this code equal to, bit for
 bit: each form below computes exactly the operations torch.distributions performs.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .. import ir
 from ..base import lazy_import
@@ -28,6 +29,11 @@ from ..losses.divergences import DIVERGENCES
 from ..losses.terms import Term
 from .generate import WIDTH, _Names
 from .plan import Step
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .module import CompiledModel, Trace
 
 torch = lazy_import("torch")
 
@@ -61,6 +67,19 @@ def kl_standard_normal(loc, scale):
     """KL(N(loc, scale) || N(0, 1)) per row, as torch computes it with a N(0, 1) prior."""
     var_ratio = scale.pow(2)
     return (0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log())).sum(-1)
+
+
+def kl_per_row(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
+    """KL(q || p) of one latent per batch row, summed over dims and time steps: torch's
+    closed form for the pair where it has one, else a one-sample estimate on q's value."""
+    q_dist = model.distribution(node, q.params[node])
+    p_dist = model.distribution(node, p.params[node])
+    try:
+        kl = torch.distributions.kl_divergence(q_dist, p_dist)
+    except NotImplementedError:
+        value = q.values[node]
+        kl = q_dist.log_prob(value) - p_dist.log_prob(value)
+    return kl.sum(-1) if kl.dim() > 1 else kl
 
 
 def _kl_code(step: Step, family: Family) -> str | None:

@@ -26,6 +26,7 @@ from torch.distributions import Distribution
 from .. import ir
 from ..errors import UserError
 from ..families import Family, Params
+from ..losses.divergences import divergence_form
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
 from . import generate, generate_losses
@@ -35,6 +36,10 @@ from .plan import Pass, Step, generative_pass, inference_pass
 
 class MissingValueError(UserError):
     """A pass needs a value that was not given (an input node, or data for inference)."""
+
+
+class ShapeError(UserError):
+    """A given value or noise that is not the shape of its node, or names no node."""
 
 
 @dataclass
@@ -173,6 +178,27 @@ class CompiledModel(nn.Module):
             raise MissingValueError(f"'{self.ir.name}' has no guide to infer latents with.")
         return self._walk("infer", self.inference, _batch(noise or {}, data), dict(data), dict(noise or {}),
                           generator)
+
+    def check_shapes(self, tensors: Mapping[str, Tensor], batch: int | None = None) -> None:
+        """Refuse, naming the node, a value or noise whose shape is not the node's
+        ([batch, size], or [batch, steps, size] for a time-indexed node), or a name
+        that is no node's: caught here rather than as a matrix error deep in a network."""
+        known = {s.node: s for s in (*self.generative.steps, *(self.inference.steps if self.inference else ()))}
+        for name, tensor in tensors.items():
+            if name not in known:
+                raise ShapeError(f"'{name}' is not a node of '{self.ir.name}' (its nodes: "
+                                        f"{', '.join(known)}).")
+            step = known[name]
+            expected = (batch if batch is not None else tensor.shape[0] if tensor.dim() else None,
+                        *((self.steps,) if step.timed else ()), step.size)
+            if tuple(tensor.shape) != expected:
+                node = self.ir.node(name.split("[")[0])
+                want = ", ".join("batch" if i == 0 and batch is None else str(d) for i, d in enumerate(expected))
+                raise ShapeError(f"'{name}' has shape {tuple(tensor.shape)}, but it is {node.kind} "
+                                        f"{node.type_label()}: expected ({want}).")
+        batches = {t.shape[0] for t in tensors.values() if t.dim()}
+        if len(batches) > 1:
+            raise ShapeError(f"The given tensors disagree on the batch size: {sorted(batches)}.")
 
     def distribution(self, node: str, params: Params) -> Distribution:
         """The node's distribution from a trace's parameters (guide or model alike)."""
@@ -394,12 +420,9 @@ def distill_key(terms: tuple, fed: tuple[str, ...]) -> tuple:
 
 
 def _namespace() -> dict[str, object]:
-    from ..losses.divergences import divergence_form
-    from ..objectives import kl_per_row  # objectives reads compiled models; imported when one runs
-
     return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
             "kl_standard_normal": generate_losses.kl_standard_normal, "bernoulli_nll": generate_losses.bernoulli_nll,
-            "kl_per_row": kl_per_row, "divergence_form": divergence_form}
+            "kl_per_row": generate_losses.kl_per_row, "divergence_form": divergence_form}
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

@@ -4,7 +4,7 @@ A job is a function and its arguments, run in a worker started by `spawn` (a for
 process whose OpenMP threads already ran can hang), which first sets torch's threads and
 loads the same plugins as the parent. A job returns its result and the lines it would
 have logged; the parent logs them when it finishes, and draws one progress bar for all
-jobs from the step counts the workers' training loops send (`train.loop.progress_to`).
+jobs from the step counts the workers' training loops send (`training.loop.progress_to`).
 Each student is seeded on its own and every process runs torch on the same number of
 threads, so a job's result is the one it has in a single process.
 """
@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -43,6 +44,8 @@ class Workers:
     processes: int
     threads: int = 1
     plugins: tuple[str, ...] = ()
+    scalars: Path | None = None
+    """Where the training loops write TensorBoard scalars (`--tensorboard`), if anywhere."""
 
 
 class JobError(UserError):
@@ -62,7 +65,8 @@ def run_jobs(jobs: Sequence[Job], workers: Workers, progress: bool = True,
     say = bar.write if progress else log
     with context.Manager() as manager, bar:
         updates = manager.Queue()
-        pool = context.Pool(workers.processes, _start_worker, (workers.threads, workers.plugins, updates))
+        pool = context.Pool(workers.processes, _start_worker,
+                            (workers.threads, workers.plugins, workers.scalars, updates))
         try:
             pending = {i: pool.apply_async(_run, (job,)) for i, job in enumerate(jobs)}
             while pending:
@@ -92,17 +96,18 @@ def _drain(updates: queue.Queue, done_steps: dict[str, int], bar: tqdm) -> None:
             done_steps[label] = done
 
 
-def _start_worker(threads: int, plugins: tuple[str, ...], updates: queue.Queue) -> None:
+def _start_worker(threads: int, plugins: tuple[str, ...], scalars: Path | None, updates: queue.Queue) -> None:
     import torch
 
     from ..plugins import load_entry_points, load_module
-    from ..train import loop
+    from ..training import loop
 
     torch.set_num_threads(threads)
     load_entry_points()
     for module in plugins:
         load_module(module)
     loop.progress_to(lambda label, done, total: updates.put((label, done)))
+    loop.scalars_to(scalars)
 
 
 def _run(job: Job) -> tuple[Any, list[str]]:

@@ -163,35 +163,3 @@ def _role(width: float | None) -> str:
 def _listing(items: list[str]) -> str:
     items = items or ["its hash"]
     return ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
-
-
-def load_trained(path: str | Path, spec: str | Path | None = None, student: str | None = None
-                 ) -> tuple[CompiledModel, Path]:
-    """The trained model `path` names, in eval mode, and its checkpoint: a checkpoint (its
-    spec found in the run directory above it, or given) or a run directory (its teacher,
-    or the student named `student`, a file stem under students/)."""
-    from ..api import load as load_spec
-    from ..lower import compile_model
-    from ..run import load_run_model
-
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "spec.dgm").is_file():
-            raise CheckpointError(f"'{path}' is not a run directory: it has no spec.dgm.")
-        model = load_run_model(path)
-        ckpt = path / "students" / f"{student}.pt" if student else path / "teacher" / "teacher.pt"
-        if not ckpt.is_file():
-            known = sorted(p.stem for p in (path / "students").glob("*.pt") if not p.stem.endswith(".last_good"))
-            listing = f"; its students: {', '.join(known)}" if known else "; it has no students yet"
-            raise CheckpointError(f"'{path}' has no {'student ' + student if student else 'teacher'} ({ckpt})"
-                                  f"{listing}.")
-    else:
-        ckpt = path
-        found = spec or next((d / "spec.dgm" for d in path.resolve().parents if (d / "spec.dgm").is_file()), None)
-        if found is None:
-            raise CheckpointError(f"No spec for '{path}': it is not inside a run directory; give its spec "
-                                  "(--spec SPEC).")
-        model = load_spec(found)
-    compiled = compile_model(with_recorded_data(ckpt, model), recorded_width(ckpt))
-    load(ckpt, compiled)
-    return compiled.eval(), ckpt

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from .errors import UserError
 from .lower import CompiledModel
 from .lower.plan import Pass
-from .train import checkpoint
+from .training import checkpoint
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".jit.pt"}
 OPSET = 17

@@ -28,8 +28,8 @@ from .lower import CompiledModel, Trace, compile_model
 from .methods import METHODS, needs_data
 from .objectives import evaluate, inputs_of
 from .scale import ddp
-from .train import checkpoint
-from .train.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
+from .training import checkpoint
+from .training.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
 
 EVAL_SAMPLES = 1024
 
@@ -170,7 +170,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     """Load the teacher, distill, evaluate, and write the student's checkpoint, metrics
     and pictures under `out`."""
     from .pictures import write_pictures
-    from .train.loop import device_of
+    from .training.loop import device_of
 
     model = checkpoint.with_recorded_data(teacher_path, model)
     teacher = compile_model(model).to(device_of(device))

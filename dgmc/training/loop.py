@@ -9,6 +9,7 @@ an atomic checkpoint, metrics JSON and pictures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import statistics
@@ -81,6 +82,14 @@ def batches(split_part: Batch, batch: int, steps: int, generator: torch.Generato
 
 
 _progress: Callable[[str, int, int], None] | None = None
+_scalars: Path | None = None
+
+
+def scalars_to(directory: Path | None) -> None:
+    """Write every logged term of every step as TensorBoard scalars under `directory`,
+    one run per training loop (named by its label); None: none written."""
+    global _scalars
+    _scalars = directory
 
 
 def progress_to(sink: Callable[[str, int, int], None] | None) -> None:
@@ -133,7 +142,8 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
     pending: list[Logged] = []
     bar = tqdm(total=steps, desc=label, disable=not progress or _progress is not None or not ddp.world().main,
                leave=False, dynamic_ncols=True)
-    with _flushed_denormals(), bar:
+    scalars = _writer(label)
+    with _flushed_denormals(), bar, scalars or contextlib.nullcontext():
         for step in range(steps):
             pending.append(_step(module, optimiser, step_fn))
             if (step + 1) % CHECK_EVERY and step + 1 < steps:
@@ -145,6 +155,8 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
                     raise _diagnosis(first + offset, terms, grads, module, good_step)
                 for key, value in terms.items():
                     history.setdefault(key, []).append(value)
+                    if scalars is not None:
+                        scalars.add_scalar(key, value, first + offset + 1)
             bar.set_postfix(loss=f"{statistics.fmean(history['loss'][-len(pending):]):.4g}", refresh=False)
             bar.update(len(pending))
             if _progress is not None:
@@ -153,6 +165,17 @@ def optimise(module: CompiledModel, parameters: list[nn.Parameter], lr: float, w
             if step + 1 < steps:  # a later check may need to come back here
                 good, good_step = _weights(module), step + 1
     return history
+
+
+def _writer(label: str):
+    """The TensorBoard writer of one loop (`scalars_to`), or None."""
+    if _scalars is None or not ddp.world().main:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install 'dgmc[tensorboard]'.") from None
+    return SummaryWriter(str(_scalars / label.replace(" ", "_")))
 
 
 def _read(pending: list[Logged]) -> list[tuple[dict[str, float], dict[str, float]]]:

@@ -16,6 +16,7 @@ from .api import (
     evaluate,
     export,
     load_checkpoint,
+    log_likelihood,
     sample,
     save_checkpoint,
     to_digraph,
@@ -34,7 +35,6 @@ from .order import lint
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Option", "UserError",
     "check_text", "compile", "distill", "distributions", "evaluate", "export", "lint", "load", "load_checkpoint",
-    "loads", "register_dataset", "register_family", "register_network", "sample", "save_checkpoint", "to_digraph",
-    "to_networkx",
-    "topological_order", "train",
+    "loads", "log_likelihood", "register_dataset", "register_family", "register_network", "sample", "save_checkpoint",
+    "to_digraph", "to_networkx", "topological_order", "train",
 ]

@@ -134,6 +134,17 @@ def evaluate(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = No
                      guide=guide)
 
 
+def log_likelihood(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """log p of each row of `data` (default the test split), exactly, for a model whose
+    latents are all discrete with a small joint support (`dgmc.likelihood`)."""
+    from .datasets import load_split
+    from .likelihood import exact_log_likelihood
+
+    data = load_split(module.ir).test if data is None else data
+    module.check_shapes(data)
+    return exact_log_likelihood(module, data)
+
+
 def load_checkpoint(path: str | Path, spec: str | Path | None = None, student: str | None = None) -> CompiledModel:
     """A trained model from its checkpoint (its spec found in the run directory above
     it, or given) or a run directory (its teacher, or the student `student`)."""

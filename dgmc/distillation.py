@@ -23,6 +23,7 @@ from torch import Tensor
 from . import ir
 from .datasets import DataError, Split, has_data, load_split
 from .files import write_text
+from .likelihood import exact_nll
 from .losses import Term, divergence, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .methods import METHODS, needs_data
@@ -153,6 +154,13 @@ def held_out_objective(model: ir.Model, teacher: CompiledModel, student: Compile
     return evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED), guide=guide)
 
 
+def _exact(student: CompiledModel, split: Split | None) -> dict[str, float]:
+    """`test_exact_nll`, where the test split is known and the model's latents can be
+    summed out exactly (`dgmc.likelihood`): a measure no guide blurs."""
+    exact = exact_nll(student, split.test) if split is not None else None
+    return {} if exact is None else {"test_exact_nll": exact}
+
+
 def lambdas_of(model: ir.Model, method: str) -> tuple[float | None, ...]:
     """The lambdas a method is run with: each of the spec's for `ours` when it lists
     several (an ablation), else one run at the default (None)."""
@@ -188,6 +196,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
                "test_objective": held_out_objective(model, teacher, student, method, split) if split else None,
+               **_exact(student, split),
                **fidelity(model, teacher, student, split)}
     meta = {"metrics": metrics, "seed": seed}
     files = [checkpoint.save(out / f"{name}.pt", student, meta),

@@ -106,8 +106,9 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: d
     its sample metrics (eval.json), when measured."""
     teacher = rows[0]
     objective = "-ELBO" if model.of_kind("latent") else "NLL"
+    exact = f", exact test NLL {_number(teacher['test_exact_nll'])}" if "test_exact_nll" in teacher else ""
     intro = (f"Dataset: {model.data.dataset if model.data else '-'}. Teacher: {teacher['parameters']:,} generative "
-             f"parameters, test {objective} {_number(teacher['test_objective'])} per example "
+             f"parameters, test {objective} {_number(teacher['test_objective'])} per example{exact} "
              f"({teacher['steps']} steps).")
     groups = _groups(model, rows)
     sections = [Section("Students", [*_training_table(model, rows, groups, objective), *_heat_map(model, groups)])]
@@ -178,15 +179,19 @@ def _label(method: str, lam: float | None) -> str:
 def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[dict]], objective: str
                     ) -> list[Part]:
     nodes = [n.name for n in model.nodes if f"fidelity[{n.name}]" in rows[-1]] if len(rows) > 1 else []
-    head = ["student", "method", "#params", f"test {objective}", "L (fidelity)", *[f"L[{n}]" for n in nodes]]
+    exact = ["test_exact_nll"] if any("test_exact_nll" in row for row in rows[1:]) else []
+    head = ["student", "method", "#params", f"test {objective}", *(["test NLL (exact)"] if exact else []),
+            "L (fidelity)", *[f"L[{n}]" for n in nodes]]
     table = Table(head, [[f"width {width:g}", _label(method, lam), f"{group[0]['parameters']:,}",
-                          _stat(group, "test_objective"), _stat(group, "fidelity"),
-                          *[_stat(group, f"fidelity[{n}]") for n in nodes]]
+                          _stat(group, "test_objective"), *[_stat(group, key) for key in exact],
+                          _stat(group, "fidelity"), *[_stat(group, f"fidelity[{n}]") for n in nodes]]
                          for (width, method, lam), group in groups.items()])
     guide = " (a distilled student's uses the teacher's guide as its proposal)" if model.of_kind("latent") else ""
     note = (f"Mean +- std over seeds. {objective} of the test split per example{guide}. L: the generated "
             "distillation terms (method ours, bce measured as KL so that 0 is perfect) between teacher and student "
-            "on 1024 fresh noise draws, and their unweighted sum. #params: generative networks only.")
+            "on 1024 fresh noise draws, and their unweighted sum. #params: generative networks only."
+            + (" test NLL (exact): -log p of the test split per example with the discrete latents summed out, "
+               "which no guide blurs." if exact else ""))
     return [table, Text(note, small=True)] if groups else [Text("No students.")]
 
 

@@ -29,6 +29,7 @@ def test_run_writes_the_run_directory(run_dir: Path) -> None:
                            + [f"student_scratch_w0.25_s{s}.pt" for s in (0, 1)])
     rows = json.loads((run_dir / "metrics.json").read_text())
     assert [r["model"] for r in rows] == ["teacher"] + ["student"] * 6
+    assert all(r["test_exact_nll"] > 0 for r in rows)  # hm's binary latents summed out exactly
     assert [r["lambda"] for r in rows[1:]] == [1, 1, 10, 10, None, None]
     assert all(set(f"fidelity[{n}]" for n in ("z4", "z3", "y2", "z2", "z1", "y1")) <= set(r) for r in rows[1:])
     with (run_dir / "metrics.csv").open() as file:
@@ -37,7 +38,7 @@ def test_run_writes_the_run_directory(run_dir: Path) -> None:
 
 def test_report_has_the_papers_layout(run_dir: Path) -> None:
     report = (run_dir / "report.md").read_text()
-    assert "| student | method | #params | test -ELBO | L (fidelity) | L[z4] |" in report
+    assert "| student | method | #params | test -ELBO | test NLL (exact) | L (fidelity) | L[z4] |" in report
     training, samples = report.split("## Samples")
     students, heat = training.split("### Distillation terms per node")
     table = [line for line in students.splitlines() if line.startswith("| width 0.25")]

@@ -184,6 +184,11 @@ class Family:
         """log p(value) per dimension (per event for `event` families)."""
         return self.base(params).log_prob(value)
 
+    def support(self, size: int) -> Tensor | None:
+        """Every value a node of `size` dimensions can take, [values, size], for a discrete
+        family with a finite support (exact marginals enumerate it); None: not enumerable."""
+        return None
+
     def mean(self, params: Params) -> Tensor:
         return self.base(params).mean
 

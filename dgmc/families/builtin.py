@@ -237,6 +237,11 @@ class Bernoulli(Family):
     def base(self, params):
         return torch.distributions.Bernoulli(logits=params["logits"], validate_args=False)
 
+    def support(self, size):
+        """Every binary vector of `size` bits (2**size of them)."""
+        codes = torch.arange(2 ** size)
+        return ((codes[:, None] >> torch.arange(size - 1, -1, -1)) & 1).float()
+
 
 @dataclass(frozen=True, kw_only=True)
 class Categorical(Family):
@@ -249,6 +254,10 @@ class Categorical(Family):
 
     def base(self, params):
         return torch.distributions.OneHotCategorical(logits=params["logits"], validate_args=False)
+
+    def support(self, size):
+        """The `size` one-hot vectors."""
+        return torch.eye(size)
 
 
 POISSON_TAIL = 12.0

@@ -90,7 +90,9 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
         return student, fit(student, train, split.train, steps, seed, progress,
                             label=progress_label(method, width, lam, seed))
-    terms = generate(model, method, lam)
+    phases = how.phases or (method,)
+    terms = {phase: generate(model, phase, lam) for phase in phases}
+    switch = round(recipe.stage * steps) if how.phases else steps  # the step the second phase starts at
     device = student._anchor.device
     generator = torch.Generator(device).manual_seed(seed)
     train_inputs = {k: v.to(device) for k, v in inputs_of(model, split.train).items()} if split is not None else {}
@@ -99,11 +101,14 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     draws = batches(train_inputs, recipe.batch, steps, generator, shard=False) if train_inputs \
         else itertools.repeat({}, steps)
 
+    done = itertools.count()
+
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         inputs = next(draws)
         size = next(iter(inputs.values())).shape[0] if inputs else recipe.batch
         rows = ddp.rows(size, where) if where.size > 1 else None
-        return distillation_loss(teacher, student, terms, method, size, inputs, generator, rows)
+        phase = phases[0] if next(done) < switch else phases[-1]
+        return distillation_loss(teacher, student, terms[phase], phase, size, inputs, generator, rows)
 
     history = optimise(student, student.generative_parameters(), recipe.lr, recipe.weight_decay, steps, step_fn,
                        progress_label(method, width, lam, seed), progress)

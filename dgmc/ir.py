@@ -195,6 +195,8 @@ class Distill(Frozen):
     weight_decay: float
     divergences: dict[str, str]
     student_nets: dict[str, Network] = {}
+    stage: float = 0.5
+    """The share of a `staged` distillation's steps spent on local before ours."""
     span: Span
 
 

@@ -8,6 +8,9 @@ the loss (`dgmc.losses`), distillation (`dgmc.distillation`) and the command lin
   weighted 1 (the sum over nodes of local distillation).
 - scratch: no distillation; the student is trained on the data with the teacher's
   objective (the baseline that needs data).
+- staged: local for a first share of the steps (the spec's `stage`, `--stage`), then
+  ours: local's quick per-node start, then ours' end-to-end fidelity. Not in a spec's
+  default methods (name it in `method = [...]`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class Method:
     """How the student is fed, in words (`dgmc compile --emit losses`)."""
     given: str = "| eps"
     """What each term conditions on, as the loss formula writes it."""
+    phases: tuple[str, ...] = ()
+    """Methods run in turn instead (`staged`): the first for the spec's `stage` share of
+    the steps, the second for the rest."""
+    default: bool = True
+    """Among the methods a spec runs when it names none."""
 
 
 def needs_data(method: str, model: ir.Model) -> str | None:
@@ -69,5 +77,8 @@ for _method in (
            given="| teacher's parents"),
     Method("scratch", "no distillation: the student trained on the data with the teacher's objective",
            distills=False),
+    Method("staged", "local for the spec's `stage` share of the steps, then ours", distills=True,
+           weighs_latents=True, feeds=semi_nodes, fed="local (each conditional fed the teacher's parents), then ours",
+           phases=("local", "ours"), default=False),
 ):
     METHODS.register(_method.name, _method, origin="dgmc")

@@ -3,8 +3,8 @@ what was meant (as stanc's --warn-pedantic warns about valid but suspicious mode
 
 - a student as large as its teacher (linear networks do not shrink with the width, and a
   small width can round every layer back up);
-- a lambda list that no run uses (lambda weighs `ours`' latent terms, and `ours` is not
-  among the methods, or a list of one value that equals the default);
+- a lambda list that no run uses (lambda weighs the latent terms of `ours` and `staged`,
+  and neither is among the methods);
 - a divergence estimated through a discrete sample (its estimate carries no gradient
   through the sample: reverse_kl without a closed form on a discrete family);
 - a discrete latent under `ours` with lambda 0: nothing trains its conditional (its
@@ -19,6 +19,7 @@ from .. import ir
 from ..errors import Diagnostic
 from ..families import FAMILIES
 from ..losses.divergences import is_closed
+from ..methods import METHODS
 
 
 def pedantic(model: ir.Model) -> list[Diagnostic]:
@@ -34,9 +35,10 @@ def pedantic(model: ir.Model) -> list[Diagnostic]:
             warn(f"The student of width {width:g} has {count:,} generative parameters, as many as the teacher "
                  f"({teacher:,}) or more: nothing is compressed (linear networks do not shrink, and small hidden "
                  "layers round up to 1 unit).")
-    if len(recipe.lambdas) > 1 and "ours" not in recipe.methods:
-        warn(f"lambda lists {len(recipe.lambdas)} values, but only `ours` uses lambda and the methods are "
-             f"{', '.join(recipe.methods)}: no run uses them.")
+    weighing = [m for m, how in METHODS.items() if how.weighs_latents]
+    if len(recipe.lambdas) > 1 and not set(weighing) & set(recipe.methods):
+        warn(f"lambda lists {len(recipe.lambdas)} values, but only {' and '.join(weighing)} use lambda and the "
+             f"methods are {', '.join(recipe.methods)}: no run uses them.")
     for node in model.of_kind("latent", "observed"):
         family = FAMILIES[node.type]
         divergence = recipe.divergences[node.name]

@@ -81,18 +81,31 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -
 
 def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: ir.Train | None) -> ir.Distill:
     stmt = single(ctx, spec, s.DistillStmt, "distill") or s.DistillStmt(args=(), items=(), span=NOWHERE)
-    allowed = ("width", "lambda", "method", "seed", *OPTIMISER)
+    allowed = ("width", "lambda", "method", "seed", "stage", *OPTIMISER)
     args = ctx.keyword_args(stmt.args, allowed, "distill")
     inherited = {k: getattr(train, k) for k in OPTIMISER} if train else DEFAULTS
     divergences, student_nets = _items(ctx, stmt, drafts)
     return ir.Distill(
         widths=_list(ctx, args.get("width"), (0.25,), lambda v: ctx.positive(v, "A width")),
         lambdas=_list(ctx, args.get("lambda"), (1.0,), lambda v: _lambda(ctx, v)),
-        methods=_list(ctx, args.get("method"), tuple(METHODS), lambda v: _method(ctx, v)),
+        methods=_list(ctx, args.get("method"), tuple(m for m in METHODS if METHODS[m].default),
+                      lambda v: _method(ctx, v)),
         seeds=_list(ctx, args.get("seed"), (0,), lambda v: ctx.integer(v, "A seed", 0)),
         divergences=divergences, student_nets=student_nets, span=stmt.span,
-        **_optimiser(ctx, args, inherited),
+        **_optimiser(ctx, args, inherited), **_stage(ctx, args.get("stage")),
     )
+
+
+def _stage(ctx: Context, arg: s.Arg | None) -> dict[str, float]:
+    """`stage = F`: the share of a staged distillation spent on local, in (0, 1)."""
+    if arg is None:
+        return {}
+    share = ctx.number(arg.value, "stage")
+    if share is not None and not 0 < share < 1:
+        ctx.error(arg.value.span, f"stage is the share of the steps spent on local before ours, between 0 and 1 "
+                                  f"(exclusive), not {share:g}.")
+        return {}
+    return {} if share is None else {"stage": float(share)}
 
 
 def _items(

@@ -35,6 +35,9 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, corrupt, or made from another spec."""
 
 
+_DISTILL_ADDED = {"stage": 0.5}
+"""Distillation settings added since, hashed only when not their default, so that the
+students of specs that do not set them keep matching."""
 _ADDED = ("initial", "shape")
 """Node fields added since format 2, hashed only when set, so that the checkpoints of
 specs that do not use them keep loading."""
@@ -51,7 +54,8 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     found.update((f"node '{node['name']}'", {k: v for k, v in node.items() if v is not None or k not in _ADDED})
                  for node in dump["nodes"])
     if width is not None:
-        found["distill"] = {k: v for k, v in dump["distill"].items() if k not in _GRID}
+        found["distill"] = {k: v for k, v in dump["distill"].items()
+                            if k not in _GRID and (k not in _DISTILL_ADDED or v != _DISTILL_ADDED[k])}
     return {key: _digest(value) for key, value in found.items()}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from .files import locked, write_text
 from .frontend import check_text
 from .methods import METHODS
 from .plugins import load_entry_points, load_module
-from .scale import launched, rank_label
+from .scale import launched, rank_label, relaunch
 from .source import STDIN, read_spec
 
 
@@ -237,24 +236,9 @@ def _torchrun(args: argparse.Namespace) -> int | None:
     from .scale import ddp
 
     if args.nproc > 1 and not launched():
-        argv = _without_nproc(args.argv)
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-                   "-m", "dgmc", *argv]
-        return subprocess.call(command)
+        return relaunch(args.argv, args.nproc)
     args.device = ddp.start(args.device)
     return None
-
-
-def _without_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            out.append(arg)
-    return out
 
 
 def _load(path: Path, data: Path | None = None):

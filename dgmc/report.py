@@ -13,7 +13,6 @@ import base64
 import math
 import re
 import statistics
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,10 +299,6 @@ def _pictures(out: Path, groups: dict[Group, list[dict]]) -> list[Picture]:
     for (width, method, lam), group in groups.items():
         paths += sorted((out / "students").glob(f"{student_name(method, width, group[0]['seed'], lam)}_*.png"))
     return [Picture(p.stem, str(p.relative_to(out))) for p in paths]
-
-
-def _mean(rows: Iterable[dict], key: str) -> float:
-    return statistics.fmean(row[key] for row in rows)
 
 
 def _mean_or_none(rows: list[dict], key: str) -> float | None:

@@ -1,4 +1,4 @@
-"""Generated passes (dgmc.lower.generate) against the reference interpreter (`_Run`): on
+"""Generated passes (dgmc.lower.generate) against the reference interpreter (`interpret.Run`): on
 the same weights, noise and generator state, every value, noise and parameter of every
 pass is equal bit for bit, for every shipped spec (teacher and a student) and for random
 specs of the hypothesis strategy; `dgmc compile --emit code` prints the running source,

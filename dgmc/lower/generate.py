@@ -9,7 +9,7 @@ compiles it once (`compile_function`) and calls it from then on; `dgmc compile -
 code` prints the same text. The functions read the module's networks, free parameters
 and families through `self`, so the printed source is a valid Python module on its own.
 
-What a step does (the reference is `module._Run`, which the tests hold the generated code
+What a step does (the reference is `interpret.Run`, which the tests hold the generated code
 equal to, bit for bit):
 - given: the value from `given` (a missing one is refused before the call);
 - compute: the network on the parents' values (a recurrent cell on its previous state);
@@ -334,7 +334,7 @@ signature (which nodes take given values, which take given noise). Each function
 '''
 
 
-IMPORTS = {"Trace": "dgmc.lower.module", "stack_params": "dgmc.lower.module",
+IMPORTS = {"Trace": "dgmc.lower.trace", "stack_params": "dgmc.lower.trace",
            "kl_standard_normal": "dgmc.lower.generate_losses", "bernoulli_nll": "dgmc.lower.generate_losses",
            "kl_per_row": "dgmc.lower.generate_losses", "divergence_form": "dgmc.losses.divergences"}
 """Where the helpers that generated code calls live (the printed module imports them)."""

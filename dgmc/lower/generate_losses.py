@@ -19,7 +19,7 @@ bit: each form below computes exactly the operations torch.distributions perform
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import ir
@@ -127,10 +127,6 @@ def _nll(node: ir.Node, step: Step, trace: str) -> str:
     return written(node.name, trace) + (".sum(-1)" if node.timed else "")
 
 
-def _nodes(model: ir.Model, kinds: Iterable[str]) -> list[ir.Node]:
-    return list(model.of_kind(*kinds))
-
-
 def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
     """`elbo_parts(self, data, generator)`; `generative` maps each node to its step of
     the generative pass (its family and parameter spec)."""
@@ -138,9 +134,9 @@ def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
                   "-log p of each observed node and KL(q || p) of each latent, per row.")
     f.line("q = self.infer(data, noise, generator)")
     f.line("p = self.run({}, given=q.values)")
-    for node in _nodes(model, ["observed"]):
+    for node in model.of_kind("observed"):
         f.node(node.name, "nll", f"nll[{node.name}]", _nll(node, generative[node.name], "p"))
-    for node in _nodes(model, ["latent"]):
+    for node in model.of_kind("latent"):
         step = generative[node.name]
         f.node(node.name, "kl", f"kl[{node.name}]", _kl_code(step, step.family) or
                f"kl_per_row(self, {node.name!r}, q, p)")
@@ -154,13 +150,13 @@ def wake_sleep_source(model: ir.Model, generative: dict[str, Step]) -> str:
     f.line("with torch.no_grad():")
     f.line("    q = self.infer(data, generator=generator)")
     f.line("p = self.run({}, given=q.values)")
-    for node in _nodes(model, ["latent", "observed"]):
+    for node in model.of_kind("latent", "observed"):
         f.node(node.name, "wake", f"wake[{node.name}]", f"({_nll(node, generative[node.name], 'p')}).mean()")
     inputs = ", ".join(f"{n.name!r}: data[{n.name!r}]" for n in model.of_kind("input"))
     f.line("with torch.no_grad():")
     f.line(f"    dream = self.sample(next(iter(data.values())).shape[0], {{{inputs}}}, generator)")
     f.line("dreamt = self.infer(dream.values)")
-    for node in _nodes(model, ["latent"]):
+    for node in model.of_kind("latent"):
         f.node(node.name, "sleep", f"sleep[{node.name}]", f"({_nll(node, generative[node.name], 'dreamt')}).mean()")
     return f.text()
 
@@ -171,7 +167,7 @@ def mle_source(model: ir.Model, generative: dict[str, Step]) -> str:
     inputs = ", ".join(f"{n.name!r}: data[{n.name!r}]" for n in model.of_kind("input"))
     observed = ", ".join(f"{n.name!r}: data[{n.name!r}]" for n in model.of_kind("observed"))
     f.line(f"p = self.run({{}}, {{{inputs}}}, {{{observed}}})")
-    for node in _nodes(model, ["observed"]):
+    for node in model.of_kind("observed"):
         f.node(node.name, "nll", f"nll[{node.name}]", f"({_nll(node, generative[node.name], 'p')}).mean()")
     return f.text()
 

@@ -10,43 +10,28 @@ distribution parameters; time-indexed entries are stacked to [batch, steps, ...]
 
 Each pass runs as generated Python (`generate`), one function per signature of a call
 (which nodes are given, which noise), made on the first call with that signature.
-`_Run` interprets the same plan step by step: it is the reference the generated code is
+`interpret.Run` interprets the same plan step by step: it is the reference the generated code is
 tested against (`interpret = True` runs it instead).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from .. import ir
-from ..errors import UserError
 from ..families import Family, Params
 from ..losses.divergences import divergence_form
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
 from . import generate, generate_losses
 from .generate import Signature
+from .interpret import Run
 from .plan import Pass, Step, generative_pass, inference_pass
-
-
-class MissingValueError(UserError):
-    """A pass needs a value that was not given (an input node, or data for inference)."""
-
-
-class ShapeError(UserError):
-    """A given value or noise that is not the shape of its node, or names no node."""
-
-
-@dataclass
-class Trace:
-    values: dict[str, Tensor] = field(default_factory=dict)
-    noise: dict[str, Tensor] = field(default_factory=dict)
-    params: dict[str, Params] = field(default_factory=dict)
+from .trace import MissingValueError, ShapeError, Trace, stack_params
 
 
 class CompiledModel(nn.Module):
@@ -54,7 +39,7 @@ class CompiledModel(nn.Module):
     widths and deterministic states are scaled by `width`."""
 
     interpret = False
-    """Run the passes through the reference interpreter `_Run`, and the objectives through
+    """Run the passes through the reference interpreter `interpret.Run`, and the objectives through
     their reference code, rather than generated code."""
 
     def __init__(self, model: ir.Model, width: float | None = None) -> None:
@@ -242,7 +227,7 @@ class CompiledModel(nn.Module):
             if key not in self._signatures:
                 self._signatures[key] = self.signature(name, walk, given, noise, read)
             return self.function(self._signatures[key])(self, batch, given, noise, generator)
-        run = _Run(self, batch, given, noise, generator)
+        run = Run(self, batch, given, noise, generator)
         for step in walk.static:
             run.do(step, None)
         for t in range(self.steps if walk.timed else 0):
@@ -322,98 +307,6 @@ class CompiledModel(nn.Module):
         return self._anchor.new_full((batch, self.sizes[node]), float(init or 0.0))
 
 
-class _Run:
-    """The mutable state of one pass: values so far (per step for time-indexed nodes),
-    noise, parameters and recurrent cell states."""
-
-    def __init__(self, model: CompiledModel, batch: int, given: dict[str, Tensor],
-                 noise: dict[str, Tensor], generator: torch.Generator | None) -> None:
-        self.m, self.batch, self.given, self.noise, self.generator = model, batch, given, noise, generator
-        self.values: dict[str, Tensor | list[Tensor]] = {}
-        self.eps: dict[str, Tensor | list[Tensor]] = {}
-        self.params: dict[str, Params | list[Params]] = {}
-        self.carries: dict[str, object] = {}
-        self.initials: dict[str, Tensor] = {}
-        """What each recurrent cell keeps besides its state (an LSTM's cell state)."""
-
-    def read(self, node: str, lag: int, t: int | None) -> Tensor:
-        """A parent's value; before the first step, the node's initial value, made once
-        per pass however many steps read it (one tensor, as in the generated code, so the
-        gradients of a learned one add up in the same order)."""
-        if lag == 1 and t == 0:
-            drawn = self.m.initial_names.get(node)
-            if drawn:
-                return self.values[drawn]
-            if node not in self.initials:
-                self.initials[node] = self.m.initial(node, self.batch)
-            return self.initials[node]
-        value = self.values[node]
-        return value[t - lag] if isinstance(value, list) else value
-
-    def do(self, step: Step, t: int | None) -> None:
-        given = _at(self.given.get(step.node), t)
-        if step.role == "given":
-            if given is None:
-                raise MissingValueError(f"'{step.node}' must be given (it is {self.m.ir.node(step.node).kind}).")
-            self._record(self.values, step, t, given)
-            return
-        if step.role == "compute":
-            self._record(self.values, step, t, given if given is not None else self._compute(step, t))
-            return
-        family = step.family
-        computed = self.m.nets[step.key](self._inputs(step, t)) if step.key in self.m.nets else None
-        learned = self.m.free[step.key].expand(self.batch, -1) if step.key in self.m.free else None
-        params = family.assemble(computed, learned, step.spec, step.size, self.batch, self.m._anchor)
-        eps = _at(self.noise.get(step.node), t)
-        if given is None:
-            if eps is None:
-                eps = family.noise((self.batch, step.size), self.generator, self.m._anchor.device)
-                eps = eps.to(self.m._anchor.dtype)
-            given = family.reparam(eps, params)
-        if eps is not None:
-            self._record(self.eps, step, t, eps)
-        self._record(self.params, step, t, params)
-        self._record(self.values, step, t, given)
-
-    def _inputs(self, step: Step, t: int | None, skip_self: bool = False) -> Tensor | None:
-        parts = [self.read(name, lag, t) for name, lag in step.parents
-                 if not (skip_self and (name, lag) == (step.node, 1))]
-        if len(parts) < 2:
-            return parts[0] if parts else None
-        return torch.cat(parts, dim=-1)
-
-    def _compute(self, step: Step, t: int | None) -> Tensor:
-        net, kind = self.m.nets[step.key], NETWORKS[step.net.name]
-        if not kind.recurrent:
-            return net(self._inputs(step, t))
-        previous = self.read(step.node, 1, t)
-        inputs = self._inputs(step, t, skip_self=True)
-        if inputs is None:  # its only parent is its own previous state: an empty input
-            inputs = previous.new_zeros(self.batch, 1)
-        state, self.carries[step.node] = kind.step(net, inputs, previous, self.carries.get(step.node))
-        return state
-
-    @staticmethod
-    def _record(store: dict, step: Step, t: int | None, value) -> None:
-        if t is None:
-            store[step.node] = value
-        else:
-            store.setdefault(step.node, []).append(value)
-
-    def trace(self) -> Trace:
-        return Trace(
-            values={k: _stack(v) for k, v in self.values.items()},
-            noise={k: _stack(v) for k, v in self.eps.items()},
-            params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
-                    for k, v in self.params.items()},
-        )
-
-
-def stack_params(steps: list[Params]) -> Params:
-    """Per-step parameters stacked to [batch, steps, ...], one tensor per parameter."""
-    return {name: torch.stack([p[name] for p in steps], dim=1) for name in steps[0]}
-
-
 def distill_key(terms: tuple, fed: tuple[str, ...]) -> tuple:
     """What `distill_loss` is specialised on: the fed nodes and the terms."""
     return ("distill_loss", fed, terms)
@@ -423,15 +316,6 @@ def _namespace() -> dict[str, object]:
     return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
             "kl_standard_normal": generate_losses.kl_standard_normal, "bernoulli_nll": generate_losses.bernoulli_nll,
             "kl_per_row": generate_losses.kl_per_row, "divergence_form": divergence_form}
-
-
-def _at(value: Tensor | None, t: int | None) -> Tensor | None:
-    """The slice of a [batch, steps, ...] tensor at step t (static values as they are)."""
-    return value if value is None or t is None else value[:, t]
-
-
-def _stack(value: Tensor | list[Tensor]) -> Tensor:
-    return torch.stack(value, dim=1) if isinstance(value, list) else value
 
 
 def _batch(*sources: Mapping[str, Tensor]) -> int:

@@ -3,6 +3,8 @@ on several processes or GPUs with torch.distributed (`ddp`). What is here reads 
 environment torchrun sets, so the command line can ask without importing torch."""
 
 import os
+import subprocess
+import sys
 
 
 def launched() -> bool:
@@ -13,3 +15,18 @@ def launched() -> bool:
 def rank_label() -> str:
     """`rank R: ` in a process torchrun started (for messages), else nothing."""
     return f"rank {os.environ.get('RANK', '?')}: " if launched() else ""
+
+
+def relaunch(argv: list[str], processes: int) -> int:
+    """`dgmc ARGV` again under torchrun on `processes` local processes, without its
+    `--nproc` option; its exit status."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc_per_node={processes}", "-m", "dgmc", *kept])

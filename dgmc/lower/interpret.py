@@ -1,0 +1,114 @@
+"""The reference interpreter: a plan's passes executed step by step, the semantics the
+generated code (`generate`) is tested against bit for bit (`CompiledModel.interpret =
+True` runs it instead of the generated functions)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from ..families import Params
+from ..networks import NETWORKS
+from .plan import Step
+from .trace import MissingValueError, Trace
+
+if TYPE_CHECKING:
+    from .module import CompiledModel
+
+
+class Run:
+    """The mutable state of one pass: values so far (per step for time-indexed nodes),
+    noise, parameters and recurrent cell states."""
+
+    def __init__(self, model: CompiledModel, batch: int, given: dict[str, Tensor],
+                 noise: dict[str, Tensor], generator: torch.Generator | None) -> None:
+        self.m, self.batch, self.given, self.noise, self.generator = model, batch, given, noise, generator
+        self.values: dict[str, Tensor | list[Tensor]] = {}
+        self.eps: dict[str, Tensor | list[Tensor]] = {}
+        self.params: dict[str, Params | list[Params]] = {}
+        self.carries: dict[str, object] = {}
+        self.initials: dict[str, Tensor] = {}
+        """What each recurrent cell keeps besides its state (an LSTM's cell state)."""
+
+    def read(self, node: str, lag: int, t: int | None) -> Tensor:
+        """A parent's value; before the first step, the node's initial value, made once
+        per pass however many steps read it (one tensor, as in the generated code, so the
+        gradients of a learned one add up in the same order)."""
+        if lag == 1 and t == 0:
+            drawn = self.m.initial_names.get(node)
+            if drawn:
+                return self.values[drawn]
+            if node not in self.initials:
+                self.initials[node] = self.m.initial(node, self.batch)
+            return self.initials[node]
+        value = self.values[node]
+        return value[t - lag] if isinstance(value, list) else value
+
+    def do(self, step: Step, t: int | None) -> None:
+        given = _at(self.given.get(step.node), t)
+        if step.role == "given":
+            if given is None:
+                raise MissingValueError(f"'{step.node}' must be given (it is {self.m.ir.node(step.node).kind}).")
+            self._record(self.values, step, t, given)
+            return
+        if step.role == "compute":
+            self._record(self.values, step, t, given if given is not None else self._compute(step, t))
+            return
+        family = step.family
+        computed = self.m.nets[step.key](self._inputs(step, t)) if step.key in self.m.nets else None
+        learned = self.m.free[step.key].expand(self.batch, -1) if step.key in self.m.free else None
+        params = family.assemble(computed, learned, step.spec, step.size, self.batch, self.m._anchor)
+        eps = _at(self.noise.get(step.node), t)
+        if given is None:
+            if eps is None:
+                eps = family.noise((self.batch, step.size), self.generator, self.m._anchor.device)
+                eps = eps.to(self.m._anchor.dtype)
+            given = family.reparam(eps, params)
+        if eps is not None:
+            self._record(self.eps, step, t, eps)
+        self._record(self.params, step, t, params)
+        self._record(self.values, step, t, given)
+
+    def _inputs(self, step: Step, t: int | None, skip_self: bool = False) -> Tensor | None:
+        parts = [self.read(name, lag, t) for name, lag in step.parents
+                 if not (skip_self and (name, lag) == (step.node, 1))]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        return torch.cat(parts, dim=-1)
+
+    def _compute(self, step: Step, t: int | None) -> Tensor:
+        net, kind = self.m.nets[step.key], NETWORKS[step.net.name]
+        if not kind.recurrent:
+            return net(self._inputs(step, t))
+        previous = self.read(step.node, 1, t)
+        inputs = self._inputs(step, t, skip_self=True)
+        if inputs is None:  # its only parent is its own previous state: an empty input
+            inputs = previous.new_zeros(self.batch, 1)
+        state, self.carries[step.node] = kind.step(net, inputs, previous, self.carries.get(step.node))
+        return state
+
+    @staticmethod
+    def _record(store: dict, step: Step, t: int | None, value) -> None:
+        if t is None:
+            store[step.node] = value
+        else:
+            store.setdefault(step.node, []).append(value)
+
+    def trace(self) -> Trace:
+        return Trace(
+            values={k: _stack(v) for k, v in self.values.items()},
+            noise={k: _stack(v) for k, v in self.eps.items()},
+            params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
+                    for k, v in self.params.items()},
+        )
+
+
+def _at(value: Tensor | None, t: int | None) -> Tensor | None:
+    """The slice of a [batch, steps, ...] tensor at step t (static values as they are)."""
+    return value if value is None or t is None else value[:, t]
+
+
+def _stack(value: Tensor | list[Tensor]) -> Tensor:
+    return torch.stack(value, dim=1) if isinstance(value, list) else value

@@ -34,12 +34,26 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "RESULTS.md"
 PICTURES = ROOT / "docs" / "results"
 DEPTHS = (2, 4, 8)
+TEN_SEEDS = [str(seed) for seed in range(10)]
+STAGES = ("0.25", "0.75")  # staged's share on local, besides the default 0.5 of the depth sweep
 EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled in this order)
     "vrnn": ["run", "specs/vrnn.dgm"],
+    # the depth sweep: staged vs ours vs local at two student widths
+    **{f"hvae_depth{d}": ["run", f"specs/hvae_depth{d}.dgm", "--widths", "0.1", "0.25",
+                          "--methods", "ours", "local", "staged"] for d in (8, 4)},
     "hvae": ["run", "specs/hvae.dgm"],
-    **{f"hvae_depth{d}": ["run", f"specs/hvae_depth{d}.dgm"] for d in DEPTHS},
+    # the Helmholtz machine over 10 seeds, scored by its exact log-likelihood
+    "hm": ["run", "specs/hm.dgm", "--seeds", *TEN_SEEDS, "--lambdas", "1", "--methods", "ours", "local", "staged",
+           "scratch"],
+    "hvae_depth2": ["run", "specs/hvae_depth2.dgm", "--widths", "0.1", "0.25", "--methods", "ours", "local", "staged"],
     "continual": ["continual", "specs/cvae.dgm"],
-    "hm": ["run", "specs/hm.dgm"],
+    # the same without reviving dead units: the evidence for `revive`'s default
+    "hm_no_revive": ["run", "specs/hm.dgm", "--seeds", *TEN_SEEDS, "--lambdas", "1", "--methods", "ours", "local",
+                     "--revive", "0"],
+    # staged's share on local: the deepest hierarchy's smallest students at 0.25 and 0.75
+    **{f"staged_{share}": ["run", "specs/hvae_depth8.dgm", "--widths", "0.1", "--methods", "staged",
+                           "--stage", share] for share in STAGES},
+    "hm_lambda": ["run", "specs/hm.dgm", "--methods", "ours"],
     # lambda ablations of ours at the smallest size (the teacher is retrained: same seed, same weights)
     "vrnn_lambda": ["run", "specs/vrnn.dgm", "--widths", "0.25", "--methods", "ours", "--lambdas", "0.1", "1"],
     "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],

@@ -135,6 +135,7 @@ def _model_commands(command: Command) -> None:
     distill.add_argument("--stage", type=float, metavar="F",
                          help="with --method staged: the share of the steps spent on local before ours (default: the "
                               "spec's `stage`, else 0.5)")
+    _revive_option(distill)
     distill.add_argument("--out", type=Path, help="output directory (default: the teacher's)")
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _data_option(distill)
@@ -152,6 +153,7 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--lambdas", type=float, nargs="+", help="ours' lambdas (default: the spec's)")
     run.add_argument("--stage", type=float, metavar="F", help="staged's share of the steps on local (default: the "
                      "spec's `stage`, else 0.5)")
+    _revive_option(run)
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
     run.add_argument("--teacher", type=Path, metavar="CKPT", help="distill this trained teacher instead of "
@@ -373,7 +375,7 @@ def _distill(args: argparse.Namespace) -> int:
 
     if (status := _torchrun(args)) is not None:
         return status
-    model = _recipe(_load(args.spec, args.data), stage=args.stage)
+    model = _recipe(_load(args.spec, args.data), stage=args.stage, revive=args.revive)
     width = args.width or model.distill.widths[0]
     out = args.out or args.teacher.parent
     _scalars(args, out)
@@ -398,7 +400,8 @@ def _run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / (model.name + ("-quick" if args.quick else ""))  # smoke tests kept apart
     if args.data is None and (out / DATA_RECORD).is_file():  # resuming: the data file the run recorded
         model = bind_recorded(model, out)
-    model = _recipe(model, lambdas=tuple(args.lambdas) if args.lambdas else None, stage=args.stage)
+    model = _recipe(model, lambdas=tuple(args.lambdas) if args.lambdas else None, stage=args.stage,
+                    revive=args.revive)
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}.")
     from .scale.jobs import Workers
@@ -410,13 +413,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _revive_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--revive", type=int, metavar="N", help="revive a student's dead ReLU units every N steps of "
+                        "distillation, 0 never (default: the spec's `revive`)")
+
+
 def _recipe(model, **changes):
     """The model with the distillation settings given on the command line (None: the
-    spec's); a stage outside (0, 1) is refused."""
+    spec's); a stage outside (0, 1) or a negative revive is refused."""
     changes = {k: v for k, v in changes.items() if v is not None}
     if "stage" in changes and not 0 < changes["stage"] < 1:
         raise UserError(f"--stage is the share of the steps spent on local before ours, between 0 and 1 "
                         f"(exclusive), not {changes['stage']:g}.")
+    if changes.get("revive", 0) < 0:
+        raise UserError(f"--revive is a number of steps (0: never), not {changes['revive']}.")
     return model.model_copy(update={"distill": model.distill.model_copy(update=changes)}) if changes else model
 
 

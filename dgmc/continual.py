@@ -9,7 +9,9 @@ learning rate and seeds (the spec's `distill` recipe):
   model (its classes drawn uniformly), by the new classes' share of all classes;
 - ours: the ELBO on the new data plus the unified distillation loss from the frozen old
   model (data-free: the old classes enter only as input labels), mixed by the same
-  share, as the authors' continual VAE does (METHOD.md);
+  share, as the authors' continual VAE does (METHOD.md); the loss includes the guide's
+  terms (`distillation.guide_distillation_loss`), so the old classes keep their ELBO,
+  not only their samples;
 - joint: the ELBO on all classes' data: an upper reference that breaks the rule (the
   old data are not supposed to be there), not a competitor.
 Metrics (`dgmc.evaluation`) are measured separately on the old and the new classes.
@@ -27,7 +29,7 @@ from torch import Tensor
 
 from . import ir
 from .datasets import Split, load_split
-from .distillation import distillation_loss
+from .distillation import GUIDE_STREAM, distillation_loss
 from .errors import UserError
 from .evaluation import measure, setting
 from .files import write_text
@@ -93,6 +95,7 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
     draws = batches(new_data, max(1, round(recipe.batch * share)), steps, generator)
     old_count = recipe.batch - max(1, round(recipe.batch * share))
     terms = generate(model, "ours")
+    guide = torch.Generator(device).manual_seed(seed + GUIDE_STREAM) if model.fully_guided() else None
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         inputs = _label_inputs(model, old, old_count, generator)
@@ -102,7 +105,8 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
                 dream = old_model.sample(old_count, inputs, generator).values
             return elbo(learner, {k: torch.cat([v, dream[k]]) for k, v in fresh.items()}, generator)
         loss, logged = elbo(learner, fresh, generator)
-        kept, kept_terms = distillation_loss(old_model, learner, terms, "ours", old_count, inputs, generator)
+        kept, kept_terms = distillation_loss(old_model, learner, terms, "ours", old_count, inputs, generator,
+                                             guide=guide)
         return share * loss + (1 - share) * kept, {**logged, **kept_terms}
 
     optimise(learner, list(learner.parameters()), recipe.lr, recipe.weight_decay, steps, step_fn,

@@ -8,12 +8,19 @@ so each conditional is fed the teacher's parents), and minimises the generated t
 (`dgmc.losses`) over the student's generative networks. `scratch` trains the student on
 the data with the teacher's objective instead. Every method gets the same steps, batch,
 learning rate and seeds (the spec's `distill`).
+
+A model with a guide has its student's guide distilled in the same steps
+(`guide_distillation_loss`): on the teacher's sampled observed values, the teacher's guide
+and the student's run on shared guide noise, with the same per-node terms on the
+inference graph, so that every distilled student is a complete model with its own ELBO.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,15 +31,25 @@ from . import ir
 from .datasets import DataError, Split, has_data, load_split
 from .files import write_text
 from .likelihood import exact_nll
-from .losses import Term, divergence, generate, reduce
+from .losses import Term, divergence, generate, guide_fed, guide_terms, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .methods import METHODS, needs_data
 from .objectives import evaluate, inputs_of
+from .revive import Dead, dead_units, revive
 from .scale import ddp
 from .training import checkpoint
 from .training.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
 
 EVAL_SAMPLES = 1024
+DISTILLER = 2
+"""How students are made, recorded with each: a run reuses only students of this one (2:
+the guide distilled too, the ELBO's discrete KL in the family's closed form)."""
+PROBE_ROWS = 1024
+PROBE_STREAM = 2 << 32
+"""The probe batch of `Revival` has a stream of its own, as the guide's noise has."""
+GUIDE_STREAM = 1 << 32
+"""Added to the seed for the generator of the guide's noise: a stream of its own, so that
+distilling the guide leaves the generative student's draws, and weights, as they were."""
 
 
 def term_values(student: CompiledModel, teacher_trace: Trace, student_trace: Trace,
@@ -52,14 +69,17 @@ def term_values(student: CompiledModel, teacher_trace: Trace, student_trace: Tra
 
 def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tuple[Term, ...], method: str,
                       batch: int, inputs: dict[str, Tensor], generator: torch.Generator | None,
-                      rows: slice | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+                      rows: slice | None = None, guide: torch.Generator | None = None
+                      ) -> tuple[Tensor, dict[str, Tensor]]:
     """One Monte Carlo estimate of the method's loss and its terms (left on the device):
     the teacher's sample (of the values the student is fed), then the student's generated
     `distill_loss`, or the reference `term_values` when it interprets. With `rows`, the
     loss of those rows of the global batch: the noise is drawn for all `batch` rows (the
-    stream `sample` draws) and the teacher run on their share (one rank of several)."""
+    stream `sample` draws) and the teacher run on their share (one rank of several).
+    With `guide` (a generator), the guide's terms are added (`guide_distillation_loss`)."""
     fed = teacher.fed(method)
-    read = None if student.interpret else fed
+    observed = tuple(n.name for n in teacher.ir.of_kind("observed")) if guide is not None else ()
+    read = None if student.interpret else (*fed, *observed)
     with torch.no_grad():
         if rows is None:
             t = teacher.sample(batch, inputs, generator, read=read)
@@ -67,10 +87,52 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
             inputs = {k: v[rows] for k, v in inputs.items()}
             t = teacher.run({k: v[rows] for k, v in teacher.draw(batch, generator).items()}, inputs, read=read)
     if not student.interpret:
-        return student.distill_loss(t, inputs, terms, fed)
-    values = term_values(student, t, student.run(t.noise, inputs, {name: t.values[name] for name in fed}), terms)
-    loss = sum((term.weight * values[term.node] for term in terms), torch.zeros((), device=student._anchor.device))
-    return loss, {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
+        loss, logged = student.distill_loss(t, inputs, terms, fed)
+    else:
+        values = term_values(student, t, student.run(t.noise, inputs, {name: t.values[name] for name in fed}), terms)
+        loss = sum((term.weight * values[term.node] for term in terms), student._anchor.new_zeros(()))
+        logged = {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
+    if guide is None:
+        return loss, logged
+    data = {**inputs, **{name: t.values[name] for name in observed}}
+    guide_loss, guide_logged = guide_distillation_loss(teacher, student, method, data, batch, guide, rows)
+    return loss + guide_loss, {**logged, **guide_logged}
+
+
+def guide_distillation_loss(teacher: CompiledModel, student: CompiledModel, method: str, data: dict[str, Tensor],
+                            batch: int, generator: torch.Generator, rows: slice | None = None
+                            ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The guide's terms (`losses.guide_terms`) on the teacher's sampled `data`: the
+    teacher's guide on noise drawn for the whole global batch (its `rows` kept), the
+    student's guide on the same noise, fed what `method` feeds (`losses.guide_fed`).
+    The student's generative parameters are held fixed here: networks both passes share
+    (a deterministic state) learn from the generative terms alone."""
+    terms, fed = guide_terms(student.ir, method), guide_fed(student.ir, method)
+    with torch.no_grad():
+        noise = teacher.draw(batch, generator, guide=True)
+        tq = teacher.infer(data, {k: v[rows] for k, v in noise.items()} if rows is not None else noise)
+    with _held(student.generative_parameters()):
+        if not student.interpret:
+            loss, logged = student.guide_distill_loss(tq, data, terms, fed)
+        else:
+            sq = student.infer({**data, **{name: tq.values[name] for name in fed}}, tq.noise)
+            values = term_values(student, tq, sq, terms)
+            loss = sum((term.weight * values[term.node] for term in terms), student._anchor.new_zeros(()))
+            logged = {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
+    return loss, {f"guide[{key.split('[', 1)[1]}": value for key, value in logged.items()}
+
+
+@contextlib.contextmanager
+def _held(parameters: list[torch.nn.Parameter]) -> Iterator[None]:
+    """No gradient reaches `parameters` from what is computed inside."""
+    was = [p.requires_grad for p in parameters]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(parameters, was, strict=True):
+            p.requires_grad_(flag)
 
 
 def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
@@ -95,6 +157,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     switch = round(recipe.stage * steps) if how.phases else steps  # the step the second phase starts at
     device = student._anchor.device
     generator = torch.Generator(device).manual_seed(seed)
+    guide = torch.Generator(device).manual_seed(seed + GUIDE_STREAM) if model.fully_guided() else None
     train_inputs = {k: v.to(device) for k, v in inputs_of(model, split.train).items()} if split is not None else {}
     where = ddp.world()
     # every rank draws the whole global batch (its inputs' rows, its noise) and keeps its share
@@ -102,17 +165,56 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
         else itertools.repeat({}, steps)
 
     done = itertools.count()
+    revival = Revival(teacher, student, train_inputs, seed) if recipe.revive else None
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         inputs = next(draws)
         size = next(iter(inputs.values())).shape[0] if inputs else recipe.batch
         rows = ddp.rows(size, where) if where.size > 1 else None
-        phase = phases[0] if next(done) < switch else phases[-1]
-        return distillation_loss(teacher, student, terms[phase], phase, size, inputs, generator, rows)
+        step = next(done)
+        phase = phases[0] if step < switch else phases[-1]
+        revived = revival(phase) if revival is not None and step and not step % recipe.revive else 0
+        loss, logged = distillation_loss(teacher, student, terms[phase], phase, size, inputs, generator, rows, guide)
+        return loss, logged if revival is None else {**logged, "revived": student._anchor.new_tensor(revived)}
 
-    history = optimise(student, student.generative_parameters(), recipe.lr, recipe.weight_decay, steps, step_fn,
+    trained = student.generative_parameters() + (student.guide_parameters() if guide is not None else [])
+    history = optimise(student, trained, recipe.lr, recipe.weight_decay, steps, step_fn,
                        progress_label(method, width, lam, seed), progress)
     return student, history
+
+
+class Revival:
+    """Finds a student's dead units on a probe batch and revives them (`dgmc.revive`).
+    The probe is the teacher's sample of `PROBE_ROWS` rows, drawn once from a stream of
+    its own (the seed plus `PROBE_STREAM`, the same on every rank), inputs drawn from
+    the training split's; the student runs on it as the method feeds it, and its guide
+    on the sample's observed values."""
+
+    def __init__(self, teacher: CompiledModel, student: CompiledModel, inputs: dict[str, Tensor], seed: int) -> None:
+        self.teacher, self.student = teacher, student
+        self.generator = torch.Generator(student._anchor.device).manual_seed(seed + PROBE_STREAM)
+        if inputs:
+            rows = torch.randint(next(iter(inputs.values())).shape[0], (PROBE_ROWS,), generator=self.generator,
+                                 device=student._anchor.device)
+            inputs = {k: v[rows] for k, v in inputs.items()}
+        self.inputs = inputs
+        with torch.no_grad():
+            self.probe = teacher.sample(PROBE_ROWS, inputs, self.generator)
+
+    def __call__(self, method: str) -> float:
+        """Revive the units dead on the probe under `method`'s feeding; how many."""
+        return float(revive(self.dead(method), self.generator))
+
+    def dead(self, method: str) -> list[Dead]:
+        """The units dead on the probe, the student fed as `method` feeds it."""
+        t, student = self.probe, self.student
+
+        def run() -> None:
+            student.run(t.noise, self.inputs, {name: t.values[name] for name in self.teacher.fed(method)})
+            if student.ir.fully_guided():
+                student.infer({**self.inputs, **{n.name: t.values[n.name] for n in student.ir.of_kind("observed")}})
+
+        return dead_units(student.nets, run)
 
 
 def progress_label(method: str, width: float, lam: float | None, seed: int) -> str:
@@ -149,14 +251,23 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
     return {**{f"fidelity[{k.split('[', 1)[1][:-1]}]": float(v) for k, v in values.items()}, "fidelity": float(loss)}
 
 
-def held_out_objective(model: ir.Model, teacher: CompiledModel, student: CompiledModel, method: str,
-                   split: Split) -> float:
-    """-ELBO (NLL without latents) of the test split under the student. A distilled
-    student's guide was never trained, so its ELBO uses the teacher's guide as the
-    proposal q(z | x) (still a lower bound on the student's log-likelihood)."""
+def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: Split) -> dict[str, float]:
+    """-ELBO (NLL without latents) of the test split under the student through its own
+    guide (`test_objective`; a distilled student's guide is distilled too), and, for a
+    model with a guide, through the teacher's (`test_objective_teacher_guide`: still a
+    lower bound on the student's log-likelihood, with the teacher's guide as proposal)."""
     data = {k: v.to(student._anchor.device) for k, v in split.test.items()}
-    guide = teacher if METHODS[method].distills else student
-    return evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED), guide=guide)
+    own = {"test_objective": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED))}
+    if not student.ir.fully_guided():
+        return own
+    return {**own, "test_objective_teacher_guide": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED),
+                                                             guide=teacher)}
+
+
+def _device_inputs(model: ir.Model, split: Split | None, teacher: CompiledModel) -> dict[str, Tensor]:
+    """The test split's input nodes on the teacher's device (none without data)."""
+    inputs = inputs_of(model, split.test) if split is not None else {}
+    return {k: v.to(teacher._anchor.device) for k, v in inputs.items()}
 
 
 def _exact(student: CompiledModel, split: Split | None) -> dict[str, float]:
@@ -200,10 +311,13 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
     used = (model.distill.lambdas[0] if lam is None else lam) if METHODS[method].weighs_latents else None
     metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
-               "test_objective": held_out_objective(model, teacher, student, method, split) if split else None,
+               **(held_out_objectives(teacher, student, split) if split else {"test_objective": None}),
                **_exact(student, split),
+               "dead_units": sum(len(d.units) for d in Revival(teacher, student, _device_inputs(model, split, teacher),
+                                                               EVAL_SEED).dead("ours")),
+               **({"revived": int(sum(history["revived"]))} if "revived" in history else {}),
                **fidelity(model, teacher, student, split)}
-    meta = {"metrics": metrics, "seed": seed}
+    meta = {"metrics": metrics, "seed": seed, "distiller": DISTILLER}
     files = [checkpoint.save(out / f"{name}.pt", student, meta),
              write_text(out / f"{name}.json", json.dumps(meta, indent=2) + "\n")]
     if split is not None:

@@ -197,6 +197,10 @@ class Distill(Frozen):
     student_nets: dict[str, Network] = {}
     stage: float = 0.5
     """The share of a `staged` distillation's steps spent on local before ours."""
+    revive: int = 100
+    """Every this many steps, a distilled student's dead ReLU units are revived
+    (`dgmc.revive`); 0: never. On by default: on specs/hm.dgm it turned the 2 collapsed
+    seeds of 10 into students that match the teacher (docs/RESULTS.md, hm_no_revive)."""
     span: Span
 
 
@@ -234,6 +238,11 @@ class Model(Frozen):
 
     def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.kind in kinds)
+
+    def fully_guided(self) -> bool:
+        """Latent nodes, each with a guide: what the ELBO and a student's guide need."""
+        latents = self.of_kind("latent")
+        return bool(latents) and all(n.guide is not None for n in latents)
 
     def initial_name(self, name: str) -> str:
         """How the sample before the first step of a node with an `initial` distribution

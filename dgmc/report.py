@@ -178,19 +178,27 @@ def _label(method: str, lam: float | None) -> str:
 def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[dict]], objective: str
                     ) -> list[Part]:
     nodes = [n.name for n in model.nodes if f"fidelity[{n.name}]" in rows[-1]] if len(rows) > 1 else []
-    exact = ["test_exact_nll"] if any("test_exact_nll" in row for row in rows[1:]) else []
-    head = ["student", "method", "#params", f"test {objective}", *(["test NLL (exact)"] if exact else []),
+    optional = {"test_objective_teacher_guide": f"test {objective} (teacher's guide)",
+                "test_exact_nll": "test NLL (exact)", "dead_units": "dead units", "revived": "revived"}
+    extra = [key for key in optional if any(key in row for row in rows[1:])]
+    head = ["student", "method", "#params", f"test {objective}", *[optional[key] for key in extra],
             "L (fidelity)", *[f"L[{n}]" for n in nodes]]
     table = Table(head, [[f"width {width:g}", _label(method, lam), f"{group[0]['parameters']:,}",
-                          _stat(group, "test_objective"), *[_stat(group, key) for key in exact],
+                          _stat(group, "test_objective"), *[_stat(group, key) for key in extra],
                           _stat(group, "fidelity"), *[_stat(group, f"fidelity[{n}]") for n in nodes]]
                          for (width, method, lam), group in groups.items()])
-    guide = " (a distilled student's uses the teacher's guide as its proposal)" if model.of_kind("latent") else ""
+    guide = (" through each student's own guide (a distilled student's guide is distilled from the teacher's); "
+             "the teacher's guide column uses the teacher's guide as the proposal instead"
+             if "test_objective_teacher_guide" in extra else "")
     note = (f"Mean +- std over seeds. {objective} of the test split per example{guide}. L: the generated "
             "distillation terms (method ours, bce measured as KL so that 0 is perfect) between teacher and student "
             "on 1024 fresh noise draws, and their unweighted sum. #params: generative networks only."
             + (" test NLL (exact): -log p of the test split per example with the discrete latents summed out, "
-               "which no guide blurs." if exact else ""))
+               "which no guide blurs." if "test_exact_nll" in extra else "")
+            + (" dead units: ReLU units of the student's networks that are zero on a whole probe batch of 1024 "
+               "teacher samples at the end." if "dead_units" in extra else "")
+            + (" revived: dead units given fresh weights during distillation (`revive`)." if "revived" in extra
+               else ""))
     return [table, Text(note, small=True)] if groups else [Text("No students.")]
 
 
@@ -325,6 +333,8 @@ def _stat(rows: list[dict], key: str) -> str:
         return "-"
     if len(values) == 1:
         return f"{values[0]:.4g}"
+    if not all(map(math.isfinite, values)):  # no spread to speak of: say how many are not finite
+        return f"{statistics.fmean(values):.4g} ({sum(not math.isfinite(v) for v in values)} of {len(values)} not finite)"
     return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import ir
 from .datasets import has_data, load_split, with_data
-from .distillation import lambdas_of, progress_label, run_distill, student_name
+from .distillation import DISTILLER, lambdas_of, progress_label, run_distill, student_name
 from .errors import RenderError, UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
@@ -248,7 +248,8 @@ def _student(model: ir.Model, out: Path, width: float, method: str, lam: float |
              device: str, progress: bool, log: Callable[[str], None] = print) -> dict:
     name = student_name(method, width, seed, lam)
     meta_path = out / "students" / f"{name}.json"
-    if meta_path.is_file() and checkpoint.matches(out / "students" / f"{name}.pt", model, width):
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("distiller") == DISTILLER \
+            and checkpoint.matches(out / "students" / f"{name}.pt", model, width):
         log(f"{name}: done before, skipped")
         metrics = json.loads(meta_path.read_text())["metrics"]
     else:

@@ -6,8 +6,10 @@ teacher. The verdict is read off the paired differences d = ours - rival (lower 
 better everywhere): `win` when the mean difference is negative and a two-sided paired
 t-test over the seeds rejects "no difference" at the 5% level, `loss` when it rejects
 and the difference is positive, `tie` when it does not reject. With fewer than two
-seeds, or differences that are all exactly 0, there is nothing to test: `tie`. Each
-verdict carries the line that says why, from the numbers.
+seeds, differences that are all exactly 0, or a value that is not finite, there is
+nothing to test: `tie`. Each verdict carries the line that says why, from the numbers:
+the mean difference, its standard deviation over the seeds, the mean in those standard
+deviations (the effect size), and p.
 """
 
 from __future__ import annotations
@@ -38,13 +40,18 @@ def compare(ours: dict[int, float], rival: dict[int, float], floor: float | None
     seeds = sorted(set(ours) & set(rival))
     diffs = [ours[s] - rival[s] for s in seeds]
     at_floor = _at_floor(rival, seeds, floor)
+    broken = [s for s, d in zip(seeds, diffs, strict=True) if not math.isfinite(d)]
+    if broken:
+        return Verdict("tie", f"not finite on seed{'s' * (len(broken) > 1)} {', '.join(map(str, broken))}: "
+                              "nothing to test" + at_floor)
     if len(diffs) < 2 or all(d == 0 for d in diffs):
         why = "one seed: nothing to test" if len(diffs) < 2 else "the same value on every seed"
         return Verdict("tie", why + at_floor)
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     p = _p_value(mean, sd, len(diffs))
     outcome = "tie" if p >= LEVEL else ("win" if mean < 0 else "loss")
-    why = f"d = {mean:+.3g} ± {sd:.2g} over {len(diffs)} seeds, p = {p:.2g}" + at_floor
+    size = f" ({abs(mean) / sd:.1f} sd)" if sd else ""
+    why = f"d = {mean:+.3g} ± {sd:.2g}{size} over {len(diffs)} seeds, p = {p:.2g}" + at_floor
     return Verdict(outcome, why, p)
 
 

@@ -109,7 +109,7 @@ def check_objectives(model: Model, width: float | None) -> None:
     if not data:
         return
     latents = model.of_kind("latent")
-    guided = latents and all(n.guide is not None for n in latents)
+    guided = model.fully_guided()
     for objective, applies in ((_elbo_parts, guided), (_wake_sleep_parts, guided), (_mle_parts, not latents)):
         if applies:
             modules = pair(model, width)
@@ -118,7 +118,8 @@ def check_objectives(model: Model, width: float | None) -> None:
 
 def check_distillation(model: Model, width: float) -> None:
     """The student's generated `distill_loss` against `distillation.term_values` on the
-    interpreter, for every method that distills and for the fidelity's terms."""
+    interpreter, for every method that distills and for the fidelity's terms; with the
+    guide's terms (`guide_distill_loss`) where the model has a guide."""
     inputs = inputs_of(model, torch.Generator().manual_seed(0))
     if not inputs and not [n for n in model.nodes if n.kind in ("latent", "observed")]:
         return
@@ -129,8 +130,9 @@ def check_distillation(model: Model, width: float) -> None:
             students = pair(model, width)
             parts = []
             for student in students:
+                guide = torch.Generator().manual_seed(6) if model.fully_guided() else None
                 loss, terms_ = distillation_loss(teacher, student, terms, method, BATCH, inputs,
-                                                 torch.Generator().manual_seed(5))
+                                                 torch.Generator().manual_seed(5), guide=guide)
                 parts.append({"loss": loss, **terms_})
             assert_same_parts(parts, students)
 

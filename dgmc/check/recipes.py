@@ -81,7 +81,7 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -
 
 def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: ir.Train | None) -> ir.Distill:
     stmt = single(ctx, spec, s.DistillStmt, "distill") or s.DistillStmt(args=(), items=(), span=NOWHERE)
-    allowed = ("width", "lambda", "method", "seed", "stage", *OPTIMISER)
+    allowed = ("width", "lambda", "method", "seed", "stage", "revive", *OPTIMISER)
     args = ctx.keyword_args(stmt.args, allowed, "distill")
     inherited = {k: getattr(train, k) for k in OPTIMISER} if train else DEFAULTS
     divergences, student_nets = _items(ctx, stmt, drafts)
@@ -93,6 +93,7 @@ def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: i
         seeds=_list(ctx, args.get("seed"), (0,), lambda v: ctx.integer(v, "A seed", 0)),
         divergences=divergences, student_nets=student_nets, span=stmt.span,
         **_optimiser(ctx, args, inherited), **_stage(ctx, args.get("stage")),
+        **_revive(ctx, args.get("revive")),
     )
 
 
@@ -106,6 +107,12 @@ def _stage(ctx: Context, arg: s.Arg | None) -> dict[str, float]:
                                   f"(exclusive), not {share:g}.")
         return {}
     return {} if share is None else {"stage": float(share)}
+
+
+def _revive(ctx: Context, arg: s.Arg | None) -> dict[str, int]:
+    """`revive = N`: the steps between two revivals of dead units, 0 for none."""
+    every = ctx.integer(arg.value, "revive", 0) if arg is not None else None
+    return {} if every is None else {"revive": every}
 
 
 def _items(

@@ -8,7 +8,7 @@ whether lambda weighs the latent terms, differ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import ir
 from ..families import FAMILIES
@@ -45,6 +45,21 @@ def generate(model: ir.Model, method: str = "ours", lam: float | None = None) ->
             weight = 1.0 if node.kind == "observed" else latent_weight
             terms.append(_term(model, node, name, weight, node.timed))
     return tuple(terms)
+
+
+def guide_terms(model: ir.Model, method: str = "ours") -> tuple[Term, ...]:
+    """The guide's terms (of a `fully_guided` model): the latent terms of `generate` on
+    the inference graph, each weighted 1 (there is no surrogate to weigh them against)."""
+    latents = {n.name for n in model.of_kind("latent")}
+    return tuple(replace(t, weight=1.0) for t in generate(model, method) if t.node in latents)
+
+
+def guide_fed(model: ir.Model, method: str) -> tuple[str, ...]:
+    """The teacher guide's latents the student's guide is fed under `method`: those of
+    the nodes the method feeds (`local`: every latent, each guide conditional fed the
+    teacher guide's parents; `ours`: none, the student's guide runs on its own)."""
+    latents = {n.name for n in model.of_kind("latent")}
+    return tuple(n for n in METHODS[method].feeds(model) if n in latents)
 
 
 def _term(model: ir.Model, node: ir.Node, name: str, weight: float, timed: bool) -> Term:

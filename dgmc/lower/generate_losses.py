@@ -70,8 +70,14 @@ def kl_standard_normal(loc, scale):
 
 
 def kl_per_row(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
-    """KL(q || p) of one latent per batch row, summed over dims and time steps: torch's
+    """KL(q || p) of one latent per batch row, summed over dims and time steps: a
+    discrete family's own closed form (torch's saturates: a probability that rounds to 1
+    in float32 makes its KL infinite, though the logits say otherwise), else torch's
     closed form for the pair where it has one, else a one-sample estimate on q's value."""
+    family = model.families[node]
+    if family.discrete and "kl" in family.closed:
+        kl = family.closed["kl"](family, q.params[node], p.params[node])
+        return kl.flatten(1).sum(1) if kl.dim() > 1 else kl
     q_dist = model.distribution(node, q.params[node])
     p_dist = model.distribution(node, p.params[node])
     try:
@@ -180,18 +186,43 @@ def distill_source(model: ir.Model, fed: tuple[str, ...], terms: tuple[Term, ...
     out of the sum, which is otherwise the reference's, in the same order."""
     f = _Function(model, "def distill_loss(self, t, inputs):",
                   f"the distillation loss on the teacher's sample t, the student fed {', '.join(fed) or 'nothing'}.")
+    _student_line(f, "s = self.run(t.noise, inputs, {", "}, read=())", fed)
+    return _terms(f, terms, generative)
+
+
+def guide_distill_source(model: ir.Model, fed: tuple[str, ...], terms: tuple[Term, ...],
+                         inference: dict[str, Step]) -> str:
+    """`guide_distill_loss(self, t, data)`: the same terms on the inference graph, the
+    teacher's guide trace `t` (on `data`, the teacher's sampled observed and input
+    values) against the student's guide on its noise, fed the teacher's latents `fed`."""
+    f = _Function(model, "def guide_distill_loss(self, t, data):",
+                  f"the guide's distillation loss on the teacher guide's trace t, the student fed "
+                  f"{', '.join(fed) or 'nothing'}.")
+    if fed:
+        _student_line(f, "s = self.infer({**data, ", "}, t.noise)", fed)
+    else:
+        f.line("s = self.infer(data, t.noise)")
+    return _terms(f, terms, inference)
+
+
+def _student_line(f: _Function, head: str, tail: str, fed: tuple[str, ...]) -> None:
+    """The student's pass, `head` + the fed values + `tail`, one entry per line when long."""
     given = [f"{n!r}: t.values[{n!r}]" for n in fed]
     if len(", ".join(given)) < 70:
-        f.line("s = self.run(t.noise, inputs, {" + ", ".join(given) + "}, read=())")
+        f.line(head + ", ".join(given) + tail)
     else:  # one entry per line (ruff's line length)
-        f.lines += ["    s = self.run(t.noise, inputs, {", *(f"        {g}," for g in given), "    }, read=())"]
-    constant = {term.node for term in terms if _same_in_both(generative[term.node], term.divergence)}
+        f.lines += [f"    {head}", *(f"        {g}," for g in given), f"    {tail}"]
+
+
+def _terms(f: _Function, terms: tuple[Term, ...], steps: dict[str, Step]) -> str:
+    """Each term on the traces `t` and `s`, their weighted sum `loss`; returns the source."""
+    constant = {term.node for term in terms if _same_in_both(steps[term.node], term.divergence)}
     for term in terms:
         if term.node not in constant:
             f.line(f"{f.name(term.node, 'divergence')} = divergence_form(self.families[{term.node!r}], "
                    f"{term.divergence!r})")
     for term in terms:
-        node, family = term.node, generative[term.node].family
+        node, family = term.node, steps[term.node].family
         per = f"{f.name(node, 'divergence')}(t.params[{node!r}], s.params[{node!r}], t.noise.get({node!r}))"
         f.node(node, "term", f"{term.kind}[{node}]", "self._anchor.new_zeros(())  # fixed parameters: the same "
                "conditional in both" if node in constant else per + _reduced(family, term))
@@ -212,8 +243,13 @@ def _same_in_both(step: Step, divergence: str) -> bool:
 
 
 SOURCES: dict[str, Callable[..., str]] = {"elbo_parts": elbo_source, "wake_sleep_parts": wake_sleep_source,
-                                          "mle_parts": mle_source, "distill_loss": distill_source}
-"""Each generated objective's writer: (model, its specialisation..., generative steps) -> source."""
+                                          "mle_parts": mle_source, "distill_loss": distill_source,
+                                          "guide_distill_loss": guide_distill_source}
+"""Each generated objective's writer: (model, its specialisation..., the steps of its
+pass: `ON_GUIDE`'s the inference pass's, the others the generative pass's) -> source."""
+
+ON_GUIDE = frozenset({"guide_distill_loss"})
+"""The objectives whose terms are on the inference graph."""
 
 
 def _reduced(family: Family, term: Term) -> str:

@@ -129,16 +129,21 @@ class CompiledModel(nn.Module):
         trace has none)."""
         return self._walk("sample", self.generative, batch, dict(inputs or {}), {}, generator, read)
 
-    def draw(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def draw(self, batch: int, generator: torch.Generator | None = None, guide: bool = False
+             ) -> dict[str, Tensor]:
         """The noise `sample` draws, drawn in its order from `generator` (the same stream):
         `run` on it gives `sample`'s trace. A distributed step draws the whole global
-        batch's noise so and runs its share of the rows (`dgmc.scale.ddp`)."""
+        batch's noise so and runs its share of the rows (`dgmc.scale.ddp`). With `guide`,
+        the noise of the inference pass instead."""
+        walk = self.inference if guide else self.generative
+        if walk is None:
+            raise MissingValueError(f"'{self.ir.name}' has no guide to infer latents with.")
         def one(step: Step) -> Tensor:
             eps = step.family.noise((batch, step.size), generator, self._anchor.device)
             return eps.to(self._anchor.dtype)
 
-        noise = {s.node: one(s) for s in self.generative.static if s.role == "sample"}
-        timed = [s for s in self.generative.timed if s.role == "sample"]
+        noise = {s.node: one(s) for s in walk.static if s.role == "sample"}
+        timed = [s for s in walk.timed if s.role == "sample"]
         per_step: dict[str, list[Tensor]] = {s.node: [] for s in timed}
         for _ in range(self.steps if timed else 0):
             for step in timed:
@@ -261,7 +266,8 @@ class CompiledModel(nn.Module):
         """The generated objective `key[0]` (`generate_losses.SOURCES`), specialised on
         `key[1:]`, made on first use."""
         if key not in self.losses:
-            text = generate_losses.SOURCES[key[0]](self.ir, *key[1:], {s.node: s for s in self.generative.steps})
+            walk = self.inference if key[0] in generate_losses.ON_GUIDE else self.generative
+            text = generate_losses.SOURCES[key[0]](self.ir, *key[1:], {s.node: s for s in walk.steps})
             self.losses[key] = (text, generate.compile_function(text, key[0], f"{key[0]} {self.ir.name}",
                                                                 _namespace()))
         return self.losses[key][1]
@@ -292,6 +298,13 @@ class CompiledModel(nn.Module):
         """The distillation loss on the teacher's sample and its terms (detached, named
         `kind[node]`): `terms` are `losses.Term`s, `fed` the nodes the student is given."""
         return self.loss_function(distill_key(terms, fed))(self, teacher, inputs)
+
+    def guide_distill_loss(self, teacher: Trace, data: Mapping[str, Tensor], terms: tuple, fed: tuple[str, ...]
+                           ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The guide's distillation loss: the same terms on the inference graph, between
+        the teacher's guide trace (on `data`) and this model's guide on its noise, fed the
+        teacher's latents `fed`."""
+        return self.loss_function(("guide_distill_loss", fed, terms))(self, teacher, data)
 
     def source(self, signature: Signature) -> str:
         """The Python source of a pass specialised on `signature`."""

@@ -35,9 +35,10 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, corrupt, or made from another spec."""
 
 
-_DISTILL_ADDED = {"stage": 0.5}
-"""Distillation settings added since, hashed only when not their default, so that the
-students of specs that do not set them keep matching."""
+_DISTILL_ADDED = {"stage": 0.5, "revive": 0}
+"""Distillation settings added since, hashed only when not the value students were made
+with before the setting existed (`stage`'s default; no revival), so that those students
+keep matching where nothing changed, and stop matching where the default did."""
 _ADDED = ("initial", "shape")
 """Node fields added since format 2, hashed only when set, so that the checkpoints of
 specs that do not use them keep loading."""

@@ -49,11 +49,12 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     "continual": ["continual", "specs/cvae.dgm"],
     # the same without reviving dead units: the evidence for `revive`'s default
     "hm_no_revive": ["run", "specs/hm.dgm", "--seeds", *TEN_SEEDS, "--lambdas", "1", "--methods", "ours", "local",
-                     "--revive", "0"],
+                     "--revive", "0", "--teacher", "runs/results/hm/teacher/teacher.pt"],
     # staged's share on local: the deepest hierarchy's smallest students at 0.25 and 0.75
     **{f"staged_{share}": ["run", "specs/hvae_depth8.dgm", "--widths", "0.1", "--methods", "staged",
-                           "--stage", share] for share in STAGES},
-    "hm_lambda": ["run", "specs/hm.dgm", "--methods", "ours"],
+                           "--stage", share, "--teacher", "runs/results/hvae_depth8/teacher/teacher.pt"]
+       for share in STAGES},
+    "hm_lambda": ["run", "specs/hm.dgm", "--methods", "ours", "--teacher", "runs/results/hm/teacher/teacher.pt"],
     # lambda ablations of ours at the smallest size (the teacher is retrained: same seed, same weights)
     "vrnn_lambda": ["run", "specs/vrnn.dgm", "--widths", "0.25", "--methods", "ours", "--lambdas", "0.1", "1"],
     "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],

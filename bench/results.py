@@ -5,13 +5,15 @@ measured by the committed code.
     python bench/results.py --only hm vrnn    # a selection (the others' blocks are kept)
     python bench/results.py --quick           # a smoke run into runs/results_quick; RESULTS.md untouched
     python bench/results.py --report-only     # run nothing: refill RESULTS.md from the finished runs
+    python bench/results.py --reproduce hvae_lambda   # run one experiment again, fresh: the same bytes?
 
 Each experiment is one `dgmc` command (listed in RESULTS.md); they run as subprocesses,
 `--jobs` at a time, one torch thread each, into runs/results/<name> (a finished part is
 reused: delete a directory, or pass --fresh, to measure it again). Then the generated
 blocks of RESULTS.md, between `<!-- begin NAME -->` and `<!-- end NAME -->`, are replaced
-by the tables of each run's report; the prose around them is kept, so read it against
-the new tables when the numbers move.
+by the tables of each run's report (rewritten from its metrics.json and eval.json first,
+so that the report's present code renders them), and the findings blocks by what
+`findings.py` computes from the runs. The prose around the blocks holds no figures.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+
+import findings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "RESULTS.md"
@@ -61,6 +64,9 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     # convolutions gain from a second thread, so these are best run alone (--only conv_vae --jobs 1)
     "conv_vae": ["run", "specs/conv_vae.dgm", "--threads", "2"],
     "conv_hvae": ["run", "specs/conv_hvae.dgm", "--threads", "2"],
+    # staged vs ours vs local on the two-level conv VAE's smallest students (where ours and local differ)
+    "conv_hvae_staged": ["run", "specs/conv_hvae.dgm", "--widths", "0.12", "--methods", "ours", "local", "staged",
+                         "--teacher", "runs/results/conv_hvae/teacher/teacher.pt", "--threads", "2"],
 }
 
 
@@ -86,37 +92,34 @@ def run_one(name: str, out: Path, quick: bool, fresh: bool) -> tuple[str, float]
     return name, seconds
 
 
+def reproduce(name: str) -> str:
+    """Run `name` again from nothing into runs/results_again and compare its eval.json and
+    metrics.json (without wall times) with the run the page shows: the block saying so."""
+    again = ROOT / "runs" / "results_again"
+    run_one(name, again, quick=False, fresh=True)
+    same = []
+    for file in ("metrics.json", "eval.json"):
+        first, second = (json.loads((base / name / file).read_text()) for base in (ROOT / "runs" / "results", again))
+        same.append((file, _timeless(first) == _timeless(second)))
+    verdict = "; ".join(f"{file} {'identical' if equal else 'DIFFERENT'}" for file, equal in same)
+    return (f"`python bench/results.py --reproduce {name}` ran `{name}` again from nothing (its teacher included) on "
+            f"{machine()}: {verdict} (wall times left out).")
+
+
+def _timeless(value):
+    """A run's record without its wall times (the one thing that may differ)."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
 def tables(report: Path) -> str:
     """A run's report without its title and pictures, headings pushed two levels down."""
     text = report.read_text().split("\n## Pictures")[0]
     lines = text.splitlines()[1:]  # drop the title
     return "\n".join("##" + line if line.startswith("#") else line for line in lines).strip()
-
-
-def depth_block(out: Path) -> str:
-    """The gap between local and ours as the hierarchy deepens (the paper's argument:
-    local distillation's errors accumulate with depth)."""
-    keys = ("features:FD-T", "features:MMD-T", "features:1NN-T", "features:FD")
-    head = ["latent layers", "#params (teacher / student)", "method", *[k.split(":")[1] for k in keys]]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    gaps, seeds = [], set()
-    for depth in DEPTHS:
-        run = out / f"hvae_depth{depth}"
-        rows = json.loads((run / "metrics.json").read_text())
-        models = json.loads((run / "eval.json").read_text())["models"]
-        by_method: dict[str, list[dict]] = {}
-        for row in rows[1:]:
-            by_method.setdefault(row["method"], []).append(models[row["name"]])
-            seeds.add(row["seed"])
-        means = {m: {k: statistics.fmean(r[k] for r in rs) for k in keys} for m, rs in by_method.items()}
-        size = f"{rows[0]['parameters']:,} / {rows[1]['parameters']:,}"
-        for method, values in means.items():
-            lines.append(f"| {depth} | {size} | {method} | " + " | ".join(f"{values[k]:.4g}" for k in keys) + " |")
-        gaps.append(f"| {depth} | " + " | ".join(f"{means['local'][k] - means['ours'][k]:+.4g}" for k in keys)
-                    + " |")
-    return "\n".join([*lines, "", f"Gap local - ours (positive: ours is better), means over {len(seeds)} seeds:", "",
-                              "| latent layers | " + " | ".join(k.split(":")[1] for k in keys) + " |",
-                              "|" + "---|" * (len(keys) + 1), *gaps])
 
 
 def hm_figure(out: Path) -> Path:
@@ -276,7 +279,13 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete earlier runs of the chosen experiments first")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rewrite RESULTS.md's blocks from the finished runs")
+    parser.add_argument("--reproduce", choices=list(EXPERIMENTS), metavar="NAME",
+                        help="run one finished experiment again from nothing and say whether it is the same")
     args = parser.parse_args()
+    if args.reproduce:
+        RESULTS.write_text(fill(RESULTS.read_text(), "reproduced", reproduce(args.reproduce)))
+        print(f"wrote {RESULTS}")
+        return
     out = ROOT / "runs" / ("results_quick" if args.quick else "results")
     names = args.only or list(EXPERIMENTS)
     record = out / "timings.json"
@@ -295,11 +304,19 @@ def main() -> None:
         timings["invocations"].append({"names": names, "jobs": args.jobs, "minutes": round(total / 60, 1),
                                        "date": date.today().isoformat()})
         record.write_text(json.dumps(timings, indent=2))
+    from dgmc.run import rewrite_report
+
     text = RESULTS.read_text()
     for name in names:
+        if (out / name / "eval.json").is_file():
+            rewrite_report(out / name)
         text = fill(text, name, measured(name, out, timings) + tables(out / name / "report.md"))
-    if any(n.startswith("hvae_depth") for n in names):
-        text = fill(text, "depth", depth_block(out))
+    finished = [n for n in EXPERIMENTS if findings.finished(out / n)]
+    text = fill(text, "summary", findings.summary(out, finished))
+    text = fill(text, "depth", findings.depth(out, DEPTHS))
+    text = fill(text, "hm_exact", findings.helmholtz(out))
+    text = fill(text, "stage", findings.stage(out, STAGES))
+    text = fill(text, "elbo", findings.elbo(out, finished))
     if "hm" in names:
         hm_figure(out)
     for name in ("conv_vae", "conv_hvae"):

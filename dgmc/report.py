@@ -264,30 +264,39 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
     return parts
 
 
+CONTENDERS = ("ours", "staged")
+"""The methods whose verdicts a report gives, each against every other method of the run
+(staged against ours too; ours against staged would say the same the other way round)."""
+
+
+def pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """(contender, rival) for every verdict a run with these methods gets."""
+    return [(a, b) for a in CONTENDERS if a in methods for b in methods
+            if b != a and not (b in CONTENDERS and CONTENDERS.index(b) > CONTENDERS.index(a))]
+
+
 def _verdicts(model: ir.Model, groups: dict[Group, list[dict]], models: dict, keys: list[str]) -> list[Part]:
-    """Per rival, size and metric: does ours (at the spec's first lambda) beat it, paired
-    over seeds (`dgmc.stats`)? A table of win / tie / loss, and the line on each verdict."""
+    """Per contender and rival, size and metric: does the contender (ours at the spec's
+    first lambda, staged) beat the rival, paired over seeds (`dgmc.stats`)? A table of
+    win / tie / loss, and the line on each verdict."""
     first = model.distill.lambdas[0]
     groups = {key: group for key, group in groups.items() if key[2] in (None, first)}
     widths = list(dict.fromkeys(width for width, _, _ in groups))
-    rivals = [m for m in dict.fromkeys(method for _, method, _ in groups) if m != "ours"]
-    if "ours" not in {method for _, method, _ in groups} or not rivals:
-        return []
     by = {(width, method): {row["seed"]: models[row["name"]] for row in group}
           for (width, method, _), group in groups.items()}
     teacher = models["teacher"]
     parts: list[Part] = []
-    for rival in rivals:
+    for contender, rival in pairs(list(dict.fromkeys(method for _, method, _ in groups))):
         rows, attrs, why = [], [], []
         for width in widths:
-            ours, theirs = by.get((width, "ours"), {}), by.get((width, rival), {})
+            ours, theirs = by.get((width, contender), {}), by.get((width, rival), {})
             verdicts = [compare({s: r[k] for s, r in ours.items()}, {s: r[k] for s, r in theirs.items()},
                                 teacher.get(k) if k.endswith("-T") else None) for k in keys]
             rows.append([f"width {width:g}", *(v.outcome for v in verdicts)])
             attrs.append(["", *(f'class="{v.outcome}"' for v in verdicts)])
             why += [f"width {width:g}, {k.split(':')[1]}: {v.outcome}: {v.why}" for k, v in zip(keys, verdicts,
                                                                                               strict=True)]
-        parts += [Text(f"Does ours beat {rival}? ({RULE}.)"),
+        parts += [Text(f"Does {contender} beat {rival}? ({RULE}.)"),
                   Table(["student", *(k.split(":")[1] for k in keys)], rows, attrs), Lines(why)]
     return parts
 
@@ -334,7 +343,8 @@ def _stat(rows: list[dict], key: str) -> str:
     if len(values) == 1:
         return f"{values[0]:.4g}"
     if not all(map(math.isfinite, values)):  # no spread to speak of: say how many are not finite
-        return f"{statistics.fmean(values):.4g} ({sum(not math.isfinite(v) for v in values)} of {len(values)} not finite)"
+        broken = sum(not math.isfinite(v) for v in values)
+        return f"{statistics.fmean(values):.4g} ({broken} of {len(values)} not finite)"
     return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
 
 

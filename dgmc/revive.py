@@ -17,6 +17,7 @@ both every `revive` steps (the spec's `distill(revive = N)`, `--revive N`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def _pairs(nets: nn.Module) -> Iterator[tuple[str, nn.Module, nn.Module | None]]
         if not isinstance(module, nn.Sequential):
             continue
         layers = list(module)
-        for i, (layer, act) in enumerate(zip(layers, layers[1:], strict=False)):
+        for i, (layer, act) in enumerate(itertools.pairwise(layers)):
             if isinstance(layer, AFFINE) and isinstance(act, nn.ReLU):
                 after = next((m for m in layers[i + 2:] if isinstance(m, AFFINE)), None)
                 yield f"{name}.{i}", layer, after

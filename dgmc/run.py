@@ -32,7 +32,7 @@ from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
 from .frontend import load
 from .lower import CompiledModel, compile_model
-from .methods import METHODS, needs_data
+from .methods import needs_data
 from .objectives import OBJECTIVES
 from .render import render_file
 from .report import report, write_reports
@@ -77,17 +77,28 @@ def evaluate_run(out: Path, model: ir.Model, rows: list[dict], device: str = "cp
     """Sample every model of the run, write eval.json and report.md (`dgmc eval`)."""
     results = evaluate(model, out, rows, device)
     write_text(out / "eval.json", json.dumps(results, indent=2) + "\n")
-    quick = any(row["steps"] < (model.train.steps if row["model"] == "teacher" else model.distill.steps)
-                for row in rows)
-    for path in write_reports(report(model, rows, quick, out, results), out):
+    for path in rewrite_report(out, model, rows, results):
         log(f"wrote {path}")
     return results
 
 
+def rewrite_report(out: Path, model: ir.Model | None = None, rows: list[dict] | None = None,
+                   results: dict | None = None) -> list[Path]:
+    """report.md and report.html of a finished run from its metrics.json and eval.json
+    (read when not given), measuring nothing again."""
+    model = model or load_run_model(out)
+    rows = rows if rows is not None else json.loads((out / "metrics.json").read_text())
+    results = results if results is not None else json.loads((out / "eval.json").read_text())
+    quick = any(row["steps"] < (model.train.steps if row["model"] == "teacher" else model.distill.steps)
+                for row in rows)
+    return write_reports(report(model, rows, quick, out, results), out)
+
+
 def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") -> dict:
     """The sample-based metrics of every model in `rows` (`dgmc.evaluation.measure`),
-    and the active units of every model whose guide was trained (the teacher's, a scratch
-    student's): {"features": description or None, "models": {name: {key: value}}}."""
+    and the active units of every model's guide (the teacher's, trained; a scratch
+    student's, trained with the teacher's objective; a distilled student's, distilled):
+    {"features": description or None, "models": {name: {key: value}}}."""
     split = load_split(model) if has_data(model) else None
     teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
     students = {row["name"]: _load(model, out / "students" / f"{row['name']}.pt", row["width"], device)
@@ -95,9 +106,7 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
     where = setting(model, split)
     results = measure(where, teacher, students)
     if split is not None and model.of_kind("latent") and OBJECTIVES[model.train.objective].latents:
-        trained_guides = {"teacher": teacher, **{row["name"]: students[row["name"]] for row in rows
-                                                 if row["model"] == "student" and not METHODS[row["method"]].distills}}
-        for name, compiled in trained_guides.items():
+        for name, compiled in {"teacher": teacher, **students}.items():
             for node, (active, dims) in active_units(compiled, split).items():
                 results[name][f"AU[{node}]"] = active
                 results[name][f"dims[{node}]"] = dims

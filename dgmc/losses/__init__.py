@@ -5,4 +5,5 @@ one term per latent and per observed node."""
 from .divergences import DIVERGENCES, divergence, is_closed, reduce
 from .terms import Term, describe, generate, guide_fed, guide_terms
 
-__all__ = ["DIVERGENCES", "Term", "describe", "divergence", "generate", "guide_fed", "guide_terms", "is_closed", "reduce"]
+__all__ = ["DIVERGENCES", "Term", "describe", "divergence", "generate", "guide_fed", "guide_terms", "is_closed",
+           "reduce"]

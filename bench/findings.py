@@ -1,0 +1,212 @@
+"""The generated findings of docs/RESULTS.md: every figure of its prose, computed here
+from the finished runs under runs/results (metrics.json and eval.json), so that no number
+on the page is typed by hand. Each function returns one block's markdown.
+
+Verdicts are `dgmc.stats.compare`: a two-sided paired t-test over the seeds at 5%, win or
+loss only when it rejects, with the mean difference in standard deviations of the
+per-seed differences (the effect size).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from dgmc.report import pairs
+from dgmc.stats import RULE, compare
+
+SAMPLE_METRICS = tuple(f"{space}:{metric}" for space in ("features", "raw")
+                       for metric in ("FD", "EMD", "MMD", "1NN", "FD-T", "EMD-T", "MMD-T", "1NN-T"))
+MATCH = 0.1
+"""A student matches its teacher on the Helmholtz machine when its exact test NLL is within
+this many nats per example of the teacher's (a collapsed student is off by more than 1)."""
+
+
+def load(run: Path) -> tuple[list[dict], dict[str, dict]]:
+    """A finished run's rows (metrics.json) and its models' sample metrics (eval.json)."""
+    rows = json.loads((run / "metrics.json").read_text())
+    models = json.loads((run / "eval.json").read_text())["models"] if (run / "eval.json").is_file() else {}
+    return rows, models
+
+
+def finished(run: Path) -> bool:
+    return (run / "metrics.json").is_file()
+
+
+def per_seed(rows: list[dict], values: dict[str, dict] | None, width: float, method: str, key: str
+             ) -> dict[int, float]:
+    """seed -> the metric `key` of the students of (`width`, `method`): from eval.json's
+    `values` when given, else from the rows themselves."""
+    chosen = [r for r in rows[1:] if r["width"] == width and r["method"] == method]
+    source = (lambda r: values[r["name"]].get(key)) if values is not None else (lambda r: r.get(key))
+    return {r["seed"]: source(r) for r in chosen if source(r) is not None}
+
+
+def stat(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if not all(map(math.isfinite, values)):
+        return f"{statistics.fmean(values):.4g} ({sum(not math.isfinite(v) for v in values)} not finite)"
+    return f"{statistics.fmean(values):.4g}" + (f" ± {statistics.stdev(values):.2g}" if len(values) > 1 else "")
+
+
+def tally(rows: list[dict], models: dict[str, dict], width: float, contender: str, rival: str,
+          keys: tuple[str, ...] = SAMPLE_METRICS) -> tuple[dict[str, int], list[tuple[float, str]]]:
+    """Wins, ties and losses of `contender` against `rival` at `width` over the metrics
+    `keys`, and each rejected verdict's (signed effect size, metric) (negative: a win)."""
+    counts = {"win": 0, "tie": 0, "loss": 0}
+    decided = []
+    for key in keys:
+        a, b = per_seed(rows, models, width, contender, key), per_seed(rows, models, width, rival, key)
+        if not a or not b:
+            continue
+        verdict = compare(a, b)
+        counts[verdict.outcome] += 1
+        if verdict.outcome != "tie":
+            diffs = [a[s] - b[s] for s in sorted(set(a) & set(b))]
+            decided.append((statistics.fmean(diffs) / statistics.stdev(diffs), key))
+    return counts, decided
+
+
+def _widths(rows: list[dict]) -> list[float]:
+    return list(dict.fromkeys(r["width"] for r in rows[1:]))
+
+
+def _methods(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in rows[1:]))
+
+
+def summary(out: Path, names: list[str]) -> str:
+    """Per experiment, size and pair of methods: how many of the 16 sample metrics are a
+    win, a tie or a loss, and the largest effect each way."""
+    lines = [f"Verdicts over the 16 sample metrics (feature and raw space; {RULE}). Effect: the mean "
+             "paired difference in standard deviations of the per-seed differences.", "",
+             "| experiment | student | comparison | seeds | win | tie | loss | largest win | largest loss |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        run = out / name
+        if not finished(run) or not (run / "eval.json").is_file():
+            continue
+        rows, models = load(run)
+        seeds = len({r["seed"] for r in rows[1:]})
+        for width in _widths(rows):
+            for contender, rival in pairs(_methods(rows)):
+                counts, decided = tally(rows, models, width, contender, rival)
+                wins = [d for d in decided if d[0] < 0]
+                losses = [d for d in decided if d[0] > 0]
+                best = f"{min(wins)[1]} ({-min(wins)[0]:.1f} sd)" if wins else "-"
+                worst = f"{max(losses)[1]} ({max(losses)[0]:.1f} sd)" if losses else "-"
+                lines.append(f"| {name} | width {width:g} | {contender} vs {rival} | {seeds} | {counts['win']} | "
+                             f"{counts['tie']} | {counts['loss']} | {best} | {worst} |")
+    return "\n".join(lines)
+
+
+def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str:
+    """The Helmholtz machine scored by its exact test NLL (the binary latents summed
+    out): per method, how many seeds match the teacher, the worst seed, and the paired
+    verdicts; with and without reviving dead units."""
+    lines = []
+    for name in names:
+        run = out / name
+        if not finished(run):
+            continue
+        rows, _ = load(run)
+        teacher = rows[0]["test_exact_nll"]
+        lines += [f"`{name}`: teacher's exact test NLL {teacher:.4f} nats per example; a student matches it within "
+                  f"{MATCH:g}.", "",
+                  "| method | seeds | exact test NLL | matching seeds | worst seed (NLL) | dead units at the end | "
+                  "units revived |", "|---|---|---|---|---|---|---|"]
+        for width in _widths(rows):
+            for method in _methods(rows):
+                chosen = [r for r in rows[1:] if r["width"] == width and r["method"] == method]
+                nll = {r["seed"]: r["test_exact_nll"] for r in chosen}
+                matching = sum(abs(v - teacher) <= MATCH for v in nll.values())
+                worst = max(nll, key=nll.get)
+                revived = [r["revived"] for r in chosen if "revived" in r]
+                lines.append(f"| {method} | {len(nll)} | {stat(list(nll.values()))} | {matching} of {len(nll)} | "
+                             f"{worst} ({nll[worst]:.4f}) | {sum(r.get('dead_units', 0) for r in chosen)} | "
+                             f"{sum(revived) if revived else '-'} |")
+            verdicts = []
+            for contender, rival in pairs(_methods(rows)):
+                v = compare(per_seed(rows, None, width, contender, "test_exact_nll"),
+                            per_seed(rows, None, width, rival, "test_exact_nll"))
+                verdicts.append(f"- {contender} vs {rival}, exact test NLL: {v.outcome} ({v.why})")
+            lines += ["", *verdicts, ""]
+    return "\n".join(lines).rstrip()
+
+
+def depth(out: Path, depths: tuple[int, ...]) -> str:
+    """The depth sweep: per depth and student width, each method's feature-space FD-T and
+    FD, and the tally of every pair of methods over the 16 sample metrics."""
+    lines = ["| latent layers | student | method | #params | features FD-T | features FD | raw FD-T |",
+             "|---|---|---|---|---|---|---|"]
+    tallies = ["| latent layers | student | comparison | win | tie | loss |", "|---|---|---|---|---|---|"]
+    for d in depths:
+        run = out / f"hvae_depth{d}"
+        if not finished(run):
+            continue
+        rows, models = load(run)
+        for width in _widths(rows):
+            for method in _methods(rows):
+                size = next(r["parameters"] for r in rows[1:] if r["width"] == width and r["method"] == method)
+                cells = [stat(list(per_seed(rows, models, width, method, key).values()))
+                         for key in ("features:FD-T", "features:FD", "raw:FD-T")]
+                lines.append(f"| {d} | width {width:g} | {method} | {size:,} | " + " | ".join(cells) + " |")
+            for contender, rival in pairs(_methods(rows)):
+                counts, _ = tally(rows, models, width, contender, rival)
+                tallies.append(f"| {d} | width {width:g} | {contender} vs {rival} | {counts['win']} | "
+                               f"{counts['tie']} | {counts['loss']} |")
+    return "\n".join([*lines, "", f"Verdicts over the 16 sample metrics ({RULE}):", "", *tallies])
+
+
+def stage(out: Path, shares: tuple[str, ...]) -> str:
+    """staged's share on local, on the 8-layer hierarchy's smallest students: each share
+    against ours and local of the depth sweep (the same teacher, seeds and steps)."""
+    base = out / "hvae_depth8"
+    if not finished(base):
+        return "(the depth sweep's 8-layer run is missing)"
+    rows, models = load(base)
+    width = min(_widths(rows))
+    runs = {"0.5": (rows, models)}
+    runs.update({share: load(out / f"staged_{share}") for share in shares if finished(out / f"staged_{share}")})
+    lines = ["| share on local | features FD-T | features FD | vs ours (win/tie/loss) | vs local (win/tie/loss) |",
+             "|---|---|---|---|---|"]
+    for share, (staged_rows, staged_models) in sorted(runs.items(), key=lambda kv: float(kv[0])):
+        merged_rows = rows[:1] + [r for r in rows[1:] if r["method"] != "staged"] + \
+            [r for r in staged_rows[1:] if r["method"] == "staged"]
+        merged = {**models, **staged_models}
+        cells = [stat(list(per_seed(merged_rows, merged, width, "staged", k).values()))
+                 for k in ("features:FD-T", "features:FD")]
+        against = []
+        for rival in ("ours", "local"):
+            counts, _ = tally(merged_rows, merged, width, "staged", rival)
+            against.append(f"{counts['win']}/{counts['tie']}/{counts['loss']}")
+        lines.append(f"| {share} | " + " | ".join(cells + against) + " |")
+    return f"8 latent layers, students at width {width:g}; 16 sample metrics per verdict.\n\n" + "\n".join(lines)
+
+
+def elbo(out: Path, names: list[str]) -> str:
+    """Every distilled student's test -ELBO through its own (distilled) guide, against
+    the same student through the teacher's guide, the teacher's, and scratch's."""
+    lines = ["| experiment | student | method | own guide | teacher's guide | all finite |",
+             "|---|---|---|---|---|---|"]
+    teachers = []
+    for name in names:
+        run = out / name
+        if not finished(run):
+            continue
+        rows, _ = load(run)
+        if not any("test_objective_teacher_guide" in r for r in rows[1:]):
+            continue
+        teachers.append(f"{name} {rows[0]['test_objective']:.4g}")
+        for width in _widths(rows):
+            for method in _methods(rows):
+                chosen = [r for r in rows[1:] if r["width"] == width and r["method"] == method]
+                own = [r["test_objective"] for r in chosen]
+                borrowed = [r["test_objective_teacher_guide"] for r in chosen if "test_objective_teacher_guide" in r]
+                finite = all(map(math.isfinite, own))
+                lines.append(f"| {name} | width {width:g} | {method} | {stat(own)} | {stat(borrowed)} | "
+                             f"{'yes' if finite else 'no'} |")
+    return ("Teachers' test -ELBO: " + ", ".join(teachers) + ".\n\n" if teachers else "") + "\n".join(lines)

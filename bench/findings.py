@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from dgmc.report import pairs
@@ -33,6 +34,13 @@ def load(run: Path) -> tuple[list[dict], dict[str, dict]]:
 
 def finished(run: Path) -> bool:
     return (run / "metrics.json").is_file()
+
+
+def runs(out: Path, names: Iterable[str]) -> Iterator[tuple[str, list[dict], dict[str, dict]]]:
+    """(name, rows, models) of each finished run among `names`."""
+    for name in names:
+        if finished(out / name):
+            yield name, *load(out / name)
 
 
 def per_seed(rows: list[dict], values: dict[str, dict] | None, width: float, method: str, key: str
@@ -81,15 +89,14 @@ def _methods(rows: list[dict]) -> list[str]:
 def summary(out: Path, names: list[str]) -> str:
     """Per experiment, size and pair of methods: how many of the 16 sample metrics are a
     win, a tie or a loss, and the largest effect each way."""
-    lines = [f"Verdicts over the 16 sample metrics (feature and raw space; {RULE}). Effect: the mean "
-             "paired difference in standard deviations of the per-seed differences.", "",
+    lines = [f"Verdicts over the sample metrics of each experiment (feature and raw space; raw only for the "
+             f"Helmholtz machine; {RULE}). Effect: the mean paired difference in standard deviations of the "
+             "per-seed differences.", "",
              "| experiment | student | comparison | seeds | win | tie | loss | largest win | largest loss |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for name in names:
-        run = out / name
-        if not finished(run) or not (run / "eval.json").is_file():
+    for name, rows, models in runs(out, names):
+        if not models:
             continue
-        rows, models = load(run)
         seeds = len({r["seed"] for r in rows[1:]})
         for width in _widths(rows):
             for contender, rival in pairs(_methods(rows)):
@@ -108,11 +115,7 @@ def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str
     out): per method, how many seeds match the teacher, the worst seed, and the paired
     verdicts; with and without reviving dead units."""
     lines = []
-    for name in names:
-        run = out / name
-        if not finished(run):
-            continue
-        rows, _ = load(run)
+    for name, rows, _ in runs(out, names):
         teacher = rows[0]["test_exact_nll"]
         lines += [f"`{name}`: teacher's exact test NLL {teacher:.4f} nats per example; a student matches it within "
                   f"{MATCH:g}.", "",
@@ -124,9 +127,10 @@ def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str
                 nll = {r["seed"]: r["test_exact_nll"] for r in chosen}
                 matching = sum(abs(v - teacher) <= MATCH for v in nll.values())
                 worst = max(nll, key=nll.get)
+                dead = [r["dead_units"] for r in chosen if "dead_units" in r]
                 revived = [r["revived"] for r in chosen if "revived" in r]
                 lines.append(f"| {method} | {len(nll)} | {stat(list(nll.values()))} | {matching} of {len(nll)} | "
-                             f"{worst} ({nll[worst]:.4f}) | {sum(r.get('dead_units', 0) for r in chosen)} | "
+                             f"{worst} ({nll[worst]:.4f}) | {sum(dead) if dead else '-'} | "
                              f"{sum(revived) if revived else '-'} |")
             verdicts = []
             for contender, rival in pairs(_methods(rows)):
@@ -193,11 +197,7 @@ def elbo(out: Path, names: list[str]) -> str:
     lines = ["| experiment | student | method | own guide | teacher's guide | all finite |",
              "|---|---|---|---|---|---|"]
     teachers = []
-    for name in names:
-        run = out / name
-        if not finished(run):
-            continue
-        rows, _ = load(run)
+    for name, rows, _ in runs(out, names):
         if not any("test_objective_teacher_guide" in r for r in rows[1:]):
             continue
         teachers.append(f"{name} {rows[0]['test_objective']:.4g}")

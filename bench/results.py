@@ -33,6 +33,8 @@ from pathlib import Path
 
 import findings
 
+from dgmc.stats import RULE
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "RESULTS.md"
 PICTURES = ROOT / "docs" / "results"
@@ -199,18 +201,19 @@ def machine() -> str:
 
 
 def machine_block(out: Path, timings: dict) -> str:
-    """The machine, each command with its last measured wall time, and the invocations of
-    this script that produced the numbers on the page."""
+    """Each experiment's command, its last measured wall time and the machine that ran
+    it, and the invocations of this script that produced the numbers on the page."""
+    machines = timings.get("machines", {})
     commands = "\n".join(f"    {' '.join(command(n, out.relative_to(ROOT), False))}   "
-                         f"# {timings['commands'].get(n, '?')} s" for n in EXPERIMENTS)
+                         f"# {timings['commands'][n]} s" for n in EXPERIMENTS if n in timings["commands"])
+    where = "\n".join(f"- {machine}: {', '.join(n for n in EXPERIMENTS if machines.get(n) == machine)}"
+                      for machine in dict.fromkeys(machines[n] for n in EXPERIMENTS if n in machines))
     runs = "\n".join(f"- {i['date']}, {', '.join(i['names'])} ({i['jobs']} jobs): {i['minutes']} min"
                       + (f" ({i['note']})" if i.get("note") else "") for i in timings["invocations"])
-    total = sum(timings["commands"].values()) / 60
-    wall = sum(i["minutes"] for i in timings["invocations"])
-    return (f"{machine()}; one thread per experiment unless its command says `--threads`.\n\nThe commands, "
-            f"with the wall time of each (two running side by side, so each "
-            f"is slower than alone; {total:.0f} min of commands in all):\n\n{commands}\n\n"
-            f"The invocations of `bench/results.py` behind this page ({wall:.1f} min of wall time in all):\n\n{runs}")
+    return (f"The machines, and the experiments each made (one thread per experiment unless its command says "
+            f"`--threads`):\n\n{where}\n\nThe commands, with the wall time of each (two running side by side "
+            f"unless run alone, so each is slower than alone):\n\n{commands}\n\n"
+            f"The invocations of `bench/results.py` behind this page:\n\n{runs}")
 
 
 def measured(name: str, out: Path, timings: dict) -> str:
@@ -323,8 +326,10 @@ def main() -> None:
         if name in names:
             conv_figure(out, name)
     copy_pictures(out, names)
-    if set(names) == set(EXPERIMENTS):  # a page regenerated whole: one machine behind every number
-        text = fill(text, "machine", machine_block(out, timings))
+    text = fill(text, "machine", machine_block(out, timings))
+    text = fill(text, "rule", f"{RULE[0].upper()}{RULE[1:]}. Each verdict's line gives the mean paired difference "
+                              "d, its standard deviation over the seeds, d in those standard deviations (the effect "
+                              "size) and p.")
     RESULTS.write_text(text)
     print(f"wrote {RESULTS}")
 

@@ -31,7 +31,7 @@ from . import ir
 from .datasets import DataError, Split, has_data, load_split
 from .files import write_text
 from .likelihood import exact_nll
-from .losses import Term, divergence, generate, guide_fed, guide_terms, reduce
+from .losses import Term, divergence, generate, reduce
 from .lower import CompiledModel, Trace, compile_model
 from .methods import METHODS, needs_data
 from .objectives import evaluate, inputs_of
@@ -89,9 +89,8 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
     if not student.interpret:
         loss, logged = student.distill_loss(t, inputs, terms, fed)
     else:
-        values = term_values(student, t, student.run(t.noise, inputs, {name: t.values[name] for name in fed}), terms)
-        loss = sum((term.weight * values[term.node] for term in terms), student._anchor.new_zeros(()))
-        logged = {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
+        loss, logged = _reference(student, t, student.run(t.noise, inputs, {name: t.values[name] for name in fed}),
+                                  terms)
     if guide is None:
         return loss, logged
     data = {**inputs, **{name: t.values[name] for name in observed}}
@@ -107,7 +106,7 @@ def guide_distillation_loss(teacher: CompiledModel, student: CompiledModel, meth
     student's guide on the same noise, fed what `method` feeds (`losses.guide_fed`).
     The student's generative parameters are held fixed here: networks both passes share
     (a deterministic state) learn from the generative terms alone."""
-    terms, fed = guide_terms(student.ir, method), guide_fed(student.ir, method)
+    terms, fed = student.guide_terms(method)
     with torch.no_grad():
         noise = teacher.draw(batch, generator, guide=True)
         tq = teacher.infer(data, {k: v[rows] for k, v in noise.items()} if rows is not None else noise)
@@ -116,10 +115,16 @@ def guide_distillation_loss(teacher: CompiledModel, student: CompiledModel, meth
             loss, logged = student.guide_distill_loss(tq, data, terms, fed)
         else:
             sq = student.infer({**data, **{name: tq.values[name] for name in fed}}, tq.noise)
-            values = term_values(student, tq, sq, terms)
-            loss = sum((term.weight * values[term.node] for term in terms), student._anchor.new_zeros(()))
-            logged = {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
+            loss, logged = _reference(student, tq, sq, terms)
     return loss, {f"guide[{key.split('[', 1)[1]}": value for key, value in logged.items()}
+
+
+def _reference(student: CompiledModel, t: Trace, s: Trace, terms: tuple[Term, ...]
+               ) -> tuple[Tensor, dict[str, Tensor]]:
+    """The loss and its logged terms by the reference `term_values` (the interpreter's)."""
+    values = term_values(student, t, s, terms)
+    loss = sum((term.weight * values[term.node] for term in terms), student._anchor.new_zeros(()))
+    return loss, {f"{term.kind}[{term.node}]": values[term.node].detach() for term in terms}
 
 
 @contextlib.contextmanager

@@ -189,7 +189,9 @@ def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[
                          for (width, method, lam), group in groups.items()])
     guide = (" through each student's own guide (a distilled student's guide is distilled from the teacher's); "
              "the teacher's guide column uses the teacher's guide as the proposal instead"
-             if "test_objective_teacher_guide" in extra else "")
+             if "test_objective_teacher_guide" in extra else
+             " (a distilled student's uses the teacher's guide as its proposal: its own guide was not distilled when "
+             "this run was made)" if model.fully_guided() else "")
     note = (f"Mean +- std over seeds. {objective} of the test split per example{guide}. L: the generated "
             "distillation terms (method ours, bce measured as KL so that 0 is perfect) between teacher and student "
             "on 1024 fresh noise draws, and their unweighted sum. #params: generative networks only."

@@ -25,6 +25,7 @@ from torch.distributions import Distribution
 from .. import ir
 from ..families import Family, Params
 from ..losses.divergences import divergence_form
+from ..losses.terms import guide_fed, guide_terms
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
 from . import generate, generate_losses
@@ -58,6 +59,7 @@ class CompiledModel(nn.Module):
         self.initial_names = {n.name: model.initial_name(n.name) for n in model.initials()}
         """Node -> the name of its draw before the first step (`z` -> `z[0]`)."""
         self._fed: dict[str, tuple[str, ...]] = {}
+        self._guided: dict[str, tuple[tuple, tuple[str, ...]]] = {}
         self.sizes = {s.node: s.size for s in self.generative.steps}
         self.families: dict[str, Family] = {s.node: s.family for s in self.generative.steps if s.family}
         self.steps = model.time.steps if model.time else 0
@@ -207,6 +209,13 @@ class CompiledModel(nn.Module):
         if method not in self._fed:
             self._fed[method] = METHODS[method].feeds(self.ir)
         return self._fed[method]
+
+    def guide_terms(self, method: str) -> tuple[tuple, tuple[str, ...]]:
+        """The terms of this model's guide distilled by `method` and the teacher guide's
+        latents it is fed (`losses.guide_terms`, `losses.guide_fed`), worked out once."""
+        if method not in self._guided:
+            self._guided[method] = (guide_terms(self.ir, method), guide_fed(self.ir, method))
+        return self._guided[method]
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         """Per node: parameters of its conditional (`model`) and of its guide (`guide`)."""

@@ -78,6 +78,12 @@ def tally(rows: list[dict], models: dict[str, dict], width: float, contender: st
     return counts, decided
 
 
+def reading(counts: dict[str, int]) -> str:
+    """The tally in words: does the first method's advantage hold?"""
+    return {(True, False): "holds", (False, True): "reversed", (True, True): "mixed",
+            (False, False): "no difference shown"}[(counts["win"] > 0, counts["loss"] > 0)]
+
+
 def _widths(rows: list[dict]) -> list[float]:
     return list(dict.fromkeys(r["width"] for r in rows[1:]))
 
@@ -92,8 +98,10 @@ def summary(out: Path, names: list[str]) -> str:
     lines = [f"Verdicts over the sample metrics of each experiment (feature and raw space; raw only for the "
              f"Helmholtz machine; {RULE}). Effect: the mean paired difference in standard deviations of the "
              "per-seed differences.", "",
-             "| experiment | student | comparison | seeds | win | tie | loss | largest win | largest loss |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Reading: *holds* when the first method wins somewhere and loses nowhere, *reversed* when it loses "
+             "somewhere and wins nowhere, *mixed* when both, *no difference shown* when every metric is a tie.", "",
+             "| experiment | student | comparison | seeds | win | tie | loss | reading | largest win | largest loss |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, rows, models in runs(out, names):
         if not models:
             continue
@@ -106,7 +114,7 @@ def summary(out: Path, names: list[str]) -> str:
                 best = f"{min(wins)[1]} ({-min(wins)[0]:.1f} sd)" if wins else "-"
                 worst = f"{max(losses)[1]} ({max(losses)[0]:.1f} sd)" if losses else "-"
                 lines.append(f"| {name} | width {width:g} | {contender} vs {rival} | {seeds} | {counts['win']} | "
-                             f"{counts['tie']} | {counts['loss']} | {best} | {worst} |")
+                             f"{counts['tie']} | {counts['loss']} | {reading(counts)} | {best} | {worst} |")
     return "\n".join(lines)
 
 
@@ -146,7 +154,7 @@ def depth(out: Path, depths: tuple[int, ...]) -> str:
     FD, and the tally of every pair of methods over the 16 sample metrics."""
     lines = ["| latent layers | student | method | #params | features FD-T | features FD | raw FD-T |",
              "|---|---|---|---|---|---|---|"]
-    tallies = ["| latent layers | student | comparison | win | tie | loss |", "|---|---|---|---|---|---|"]
+    tallies = ["| latent layers | student | comparison | win | tie | loss | reading |", "|---|---|---|---|---|---|---|"]
     for d in depths:
         run = out / f"hvae_depth{d}"
         if not finished(run):
@@ -161,7 +169,7 @@ def depth(out: Path, depths: tuple[int, ...]) -> str:
             for contender, rival in pairs(_methods(rows)):
                 counts, _ = tally(rows, models, width, contender, rival)
                 tallies.append(f"| {d} | width {width:g} | {contender} vs {rival} | {counts['win']} | "
-                               f"{counts['tie']} | {counts['loss']} |")
+                               f"{counts['tie']} | {counts['loss']} | {reading(counts)} |")
     return "\n".join([*lines, "", f"Verdicts over the 16 sample metrics ({RULE}):", "", *tallies])
 
 

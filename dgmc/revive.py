@@ -67,8 +67,8 @@ def revive(dead: list[Dead], generator: torch.Generator) -> int:
             weight, bias = d.layer.weight, d.layer.bias
             axis = 1 if isinstance(d.layer, nn.ConvTranspose2d) else 0
             rows = weight.index_select(axis, d.units)
-            fan_in = weight[0].numel() if axis == 0 else weight.shape[0] * weight[0, 0].numel()
-            bound = 1 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)), as nn.Linear and nn.Conv2d draw it
+            fan_in = weight.shape[1] * weight[0, 0].numel()  # as torch counts it for every one of these layers
+            bound = 1 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)): PyTorch's default init of these layers
             fresh = torch.rand(rows.shape, generator=generator, device=rows.device) * 2 * bound - bound
             weight.index_copy_(axis, d.units, fresh.to(weight.dtype))
             if bias is not None:

@@ -31,6 +31,7 @@ from .errors import RenderError, UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
 from .frontend import load
+from .likelihood import exact_nll
 from .lower import CompiledModel, compile_model
 from .methods import needs_data
 from .objectives import OBJECTIVES
@@ -245,12 +246,21 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
         log(f"teacher: {given}, copied to {weights}")
     if meta_path.is_file() and checkpoint.matches(weights, model):
         log(f"teacher: reusing {weights}")
-        metrics = json.loads(meta_path.read_text())["metrics"]
+        metrics = _with_exact(model, weights, json.loads(meta_path.read_text())["metrics"], device)
     else:
         result = train_teacher(model, out, seed=0, device=device, quick=quick, progress=progress)
         metrics = result.metrics
         log(f"teacher: trained, test objective {metrics['test_objective']:.3f}")
     return {"model": "teacher", "name": "teacher", "method": "", "width": 1.0, "seed": 0, **metrics}
+
+
+def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> dict:
+    """A reused teacher's metrics with its exact test NLL where it applies, for a teacher
+    trained before dgmc computed it (`dgmc.likelihood`)."""
+    if "test_exact_nll" in metrics or not has_data(model):
+        return metrics
+    exact = exact_nll(_load(model, weights, None, device), load_split(model).test)
+    return metrics if exact is None else {**metrics, "test_exact_nll": exact}
 
 
 def _student(model: ir.Model, out: Path, width: float, method: str, lam: float | None, seed: int, quick: bool,

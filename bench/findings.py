@@ -118,6 +118,26 @@ def summary(out: Path, names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def claims(out: Path, names: list[str]) -> str:
+    """Where the paper's claim (ours beats local, ours beats scratch) and dgmc's own
+    (staged beats ours and local) hold: each reading of the summary with the experiments
+    and student sizes that have it."""
+    found: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for name, rows, models in runs(out, names):
+        if not models:
+            continue
+        for width in _widths(rows):
+            for contender, rival in pairs(_methods(rows)):
+                counts, _ = tally(rows, models, width, contender, rival)
+                found.setdefault((contender, rival), {}).setdefault(reading(counts), []).append(f"{name} x{width:g}")
+    lines = []
+    for (contender, rival), by_reading in found.items():
+        order = ("holds", "mixed", "no difference shown", "reversed")
+        parts = [f"{text}: {', '.join(by_reading[text])}" for text in order if text in by_reading]
+        lines.append(f"- **{contender} beats {rival}?** " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
 def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str:
     """The Helmholtz machine scored by its exact test NLL (the binary latents summed
     out): per method, how many seeds match the teacher, the worst seed, and the paired

@@ -316,6 +316,7 @@ def main() -> None:
         text = fill(text, name, measured(name, out, timings) + tables(out / name / "report.md"))
     finished = [n for n in EXPERIMENTS if findings.finished(out / n)]
     text = fill(text, "summary", findings.summary(out, finished))
+    text = fill(text, "claims", findings.claims(out, finished))
     text = fill(text, "depth", findings.depth(out, DEPTHS))
     text = fill(text, "hm_exact", findings.helmholtz(out))
     text = fill(text, "stage", findings.stage(out, STAGES))

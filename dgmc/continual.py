@@ -29,7 +29,7 @@ from torch import Tensor
 
 from . import ir
 from .datasets import Split, load_split
-from .distillation import GUIDE_STREAM, distillation_loss
+from .distillation import DISTILLER, GUIDE_STREAM, distillation_loss
 from .errors import UserError
 from .evaluation import measure, setting
 from .files import write_text
@@ -132,7 +132,8 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
             name = f"{method}_s{seed}"
             learners[name] = _trained(model, out / f"{name}.pt", device_, log,
                                       lambda m=method, s=seed: learn(model, old_model, split, old, new, m, s, steps,
-                                                                     progress))
+                                                                     progress),
+                                      DISTILLER if method == "ours" else None)
     results = {"old classes": list(old), "new classes": list(new), "steps": steps, "seeds": list(seeds),
                "methods": list(methods), "models": {}}
     for group, classes in (("old", old), ("new", new)):
@@ -161,16 +162,19 @@ def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progr
     return compiled
 
 
-def _trained(model: ir.Model, path: Path, device: torch.device, log, train) -> CompiledModel:
-    """The checkpoint at `path` when a finished one is there, else `train()` saved there."""
+def _trained(model: ir.Model, path: Path, device: torch.device, log, train, distiller: int | None = None
+             ) -> CompiledModel:
+    """The checkpoint at `path` when a finished one is there (for a distilled learner, one
+    made by this `distillation.DISTILLER`), else `train()` saved there."""
     if checkpoint.matches(path, model):
         compiled = compile_model(model).to(device)
-        checkpoint.load(path, compiled, map_location=device)
-        log(f"{path.stem}: reusing {path}")
-        return compiled.eval()
+        if checkpoint.load(path, compiled, map_location=device).get("distiller") == distiller:
+            log(f"{path.stem}: reusing {path}")
+            return compiled.eval()
     started = time.perf_counter()
     compiled = train()
-    checkpoint.save(path, compiled, {"seconds": round(time.perf_counter() - started, 2)})
+    made = {"seconds": round(time.perf_counter() - started, 2), **({"distiller": distiller} if distiller else {})}
+    checkpoint.save(path, compiled, made)
     log(f"{path.stem}: trained in {time.perf_counter() - started:.1f} s")
     return compiled.eval()
 

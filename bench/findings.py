@@ -166,6 +166,14 @@ def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str
                             per_seed(rows, None, width, rival, "test_exact_nll"))
                 verdicts.append(f"- {contender} vs {rival}, exact test NLL: {v.outcome} ({v.why})")
             lines += ["", *verdicts, ""]
+    both = [load(out / name)[0] for name in names if finished(out / name)]
+    if len(both) == 2:  # the same seeds with and without reviving: paired
+        lines.append(f"Reviving dead units (`{names[0]}` against `{names[1]}`), exact test NLL:")
+        for method in [m for m in _methods(both[0]) if m in _methods(both[1])]:
+            width = _widths(both[0])[0]
+            v = compare(per_seed(both[0], None, width, method, "test_exact_nll"),
+                        per_seed(both[1], None, width, method, "test_exact_nll"))
+            lines.append(f"- {method}: {v.outcome} ({v.why})")
     return "\n".join(lines).rstrip()
 
 

@@ -211,20 +211,22 @@ def stage(out: Path, shares: tuple[str, ...]) -> str:
     width = min(_widths(rows))
     runs = {"0.5": (rows, models)}
     runs.update({share: load(out / f"staged_{share}") for share in shares if finished(out / f"staged_{share}")})
-    lines = ["| share on local | features FD-T | features FD | vs ours (win/tie/loss) | vs local (win/tie/loss) |",
-             "|---|---|---|---|---|"]
+    lines = ["| share on local | features FD-T | features FD | vs ours | vs local | vs share 0.5 |",
+             "|---|---|---|---|---|---|"]
+    half = [{**r, "method": "half"} for r in rows[1:] if r["method"] == "staged" and r["width"] == width]
     for share, (staged_rows, staged_models) in sorted(runs.items(), key=lambda kv: float(kv[0])):
-        merged_rows = rows[:1] + [r for r in rows[1:] if r["method"] != "staged"] + \
+        merged_rows = rows[:1] + [r for r in rows[1:] if r["method"] != "staged"] + half + \
             [r for r in staged_rows[1:] if r["method"] == "staged"]
         merged = {**models, **staged_models}
         cells = [stat(list(per_seed(merged_rows, merged, width, "staged", k).values()))
                  for k in ("features:FD-T", "features:FD")]
-        against = []
-        for rival in ("ours", "local"):
+        for rival in ("ours", "local", "half"):
             counts, _ = tally(merged_rows, merged, width, "staged", rival)
-            against.append(f"{counts['win']}/{counts['tie']}/{counts['loss']}")
-        lines.append(f"| {share} | " + " | ".join(cells + against) + " |")
-    return f"8 latent layers, students at width {width:g}; 16 sample metrics per verdict.\n\n" + "\n".join(lines)
+            cells.append("-" if share == "0.5" and rival == "half" else
+                         f"{counts['win']}/{counts['tie']}/{counts['loss']} ({reading(counts)})")
+        lines.append(f"| {share} | " + " | ".join(cells) + " |")
+    return (f"8 latent layers, students at width {width:g}; wins/ties/losses over the 16 sample metrics, paired "
+            "over the seeds.\n\n" + "\n".join(lines))
 
 
 def elbo(out: Path, names: list[str]) -> str:

@@ -10,7 +10,8 @@ the loss (`dgmc.losses`), distillation (`dgmc.distillation`) and the command lin
   objective (the baseline that needs data).
 - staged: local for a first share of the steps (the spec's `stage`, `--stage`), then
   ours: local's quick per-node start, then ours' end-to-end fidelity. Not in a spec's
-  default methods (name it in `method = [...]`).
+  default methods (name it in `method = [...]`): measured on the depth sweep, the
+  Helmholtz machine and the two-level conv VAE (docs/RESULTS.md), it did not beat ours.
 """
 
 from __future__ import annotations

@@ -78,6 +78,12 @@ def tally(rows: list[dict], models: dict[str, dict], width: float, contender: st
     return counts, decided
 
 
+def current(rows: list[dict]) -> bool:
+    """Whether a run's students were made by the present distiller (guide distilled,
+    dead units counted): every distilled student of it records its dead units."""
+    return all("dead_units" in r for r in rows[1:] if r["method"] != "scratch")
+
+
 def reading(counts: dict[str, int]) -> str:
     """The tally in words: does the first method's advantage hold?"""
     return {(True, False): "holds", (False, True): "reversed", (True, True): "mixed",
@@ -98,6 +104,8 @@ def summary(out: Path, names: list[str]) -> str:
     lines = [f"Verdicts over the sample metrics of each experiment (feature and raw space; raw only for the "
              f"Helmholtz machine; {RULE}). Effect: the mean paired difference in standard deviations of the "
              "per-seed differences.", "",
+             "(before): a run made before students' guides were distilled and their dead units revived; its "
+             "students are those of the code of that time.", "",
              "Reading: *holds* when the first method wins somewhere and loses nowhere, *reversed* when it loses "
              "somewhere and wins nowhere, *mixed* when both, *no difference shown* when every metric is a tie.", "",
              "| experiment | student | comparison | seeds | win | tie | loss | reading | largest win | largest loss |",
@@ -105,6 +113,7 @@ def summary(out: Path, names: list[str]) -> str:
     for name, rows, models in runs(out, names):
         if not models:
             continue
+        label = name if current(rows) else f"{name} (before)"
         seeds = len({r["seed"] for r in rows[1:]})
         for width in _widths(rows):
             for contender, rival in pairs(_methods(rows)):
@@ -113,7 +122,7 @@ def summary(out: Path, names: list[str]) -> str:
                 losses = [d for d in decided if d[0] > 0]
                 best = f"{min(wins)[1]} ({-min(wins)[0]:.1f} sd)" if wins else "-"
                 worst = f"{max(losses)[1]} ({max(losses)[0]:.1f} sd)" if losses else "-"
-                lines.append(f"| {name} | width {width:g} | {contender} vs {rival} | {seeds} | {counts['win']} | "
+                lines.append(f"| {label} | width {width:g} | {contender} vs {rival} | {seeds} | {counts['win']} | "
                              f"{counts['tie']} | {counts['loss']} | {reading(counts)} | {best} | {worst} |")
     return "\n".join(lines)
 
@@ -129,7 +138,8 @@ def claims(out: Path, names: list[str]) -> str:
         for width in _widths(rows):
             for contender, rival in pairs(_methods(rows)):
                 counts, _ = tally(rows, models, width, contender, rival)
-                found.setdefault((contender, rival), {}).setdefault(reading(counts), []).append(f"{name} x{width:g}")
+                where = f"{name} x{width:g}" + ("" if current(rows) else " (before)")
+                found.setdefault((contender, rival), {}).setdefault(reading(counts), []).append(where)
     lines = []
     for (contender, rival), by_reading in found.items():
         order = ("holds", "mixed", "no difference shown", "reversed")

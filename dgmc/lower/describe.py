@@ -48,16 +48,18 @@ def code(model: ir.Model, width: float | None = None) -> str:
 
 def shown_losses(compiled: CompiledModel) -> list[tuple]:
     """The generated objectives `code` prints: the teacher's (and the ELBO, which every
-    guided model reports), and a distillation step's terms under `ours`."""
+    guided model reports), and a distillation step's terms under `ours`, its guide's too."""
     model = compiled.ir
-    latents = model.of_kind("latent")
-    keys = [("elbo_parts",)] if latents and all(n.guide for n in latents) else []
+    keys = [("elbo_parts",)] if model.fully_guided() else []
     objective = model.train.objective if model.train else None
     own = {"wake_sleep": ("wake_sleep_parts",), "mle": ("mle_parts",)}.get(objective)
     keys += [own] if own else []
     terms = generate_terms(model, "ours")
     if terms:
         keys.append(distill_key(terms, compiled.fed("ours")))
+    if model.fully_guided():
+        guide_terms, fed = compiled.guide_terms("ours")
+        keys.append(("guide_distill_loss", fed, guide_terms))
     return keys
 
 

@@ -158,7 +158,7 @@ def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str
         lines += [f"`{name}`: teacher's exact test NLL {teacher:.4f} nats per example; a student matches it within "
                   f"{MATCH:g}.", "",
                   "| method | seeds | exact test NLL | matching seeds | worst seed (NLL) | dead units at the end | "
-                  "units revived |", "|---|---|---|---|---|---|---|"]
+                  "dead layers at the end | units revived |", "|---|---|---|---|---|---|---|---|"]
         for width in _widths(rows):
             for method in _methods(rows):
                 chosen = [r for r in rows[1:] if r["width"] == width and r["method"] == method]
@@ -166,11 +166,16 @@ def helmholtz(out: Path, names: tuple[str, ...] = ("hm", "hm_no_revive")) -> str
                 matching = sum(abs(v - teacher) <= MATCH for v in nll.values())
                 worst = max(nll, key=nll.get)
                 dead = [r["dead_units"] for r in chosen if "dead_units" in r]
+                layers = [r["dead_layers"] for r in chosen if "dead_layers" in r]
                 revived = [r["revived"] for r in chosen if "revived" in r]
                 lines.append(f"| {method} | {len(nll)} | {stat(list(nll.values()))} | {matching} of {len(nll)} | "
                              f"{worst} ({nll[worst]:.4f}) | {sum(dead) if dead else '-'} | "
-                             f"{sum(revived) if revived else '-'} |")
-            verdicts = []
+                             f"{sum(layers) if layers else '-'} | {sum(revived) if revived else '-'} |")
+            failing = [f"{r['method']} seed {r['seed']} (NLL {r['test_exact_nll']:.4f}, "
+                       f"dead layers {r.get('dead_layers', '?')})" for r in rows[1:]
+                       if r["width"] == width and abs(r["test_exact_nll"] - teacher) > MATCH
+                       and r["method"] != "scratch"]
+            verdicts = [f"Distilled students that do not match the teacher: {', '.join(failing) or 'none'}.", ""]
             for contender, rival in pairs(_methods(rows)):
                 v = compare(per_seed(rows, None, width, contender, "test_exact_nll"),
                             per_seed(rows, None, width, rival, "test_exact_nll"))

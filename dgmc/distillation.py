@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.nn import ConvTranspose2d
 
 from . import ir
 from .datasets import DataError, Split, has_data, load_split
@@ -269,6 +270,17 @@ def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: S
                                                              guide=teacher)}
 
 
+def collapse(model: ir.Model, teacher: CompiledModel, student: CompiledModel, split: Split | None
+             ) -> dict[str, int]:
+    """The student's dead ReLU units on a probe batch of the teacher's samples (run as
+    ours runs it), and its dead layers: those whose every unit is dead, which cut a node
+    off from its parents (a collapsed student)."""
+    dead = Revival(teacher, student, _device_inputs(model, split, teacher), EVAL_SEED).dead("ours")
+    return {"dead_units": sum(len(d.units) for d in dead),
+            "dead_layers": sum(len(d.units) == d.layer.weight.shape[1 if isinstance(d.layer, ConvTranspose2d) else 0]
+                               for d in dead)}
+
+
 def _device_inputs(model: ir.Model, split: Split | None, teacher: CompiledModel) -> dict[str, Tensor]:
     """The test split's input nodes on the teacher's device (none without data)."""
     inputs = inputs_of(model, split.test) if split is not None else {}
@@ -318,8 +330,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, me
                "parameters": sum(p.numel() for p in student.generative_parameters()),
                **(held_out_objectives(teacher, student, split) if split else {"test_objective": None}),
                **_exact(student, split),
-               "dead_units": sum(len(d.units) for d in Revival(teacher, student, _device_inputs(model, split, teacher),
-                                                               EVAL_SEED).dead("ours")),
+               **collapse(model, teacher, student, split),
                **({"revived": int(sum(history["revived"]))} if "revived" in history else {}),
                **fidelity(model, teacher, student, split)}
     meta = {"metrics": metrics, "seed": seed, "distiller": DISTILLER}

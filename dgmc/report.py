@@ -179,7 +179,8 @@ def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[
                     ) -> list[Part]:
     nodes = [n.name for n in model.nodes if f"fidelity[{n.name}]" in rows[-1]] if len(rows) > 1 else []
     optional = {"test_objective_teacher_guide": f"test {objective} (teacher's guide)",
-                "test_exact_nll": "test NLL (exact)", "dead_units": "dead units", "revived": "revived"}
+                "test_exact_nll": "test NLL (exact)", "dead_units": "dead units", "dead_layers": "dead layers",
+                "revived": "revived"}
     extra = [key for key in optional if any(key in row for row in rows[1:])]
     head = ["student", "method", "#params", f"test {objective}", *[optional[key] for key in extra],
             "L (fidelity)", *[f"L[{n}]" for n in nodes]]
@@ -198,7 +199,8 @@ def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[
             + (" test NLL (exact): -log p of the test split per example with the discrete latents summed out, "
                "which no guide blurs." if "test_exact_nll" in extra else "")
             + (" dead units: ReLU units of the student's networks that are zero on a whole probe batch of 1024 "
-               "teacher samples at the end." if "dead_units" in extra else "")
+               "teacher samples at the end; dead layers: layers all of whose units are dead (a node cut off from "
+               "its parents)." if "dead_units" in extra else "")
             + (" revived: dead units given fresh weights during distillation (`revive`)." if "revived" in extra
                else ""))
     return [table, Text(note, small=True)] if groups else [Text("No students.")]

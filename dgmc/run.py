@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import ir
 from .datasets import has_data, load_split, with_data
-from .distillation import DISTILLER, lambdas_of, progress_label, run_distill, student_name
+from .distillation import DISTILLER, collapse, lambdas_of, progress_label, run_distill, student_name
 from .errors import RenderError, UserError
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
@@ -263,6 +263,17 @@ def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> d
     return metrics if exact is None else {**metrics, "test_exact_nll": exact}
 
 
+def _with_collapse(model: ir.Model, out: Path, name: str, width: float, metrics: dict, device: str) -> dict:
+    """A reused distilled student's metrics with its dead layers (`distillation.collapse`),
+    for a student made before dgmc counted them."""
+    if "dead_layers" in metrics or metrics.get("method") == "scratch":
+        return metrics
+    teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
+    student = _load(model, out / "students" / f"{name}.pt", width, device)
+    split = load_split(model) if has_data(model) else None
+    return {**metrics, **collapse(model, teacher, student, split)}
+
+
 def _student(model: ir.Model, out: Path, width: float, method: str, lam: float | None, seed: int, quick: bool,
              device: str, progress: bool, log: Callable[[str], None] = print) -> dict:
     name = student_name(method, width, seed, lam)
@@ -270,7 +281,7 @@ def _student(model: ir.Model, out: Path, width: float, method: str, lam: float |
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("distiller") == DISTILLER \
             and checkpoint.matches(out / "students" / f"{name}.pt", model, width):
         log(f"{name}: done before, skipped")
-        metrics = json.loads(meta_path.read_text())["metrics"]
+        metrics = _with_collapse(model, out, name, width, json.loads(meta_path.read_text())["metrics"], device)
     else:
         result = run_distill(model, out / "teacher" / "teacher.pt", out / "students", width, method, seed,
                              device, QUICK_STEPS if quick else None, progress, lam)

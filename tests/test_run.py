@@ -39,7 +39,7 @@ def test_run_writes_the_run_directory(run_dir: Path) -> None:
 def test_report_has_the_papers_layout(run_dir: Path) -> None:
     report = (run_dir / "report.md").read_text()
     assert ("| student | method | #params | test -ELBO | test -ELBO (teacher's guide) | test NLL (exact) | "
-            "dead units | revived | L (fidelity) | L[z4] |") in report
+            "dead units | dead layers | revived | L (fidelity) | L[z4] |") in report
     training, samples = report.split("## Samples")
     students, heat = training.split("### Distillation terms per node")
     table = [line for line in students.splitlines() if line.startswith("| width 0.25")]

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.nn import ConvTranspose2d
 
 from . import ir
 from .datasets import DataError, Split, has_data, load_split
@@ -277,8 +276,7 @@ def collapse(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
     off from its parents (a collapsed student)."""
     dead = Revival(teacher, student, _device_inputs(model, split, teacher), EVAL_SEED).dead("ours")
     return {"dead_units": sum(len(d.units) for d in dead),
-            "dead_layers": sum(len(d.units) == d.layer.weight.shape[1 if isinstance(d.layer, ConvTranspose2d) else 0]
-                               for d in dead)}
+            "dead_layers": sum(d.whole for d in dead)}
 
 
 def _device_inputs(model: ir.Model, split: Split | None, teacher: CompiledModel) -> dict[str, Tensor]:

@@ -41,6 +41,11 @@ class Dead:
     inputs: Tensor
     """The layer's input on the probe, to centre the new units on."""
 
+    @property
+    def whole(self) -> bool:
+        """Every unit of the layer dead: what follows no longer depends on its input."""
+        return len(self.units) == self.layer.weight.shape[_unit_axis(self.layer)]
+
 
 def dead_units(nets: nn.Module, probe: Callable[[], object]) -> list[Dead]:
     """The dead units of every (affine layer, ReLU) pair inside `nets` while `probe()` runs."""
@@ -65,7 +70,7 @@ def revive(dead: list[Dead], generator: torch.Generator) -> int:
     with torch.no_grad():
         for d in dead:
             weight, bias = d.layer.weight, d.layer.bias
-            axis = 1 if isinstance(d.layer, nn.ConvTranspose2d) else 0
+            axis = _unit_axis(d.layer)
             rows = weight.index_select(axis, d.units)
             fan_in = weight.shape[1] * weight[0, 0].numel()  # as torch counts it for every one of these layers
             bound = 1 / math.sqrt(fan_in)  # kaiming_uniform(a=sqrt(5)): PyTorch's default init of these layers
@@ -75,8 +80,14 @@ def revive(dead: list[Dead], generator: torch.Generator) -> int:
                 bias[d.units] = 0
                 bias[d.units] = -_per_unit(d.layer, d.layer(d.inputs))[d.units].median(1).values
             if d.after is not None:
-                d.after.weight.index_fill_(0 if isinstance(d.after, nn.ConvTranspose2d) else 1, d.units, 0)
+                d.after.weight.index_fill_(1 - _unit_axis(d.after), d.units, 0)
     return sum(len(d.units) for d in dead)
+
+
+def _unit_axis(layer: nn.Module) -> int:
+    """The axis of a layer's weight that indexes its output units (the other of the first
+    two indexes its inputs): 1 for a transposed convolution, else 0."""
+    return 1 if isinstance(layer, nn.ConvTranspose2d) else 0
 
 
 def _per_unit(layer: nn.Module, outputs: Tensor) -> Tensor:

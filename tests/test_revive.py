@@ -30,7 +30,7 @@ def test_a_dead_unit_is_found_and_revived_without_changing_the_output(make, prob
         net[0].bias[unit] = -1
     x = torch.randn(probe)
     found = dead_units(net, lambda: net(x))
-    assert [d.units.tolist() for d in found] == [[unit]]
+    assert [d.units.tolist() for d in found] == [[unit]] and not found[0].whole
     before = net(x).detach()
     assert revive(found, torch.Generator().manual_seed(1)) == 1
     assert torch.equal(net(x), before)  # outgoing weights zeroed: the same function
@@ -38,6 +38,17 @@ def test_a_dead_unit_is_found_and_revived_without_changing_the_output(make, prob
     active = (hidden.movedim(1 if hidden.dim() > 2 else -1, 0)[unit] > 0).float().mean()
     assert 0.3 < active < 0.7  # centred on the probe: active on about half of it
     assert dead_units(net, lambda: net(x)) == []
+
+
+def test_a_layer_all_of_whose_units_are_dead_is_whole() -> None:
+    net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.fill_(-1)
+    x = torch.randn(64, 3)
+    found = dead_units(net, lambda: net(x))
+    assert len(found) == 1 and found[0].whole  # the output no longer depends on x
+    assert revive(found, torch.Generator().manual_seed(0)) == 2 and dead_units(net, lambda: net(x)) == []
 
 
 def test_no_dead_unit_no_change() -> None:

@@ -254,12 +254,15 @@ def elbo(out: Path, names: list[str]) -> str:
         if not any("test_objective_teacher_guide" in r for r in rows[1:]):
             continue
         teachers.append(f"{name} {rows[0]['test_objective']:.4g}")
+        ablation = len({r["lambda"] for r in rows[1:] if r["method"] == "ours"}) > 1
         for width in _widths(rows):
-            for method in _methods(rows):
-                chosen = [r for r in rows[1:] if r["width"] == width and r["method"] == method]
+            for method, lam in dict.fromkeys((r["method"], r["lambda"] if ablation else None) for r in rows[1:]):
+                chosen = [r for r in rows[1:] if r["width"] == width and r["method"] == method
+                          and (lam is None or r["lambda"] == lam)]
+                label = method if lam is None else f"{method} (λ={lam:g})"
                 own = [r["test_objective"] for r in chosen]
                 borrowed = [r["test_objective_teacher_guide"] for r in chosen if "test_objective_teacher_guide" in r]
                 finite = all(map(math.isfinite, own))
-                lines.append(f"| {name} | width {width:g} | {method} | {stat(own)} | {stat(borrowed)} | "
+                lines.append(f"| {name} | width {width:g} | {label} | {stat(own)} | {stat(borrowed)} | "
                              f"{'yes' if finite else 'no'} |")
     return ("Teachers' test -ELBO: " + ", ".join(teachers) + ".\n\n" if teachers else "") + "\n".join(lines)

@@ -132,10 +132,7 @@ def _model_commands(command: Command) -> None:
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--lambda", dest="lam", type=float, help="the weight of ours' latent terms "
                          "(default: the spec's first)")
-    distill.add_argument("--stage", type=float, metavar="F",
-                         help="with --method staged: the share of the steps spent on local before ours (default: the "
-                              "spec's `stage`, else 0.5)")
-    _revive_option(distill)
+    _recipe_options(distill)
     distill.add_argument("--out", type=Path, help="output directory (default: the teacher's)")
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
     _data_option(distill)
@@ -151,9 +148,7 @@ def _model_commands(command: Command) -> None:
     run.add_argument("--methods", choices=list(METHODS), nargs="+", help="default: the spec's")
     run.add_argument("--seeds", type=int, nargs="+", help="default: the spec's")
     run.add_argument("--lambdas", type=float, nargs="+", help="ours' lambdas (default: the spec's)")
-    run.add_argument("--stage", type=float, metavar="F", help="staged's share of the steps on local (default: the "
-                     "spec's `stage`, else 0.5)")
-    _revive_option(run)
+    _recipe_options(run)
     run.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
     run.add_argument("--force", action="store_true", help="replace a run directory made from another spec")
     run.add_argument("--teacher", type=Path, metavar="CKPT", help="distill this trained teacher instead of "
@@ -413,7 +408,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _revive_option(parser: argparse.ArgumentParser) -> None:
+def _recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The distillation settings a command may override (`_recipe`)."""
+    parser.add_argument("--stage", type=float, metavar="F", help="with method staged: the share of the steps spent "
+                        "on local before ours (default: the spec's `stage`, else 0.5)")
     parser.add_argument("--revive", type=int, metavar="N", help="revive a student's dead ReLU units every N steps of "
                         "distillation, 0 never (default: the spec's `revive`)")
 

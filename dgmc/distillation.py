@@ -171,6 +171,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
 
     done = itertools.count()
     revival = Revival(teacher, student, train_inputs, seed) if recipe.revive else None
+    none_revived = student._anchor.new_zeros(())  # logged on the steps without a revival, made once
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         inputs = next(draws)
@@ -180,7 +181,8 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
         phase = phases[0] if step < switch else phases[-1]
         revived = revival(phase) if revival is not None and step and not step % recipe.revive else 0
         loss, logged = distillation_loss(teacher, student, terms[phase], phase, size, inputs, generator, rows, guide)
-        return loss, logged if revival is None else {**logged, "revived": student._anchor.new_tensor(revived)}
+        count = student._anchor.new_tensor(revived) if revived else none_revived
+        return loss, logged if revival is None else {**logged, "revived": count}
 
     trained = student.generative_parameters() + (student.guide_parameters() if guide is not None else [])
     history = optimise(student, trained, recipe.lr, recipe.weight_decay, steps, step_fn,

@@ -5,7 +5,8 @@ Every objective takes a compiled model and a batch of data (node -> tensor) and 
 the loss to minimise and its terms (batch means, in nats per example), so that training
 can log and plot each term:
 - `elbo`: -ELBO with reparametrized latents; the KL of each latent is closed-form when
-  torch knows it for the pair (q, p), else a one-sample estimate; `beta` is the KL
+  torch knows it for the pair (q, p) and the guide draws none of the latent's generative
+  parents from it (`losses.elbo`), else the one-sample log q - log p; `beta` is the KL
   warm-up weight.
 - `wake_sleep`: wake (generative nets fit log p(x, z) with z ~ q(z | x), no gradient
   through z) plus sleep (guide nets fit log q(z | x) on dreams (x, z) ~ p).
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import ir
 from .base import lazy_import
+from .losses.elbo import latent_terms
 from .lower.generate_losses import kl_per_row
 from .registry import Registry
 
@@ -45,7 +47,8 @@ def inputs_of(model: ir.Model, batch: Batch) -> Batch:
 
 def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
                 guide: CompiledModel | None = None) -> dict[str, Tensor]:
-    """-log p of every observed node and KL of every latent, per batch row. The latents
+    """-log p of every observed node and the ELBO's term of every latent (its closed-form
+    KL where `losses.elbo` allows it, else log q - log p on the sample), per batch row. The latents
     come from `guide`'s inference pass (default: the model's own guide); any q gives a
     lower bound, so a distilled student can borrow its teacher's.
 
@@ -65,7 +68,9 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
     if guide is not None:
         parts.update({f"kl[{name}]": kl_per_row(model, name, q, p) for name in drawn})
-    parts.update({f"kl[{n.name}]": kl_per_row(model, n.name, q, p) for n in model.ir.of_kind("latent")})
+    for name, term in latent_terms(model.ir).items():
+        parts[f"kl[{name}]"] = kl_per_row(model, name, q, p) if term.closed else \
+            model.log_prob(name, q) - model.log_prob(name, p)
     return parts
 
 

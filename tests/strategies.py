@@ -58,8 +58,10 @@ def _family_args(rng: random.Random, family: str, root: bool, initial: bool = Fa
     return args
 
 
-def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: int) -> str:
-    """A valid spec over `names` (the last `timed_count` are time-indexed)."""
+def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: int,
+               guides: str | None = None) -> str:
+    """A valid spec over `names` (the last `timed_count` are time-indexed); `guides` as
+    for `_add_guides`."""
     consts = {"K": rng.randint(2, 9)} if rng.random() < 0.5 else {}
     nodes: list[GenNode] = []
     static_count = len(names) - timed_count
@@ -89,19 +91,32 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
         recurrent = kind == "deterministic" and f"{name}[t-1]" in parents
         node.via = rng.choice(["gru", "lstm"]) if recurrent and rng.random() < 0.5 else _net(rng)
         nodes.append(node)
-    _add_guides(rng, nodes)
+    _add_guides(rng, nodes, guides)
     return _render(rng, nodes, consts, steps, timed_count)
 
 
-def _add_guides(rng: random.Random, nodes: list[GenNode]) -> None:
-    """Guide parents: observed and input nodes, latents declared later (so the guide is
-    acyclic), and deterministic states only at the previous step (a same-step state may
-    be computed from the latent itself)."""
-    for i, node in enumerate(nodes):
-        if node.kind != "latent" or rng.random() < 0.3:
+GUIDE_ORDERS = ("bottom_up", "top_down", "mixed")
+"""The orders a guide may draw its latents in: against the declaration order (as a
+bottom-up guide of a top-down model), along it, or shuffled."""
+
+
+def _add_guides(rng: random.Random, nodes: list[GenNode], order: str | None = None) -> None:
+    """Guide parents: observed and input nodes, latents drawn earlier in the guide's order
+    (so the guide is acyclic), and deterministic states only at the previous step (a
+    same-step state may be computed from the latent itself). With `order` (one of
+    `GUIDE_ORDERS`) every latent that can have a guide gets one; without, some go
+    without, and the guide's order is `bottom_up`."""
+    position = {n.name: i for i, n in enumerate(nodes)}
+    if order == "top_down":
+        position = {name: -i for name, i in position.items()}
+    elif order == "mixed":
+        position = {name: rng.random() for name in position}
+    for node in nodes:
+        if node.kind != "latent" or (order is None and rng.random() < 0.3):
             continue
-        pool = [_ref(n, lag=False) for j, n in enumerate(nodes)
-                if (n.kind in ("observed", "input") or (n.kind == "latent" and j > i)) and (node.timed or not n.timed)]
+        pool = [_ref(n, lag=False) for n in nodes
+                if (n.kind in ("observed", "input") or (n.kind == "latent" and position[n.name] > position[node.name]))
+                and (node.timed or not n.timed)]
         if node.timed:
             pool += [_ref(n, lag=True) for n in nodes if n.kind == "deterministic" and n.timed]
         node.guide = rng.sample(pool, k=min(len(pool), rng.randint(1, 2)))
@@ -169,10 +184,10 @@ names_strategy = st.lists(
 
 
 @st.composite
-def specs(draw) -> str:
-    """The text of a valid spec."""
+def specs(draw, guides: str | None = None) -> str:
+    """The text of a valid spec; `guides` as for `_add_guides`."""
     names = draw(names_strategy)
     timed_count = draw(st.integers(0, len(names))) if draw(st.booleans()) else 0
     steps = draw(st.integers(1, 50))
     rng = draw(st.randoms(use_true_random=False))
-    return build_spec(rng, names, timed_count, steps)
+    return build_spec(rng, names, timed_count, steps, guides)

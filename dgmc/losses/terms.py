@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from .. import ir
 from ..families import FAMILIES
 from ..methods import METHODS
+from . import elbo
 from .divergences import DIVERGENCES, REDUCTIONS, is_closed
 
 
@@ -72,7 +73,13 @@ def _term(model: ir.Model, node: ir.Node, name: str, weight: float, timed: bool)
 
 
 def describe(model: ir.Model, method: str = "ours", lam: float | None = None) -> str:
-    """The loss as a formula, then one line per term, each marked exact or estimated."""
+    """The loss as a formula, then one line per term, each marked exact or estimated;
+    for a guided model, the ELBO's terms after it (`elbo.describe`)."""
+    text = _describe_distillation(model, method, lam)
+    return text + "\n" + elbo.describe(model) if model.fully_guided() else text
+
+
+def _describe_distillation(model: ir.Model, method: str, lam: float | None) -> str:
     how = METHODS[method]
     if not how.distills:
         return f"# {model.name}, {method}: the student minimises the teacher's objective ({model.train.objective}) " \

@@ -2,7 +2,8 @@
 
 One function per objective, each a few passes followed by one line per node:
 - `elbo_parts`: the latents from the model's own guide, the model run on them; -log p of
-  each observed node and KL(q || p) of each latent, per row;
+  each observed node and, per latent, KL(q || p) where the closed form is the ELBO's
+  term, else log q - log p on the guide's sample (`losses.elbo`), per row;
 - `wake_sleep_parts`: wake, -log p of every random node on the guide's latents (no
   gradient through them); sleep, -log q of each latent on a dream from the model;
 - `mle_parts`: -log p of each observed node given the inputs;
@@ -26,6 +27,7 @@ from .. import ir
 from ..base import lazy_import
 from ..families import Family, builtin
 from ..losses.divergences import DIVERGENCES
+from ..losses.elbo import latent_terms
 from ..losses.terms import Term
 from .generate import WIDTH, _Names
 from .plan import Step
@@ -137,15 +139,18 @@ def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
     """`elbo_parts(self, data, generator)`; `generative` maps each node to its step of
     the generative pass (its family and parameter spec)."""
     f = _Function(model, "def elbo_parts(self, data, generator, noise=None):",
-                  "-log p of each observed node and KL(q || p) of each latent, per row.")
+                  "-log p of each observed node and the ELBO's term of each latent, per row.")
     f.line("q = self.infer(data, noise, generator)")
     f.line("p = self.run({}, given=q.values)")
     for node in model.of_kind("observed"):
         f.node(node.name, "nll", f"nll[{node.name}]", _nll(node, generative[node.name], "p"))
-    for node in model.of_kind("latent"):
-        step = generative[node.name]
-        f.node(node.name, "kl", f"kl[{node.name}]", _kl_code(step, step.family) or
-               f"kl_per_row(self, {node.name!r}, q, p)")
+    for name, term in latent_terms(model).items():
+        if term.closed:
+            step = generative[name]
+            f.node(name, "kl", f"kl[{name}]", _kl_code(step, step.family) or f"kl_per_row(self, {name!r}, q, p)")
+        else:  # the closed form would hold the generative parents the guide drew from this latent
+            f.line(f"# {name}: Monte Carlo, the guide draws {', '.join(term.drawn_from)} from {name}")
+            f.node(name, "kl", f"kl[{name}]", f"self.log_prob({name!r}, q) - self.log_prob({name!r}, p)")
     return f.text()
 
 

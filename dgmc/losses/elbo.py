@@ -1,0 +1,82 @@
+"""The ELBO's latent terms: where a latent's closed-form KL is its part of the ELBO, and
+where only the Monte Carlo term on the guide's sample is.
+
+The ELBO is E_q[log p(x, z) - log q(z | x)], one term log q(z_i | u_i) - log p(z_i | pa_i)
+per latent (u_i its guide parents, pa_i its generative parents). Integrating z_i out in
+closed form, KL(q(z_i | u_i) || p(z_i | pa_i)), is the same expectation only when pa_i is
+held fixed while z_i varies: when no generative parent of z_i is computed, in the guide,
+from z_i. A bottom-up guide (x -> z1 -> z2) with a top-down model (z2 -> z1 -> x) breaks
+that for z1: its generative parent z2 is drawn from z1, and the closed form, holding a z2
+that depends on z1, is a biased estimate of the ELBO. Such a latent gets the unbiased
+one-sample term log q(z_i | u_i) - log p(z_i | pa_i) on the guide's sample instead.
+
+Only same-step dependence matters: a node read at lag 1 was computed a step before z_i[t]
+was drawn, and an untimed node never depends on a timed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .. import ir, order
+from ..families import FAMILIES
+
+
+@dataclass(frozen=True)
+class LatentTerm:
+    """How the ELBO scores one latent."""
+
+    node: str
+    closed: bool
+    """The closed-form KL may stand for the term (no generative parent drawn from the node)."""
+    drawn_from: tuple[str, ...] = ()
+    """The generative parents the guide computes from the node (why `closed` is False)."""
+
+
+def latent_terms(model: ir.Model) -> dict[str, LatentTerm]:
+    """Per latent (in the model's order), whether its closed-form KL is valid in the ELBO.
+    The model must be fully guided."""
+    names = [n.name for n in model.nodes]
+    inference = order.same_step(order.build(names, order.inference_edges(model)))
+    terms = {}
+    for name in model.order:
+        node = model.node(name)
+        if node.kind != "latent":
+            continue
+        downstream = nx.descendants(inference, name)
+        drawn_from = tuple(p.name for p in node.parents if p.lag == 0 and p.name in downstream)
+        terms[name] = LatentTerm(name, closed=not drawn_from, drawn_from=drawn_from)
+    return terms
+
+
+def describe(model: ir.Model) -> str:
+    """The ELBO's terms as `dgmc compile --emit losses` prints them: one line per observed
+    and latent node, each latent marked closed form or Monte Carlo, and why."""
+    lines = [f"# {model.name}: the ELBO (the `elbo` objective, and the test -ELBO reported for teachers "
+             "and students)", "-ELBO = " + " + ".join(
+                 [f"nll[{n.name}]" for n in model.of_kind("observed")] +
+                 [f"kl[{n.name}]" for n in model.of_kind("latent")]), ""]
+    width = max(len(n.name) for n in model.nodes) + 5
+    for node in model.of_kind("observed"):
+        lines.append(f"{f'nll[{node.name}]':<{width}} = -log {_conditional('p', node.name, node.parents)} "
+                     "on the guide's sample")
+    for name, term in latent_terms(model).items():
+        node = model.node(name)
+        q, p = _conditional("q", name, node.guide.parents), _conditional("p", name, node.parents)
+        if term.closed:
+            how = "closed form" if "kl" in FAMILIES[node.type].closed else \
+                "closed form where torch has one for the pair, else the one-sample estimate"
+            text = f"KL({q} || {p})  {how}"
+        else:
+            text = (f"log {q} - log {p} on the guide's sample  Monte Carlo: the guide draws "
+                    f"{', '.join(term.drawn_from)} from {name}, so the closed form would be biased")
+        lines.append(f"{f'kl[{name}]':<{width}} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _conditional(letter: str, name: str, parents: tuple[ir.Parent, ...]) -> str:
+    """`p(z1 | z2, h[t-1])`, or `p(z1)` without parents."""
+    given = ", ".join(p.name + ("[t-1]" if p.lag else "") for p in parents)
+    return f"{letter}({name} | {given})" if given else f"{letter}({name})"

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from . import ir
 from .datasets import DataError, Split, has_data, load_split
+from .errors import words
 from .files import write_text
 from .likelihood import exact_nll
 from .losses import Term, divergence, generate, reduce
@@ -235,7 +236,7 @@ def _split_if_needed(model: ir.Model, method: str) -> Split | None:
     a model without inputs are data-free: the teacher's checkpoint is all they need."""
     why = needs_data(method, model)
     if why and not has_data(model):
-        raise DataError(f"{method} on '{model.name}' {why}: give the data file with --data PATH.")
+        raise DataError(f"{method} on '{model.name}' {why}: {words('data')}.")
     return load_split(model) if why or has_data(model) else None
 
 

@@ -142,17 +142,19 @@ def _held(parameters: list[torch.nn.Parameter]) -> Iterator[None]:
 
 
 def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
-            steps: int | None = None, progress: bool = True, lam: float | None = None
+            steps: int | None = None, progress: bool = True, lam: float | None = None, split: Split | None = None
             ) -> tuple[CompiledModel, dict[str, list[float]]]:
     """Train a student of `width` by `method` (`ours` weighing its latent terms by `lam`,
-    default the spec's first lambda); return it and every logged term per step."""
+    default the spec's first lambda) on `split` (rows given to the API; default the
+    model's own data, where the method needs any); return it and every logged term per
+    step."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     how = METHODS[method]
     torch.manual_seed(seed)
     recipe = model.distill
     steps = recipe.steps if steps is None else steps
-    split = _split_if_needed(model, method)
+    split = _split_if_needed(model, method) if split is None else split
     student = compile_model(model, width).to(teacher._anchor.device)
     if not how.distills:
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})

@@ -128,29 +128,33 @@ def distill(model: Model | str | Path, teacher: CompiledModel | str | Path, widt
 
 def sample(module: CompiledModel, n: int, inputs: Mapping[str, torch.Tensor] | None = None,
            noise: Mapping[str, torch.Tensor] | None = None, seed: int | None = None) -> dict[str, torch.Tensor]:
-    """`n` ancestral draws of every node, as node -> tensor [n, (steps,) size]. `inputs`
-    for a conditional model; `noise`: the given noise of any random nodes (the others
-    drawn fresh, from `seed` when given). Shapes are checked first."""
+    """`n` ancestral draws of every node, as node -> tensor [n, (steps,) size], detached.
+    `inputs` for a conditional model; `noise`: the given noise of any random nodes (the
+    others drawn fresh, from `seed` when given). Shapes are checked first."""
     import torch
 
     module.check_shapes({**(inputs or {}), **(noise or {})}, n)
     generator = None if seed is None else torch.Generator(module._anchor.device).manual_seed(seed)
     with torch.no_grad():
         if noise:
-            return module.run(dict(noise), dict(inputs or {}), generator=generator).values
-        return module.sample(n, dict(inputs or {}), generator).values
+            values = module.run(dict(noise), dict(inputs or {}), generator=generator).values
+        else:
+            values = module.sample(n, dict(inputs or {}), generator).values
+    return {node: value.detach() for node, value in values.items()}  # given inputs come back, without their grad
 
 
 def distributions(module: CompiledModel, values: Mapping[str, torch.Tensor]
                   ) -> dict[str, torch.distributions.Distribution]:
     """Each random node's conditional distribution given its parents' values in
-    `values` (a sample, or data holding every node)."""
+    `values` (a sample, or data holding every node); detached, like every result here
+    (a free parameter would otherwise reach the distribution as it is)."""
     import torch
 
     module.check_shapes(values)
     with torch.no_grad():
         trace = module.run({}, given=dict(values))
-    return {node: module.distribution(node, params) for node, params in trace.params.items()}
+    return {node: module.distribution(node, {k: v.detach() for k, v in params.items()})
+            for node, params in trace.params.items()}
 
 
 def evaluate(module: CompiledModel, data: Data | None = None, guide: CompiledModel | None = None,

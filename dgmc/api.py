@@ -184,6 +184,14 @@ def log_likelihood(module: CompiledModel, data: Data | None = None) -> torch.Ten
     return exact_log_likelihood(module, rows)
 
 
+def load_plugin(name: str | Path) -> None:
+    """What `--plugin` does: import the plugin module `name` (a dotted name), or run the
+    plugin file at the path `name`, so that specs can name what it registers."""
+    from .plugins import load_module
+
+    load_module(name)
+
+
 def load_checkpoint(path: str | Path, spec: str | Path | None = None, student: str | None = None) -> CompiledModel:
     """A trained model from its checkpoint (its spec found in the run directory above
     it, or given) or a run directory (its teacher, or the student `student`)."""

@@ -108,14 +108,13 @@ dgmc.register_network(dgmc.NetworkKind("gated", build_mlp, widths=True, default_
 
 @pytest.fixture
 def plugin_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A working directory with plugins/ for plugin files; whatever they register or load
-    is removed after."""
+    """A working directory with plugins/ for plugin files; what they register, and their
+    modules, are removed after."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plugins").mkdir()
-    before = set(sys.modules)
     yield tmp_path / "plugins"
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
+    for name in ("gated_mlp", "broken", "typo", "plugins", "plugins.broken"):
+        sys.modules.pop(name, None)
     if "gated" in NETWORKS:
         NETWORKS.unregister("gated")
 

@@ -16,6 +16,7 @@ from .api import (
     evaluate,
     export,
     load_checkpoint,
+    load_plugin,
     log_likelihood,
     sample,
     save_checkpoint,
@@ -35,6 +36,6 @@ from .order import lint
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Option", "UserError",
     "check_text", "compile", "distill", "distributions", "evaluate", "export", "lint", "load", "load_checkpoint",
-    "loads", "log_likelihood", "register_dataset", "register_family", "register_network", "sample", "save_checkpoint",
-    "to_digraph", "to_networkx", "topological_order", "train",
+    "load_plugin", "loads", "log_likelihood", "register_dataset", "register_family", "register_network", "sample",
+    "save_checkpoint", "to_digraph", "to_networkx", "topological_order", "train",
 ]

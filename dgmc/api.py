@@ -9,6 +9,8 @@ whole path from it to a trained, distilled, sampled or exported model (docs/API.
     >>> dgmc.distributions(student, values)["y1"]               # torch.distributions, given the parents
 
 Every function takes a checked model or a spec's path; torch is imported on first use.
+Wherever a function takes `data`, it is a file's path (str or Path: the file of a
+`data file` spec, what `--data` takes) or a mapping node -> tensor (the rows themselves).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import order
+from .errors import UserError
 from .frontend import load
 from .ir import Model
 
@@ -25,7 +28,10 @@ if TYPE_CHECKING:
     import graphviz
     import torch
 
+    from .datasets import Split
     from .lower import CompiledModel
+
+    Data = str | Path | Mapping[str, torch.Tensor]
 
 
 def topological_order(model: Model) -> tuple[str, ...]:
@@ -49,6 +55,31 @@ def _model(model: Model | str | Path) -> Model:
     return model if isinstance(model, Model) else load(model)
 
 
+def _with_data(model: Model, data: Data | None) -> tuple[Model, Split | None]:
+    """`data` as every function here takes it: a path binds the model to that file (as
+    `--data` does, so a module made from it knows its data), its split read where
+    needed; a mapping node -> tensor is the rows themselves, every part of the split."""
+    from .datasets import Split, with_data
+
+    if data is None:
+        return model, None
+    if isinstance(data, str | Path):
+        return with_data(model, data), None
+    if not isinstance(data, Mapping):
+        raise UserError(f"data is a file's path (str or Path) or a mapping node -> tensor, not {type(data).__name__}.")
+    rows = dict(data)
+    return model, Split(rows, rows, None, None)
+
+
+def _rows(model: Model, data: Data | None, part: str) -> dict[str, torch.Tensor]:
+    """The rows of `part` ("train" or "test") of `data`: a file's split, or the mapping's
+    rows; by default the model's own data's split."""
+    from .datasets import load_split
+
+    model, split = _with_data(model, data)
+    return getattr(split or load_split(model), part)
+
+
 def compile(model: Model | str | Path, width: float | None = None) -> CompiledModel:
     """The teacher (`width` None) or the student at `width`, an `nn.Module` with fresh
     weights (the generated code of each call is made on its first use)."""
@@ -57,92 +88,108 @@ def compile(model: Model | str | Path, width: float | None = None) -> CompiledMo
     return compile_model(_model(model), width)
 
 
-def train(model: Model | str | Path, data: str | Path | None = None, steps: int | None = None, seed: int = 0,
+def train(model: Model | str | Path, data: Data | None = None, steps: int | None = None, seed: int = 0,
           device: str = "cpu", progress: bool = False) -> CompiledModel:
-    """The teacher trained by the spec's `train` recipe on its data (`data`: the file of
-    a `data file` spec), `steps` overriding the recipe's; in eval mode."""
+    """The teacher trained by the spec's `train` recipe on the train split of its data
+    (or of `data`; a mapping: all its rows), `steps` overriding the recipe's; in eval
+    mode."""
     import torch
 
-    from .datasets import load_split, with_data
+    from .datasets import load_split
     from .training.loop import device_of, fit
 
-    model = _model(model)
-    model = with_data(model, data) if data is not None else model
+    model, split = _with_data(_model(model), data)
     torch.manual_seed(seed)
     teacher = compile(model).to(device_of(device))
-    fit(teacher, model.train, load_split(model).train, model.train.steps if steps is None else steps, seed, progress)
+    rows = (split or load_split(model)).train
+    teacher.check_shapes(rows)
+    fit(teacher, model.train, rows, model.train.steps if steps is None else steps, seed, progress)
     return teacher.eval()
 
 
 def distill(model: Model | str | Path, teacher: CompiledModel | str | Path, width: float | None = None,
             method: str = "ours", seed: int = 0, steps: int | None = None, lam: float | None = None,
-            progress: bool = False) -> CompiledModel:
+            progress: bool = False, data: Data | None = None) -> CompiledModel:
     """A student of `width` (default the spec's first) distilled from `teacher` (a
-    module, or a checkpoint or run directory) by `method`; in eval mode."""
+    module, or a checkpoint or run directory) by `method`; in eval mode. `data` feeds
+    the input nodes of a conditional model and `scratch`'s training; a student made
+    with a file knows it, so `evaluate(student)` reads its test split."""
     from .distillation import distill as distill_student
 
-    model = _model(model)
+    model, split = _with_data(_model(model), data)
     if not hasattr(teacher, "sample"):
         teacher = load_checkpoint(teacher)
     width = model.distill.widths[0] if width is None else width
-    student, _ = distill_student(model, teacher.eval(), width, method, seed, steps, progress, lam)
+    if split is not None:
+        teacher.check_shapes(split.train)
+    student, _ = distill_student(model, teacher.eval(), width, method, seed, steps, progress, lam, split)
     return student.eval()
 
 
 def sample(module: CompiledModel, n: int, inputs: Mapping[str, torch.Tensor] | None = None,
            noise: Mapping[str, torch.Tensor] | None = None, seed: int | None = None) -> dict[str, torch.Tensor]:
-    """`n` ancestral draws of every node, as node -> tensor [n, (steps,) size]. `inputs`
-    for a conditional model; `noise`: the given noise of any random nodes (the others
-    drawn fresh, from `seed` when given). Shapes are checked first."""
+    """`n` ancestral draws of every node, as node -> tensor [n, (steps,) size], detached.
+    `inputs` for a conditional model; `noise`: the given noise of any random nodes (the
+    others drawn fresh, from `seed` when given). Shapes are checked first."""
     import torch
 
     module.check_shapes({**(inputs or {}), **(noise or {})}, n)
     generator = None if seed is None else torch.Generator(module._anchor.device).manual_seed(seed)
     with torch.no_grad():
         if noise:
-            return module.run(dict(noise), dict(inputs or {}), generator=generator).values
-        return module.sample(n, dict(inputs or {}), generator).values
+            values = module.run(dict(noise), dict(inputs or {}), generator=generator).values
+        else:
+            values = module.sample(n, dict(inputs or {}), generator).values
+    return {node: value.detach() for node, value in values.items()}  # given inputs come back, without their grad
 
 
 def distributions(module: CompiledModel, values: Mapping[str, torch.Tensor]
                   ) -> dict[str, torch.distributions.Distribution]:
     """Each random node's conditional distribution given its parents' values in
-    `values` (a sample, or data holding every node)."""
+    `values` (a sample, or data holding every node); detached, like every result here
+    (a free parameter would otherwise reach the distribution as it is)."""
     import torch
 
     module.check_shapes(values)
     with torch.no_grad():
         trace = module.run({}, given=dict(values))
-    return {node: module.distribution(node, params) for node, params in trace.params.items()}
+    return {node: module.distribution(node, {k: v.detach() for k, v in params.items()})
+            for node, params in trace.params.items()}
 
 
-def evaluate(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = None,
-             guide: CompiledModel | None = None, seed: int = 1234) -> float:
-    """The reported objective per example on `data` (default the spec's test split), on
-    fixed noise: -ELBO with the latents from `guide`'s guide (default the model's own; a
-    distilled student's guide is untrained, so give its teacher), NLL without latents."""
+def evaluate(module: CompiledModel, data: Data | None = None, guide: CompiledModel | None = None,
+             seed: int = 1234) -> float:
+    """The reported objective per example on the test split of the module's data (or of
+    `data`; a mapping: all its rows), on fixed noise: -ELBO with the latents from
+    `guide`'s guide (default the model's own), NLL without latents."""
     import torch
 
-    from .datasets import load_split
     from .objectives import evaluate as objective
 
-    if data is None:
-        data = load_split(module.ir).test
-    module.check_shapes(data)
+    rows = _rows(module.ir, data, "test")
+    module.check_shapes(rows)
     device = module._anchor.device
-    return objective(module, {k: v.to(device) for k, v in data.items()}, torch.Generator(device).manual_seed(seed),
+    return objective(module, {k: v.to(device) for k, v in rows.items()}, torch.Generator(device).manual_seed(seed),
                      guide=guide)
 
 
-def log_likelihood(module: CompiledModel, data: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """log p of each row of `data` (default the test split), exactly, for a model whose
-    latents are all discrete with a small joint support (`dgmc.likelihood`)."""
-    from .datasets import load_split
+def log_likelihood(module: CompiledModel, data: Data | None = None) -> torch.Tensor:
+    """log p of each row of the test split of the module's data (or of `data`; a
+    mapping: all its rows), exactly, for a model whose latents are all discrete with a
+    small joint support (`dgmc.likelihood`)."""
     from .likelihood import exact_log_likelihood
 
-    data = load_split(module.ir).test if data is None else data
-    module.check_shapes(data)
-    return exact_log_likelihood(module, data)
+    rows = _rows(module.ir, data, "test")
+    module.check_shapes(rows)
+    return exact_log_likelihood(module, rows)
+
+
+def load_plugin(name: str | Path) -> None:
+    """What `--plugin` does: import the plugin module `name` (a dotted name), or run the
+    plugin file at the path `name`, so that specs can name what it registers."""
+    from .plugins import load_module
+
+    load_module(name)
 
 
 def load_checkpoint(path: str | Path, spec: str | Path | None = None, student: str | None = None) -> CompiledModel:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import DgmError, UserError, render
+from .errors import DgmError, UserError, command_line, render
 from .files import locked, write_text
 from .frontend import check_text
 from .methods import METHODS
@@ -27,10 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        load_entry_points()
-        for module in args.plugin:
-            load_module(module)
-        return args.run(args)
+        with command_line():
+            load_entry_points()
+            for module in args.plugin:
+                load_module(module)
+            return args.run(args)
     except DgmError as error:
         print(error.render(), file=sys.stderr)
         return 1
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first, which registers families, networks or datasets (repeatable)")
+                        help="import MODULE (a dotted module name, or a Python file's path) first, which registers "
+                             "families, networks or datasets (repeatable)")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help, parents=[common])

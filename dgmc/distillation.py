@@ -29,6 +29,7 @@ from torch import Tensor
 
 from . import ir
 from .datasets import DataError, Split, has_data, load_split
+from .errors import words
 from .files import write_text
 from .likelihood import exact_nll
 from .losses import Term, divergence, generate, reduce
@@ -141,17 +142,19 @@ def _held(parameters: list[torch.nn.Parameter]) -> Iterator[None]:
 
 
 def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, seed: int,
-            steps: int | None = None, progress: bool = True, lam: float | None = None
+            steps: int | None = None, progress: bool = True, lam: float | None = None, split: Split | None = None
             ) -> tuple[CompiledModel, dict[str, list[float]]]:
     """Train a student of `width` by `method` (`ours` weighing its latent terms by `lam`,
-    default the spec's first lambda); return it and every logged term per step."""
+    default the spec's first lambda) on `split` (rows given to the API; default the
+    model's own data, where the method needs any); return it and every logged term per
+    step."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     how = METHODS[method]
     torch.manual_seed(seed)
     recipe = model.distill
     steps = recipe.steps if steps is None else steps
-    split = _split_if_needed(model, method)
+    split = _split_if_needed(model, method) if split is None else split
     student = compile_model(model, width).to(teacher._anchor.device)
     if not how.distills:
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
@@ -235,7 +238,7 @@ def _split_if_needed(model: ir.Model, method: str) -> Split | None:
     a model without inputs are data-free: the teacher's checkpoint is all they need."""
     why = needs_data(method, model)
     if why and not has_data(model):
-        raise DataError(f"{method} on '{model.name}' {why}: give the data file with --data PATH.")
+        raise DataError(f"{method} on '{model.name}' {why}: {words('data')}.")
     return load_split(model) if why or has_data(model) else None
 
 

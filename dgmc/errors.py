@@ -16,8 +16,10 @@ every mistake of a check at once. Rendering:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 from .base import Frozen, Span
@@ -44,6 +46,37 @@ class UserError(Exception):
     """A problem the user can fix that is not in the spec text (data, a checkpoint, a
     device, a missing program): the CLI prints its message, without a traceback, and
     exits 1. Each stage subclasses it (`DataError`, `CheckpointError`, `RenderError`)."""
+
+
+Caller = Literal["command line", "python"]
+_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller", default="python")
+
+# What a message asks of the caller, in the command line's words and in the Python API's:
+# one message serves both, naming the flag to one and the argument to the other.
+_WORDS: dict[str, tuple[str, str]] = {
+    "data": ("give the data file with --data PATH", "pass data=PATH (the data file) or a mapping node -> tensor"),
+    "device": ("use --device {}", "pass device='{}'"),
+    "spec": ("give its spec (--spec SPEC)", "pass its spec=PATH"),
+    "plugin": ("--plugin {}", "dgmc.load_plugin('{}')"),
+}
+
+
+@contextlib.contextmanager
+def command_line() -> Iterator[None]:
+    """Messages raised inside speak the command line's words (its flags); outside, they
+    speak the Python API's (its arguments)."""
+    token = _CALLER.set("command line")
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
+
+
+def words(what: str, value: str = "") -> str:
+    """`what` (a key of `_WORDS`, filled with `value`) as whoever called dgmc says it:
+    `--data PATH` on the command line, `data=PATH` from Python."""
+    cli, python = _WORDS[what]
+    return (cli if _CALLER.get() == "command line" else python).format(value)
 
 
 class DgmError(Exception):

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import ir
 from .datasets import has_data, load_split, with_data
 from .distillation import DISTILLER, collapse, lambdas_of, progress_label, run_distill, student_name
-from .errors import RenderError, UserError
+from .errors import RenderError, UserError, words
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, write_bytes, write_text
 from .frontend import load
@@ -321,8 +321,8 @@ def load_trained(path: str | Path, spec: str | Path | None = None, student: str 
         ckpt = path
         found = spec or next((d / "spec.dgm" for d in path.resolve().parents if (d / "spec.dgm").is_file()), None)
         if found is None:
-            raise checkpoint.CheckpointError(f"No spec for '{path}': it is not inside a run directory; give its "
-                                             "spec (--spec SPEC).")
+            raise checkpoint.CheckpointError(f"No spec for '{path}': it is not inside a run directory; "
+                                             f"{words('spec')}.")
         model = load(found)
     compiled = compile_model(checkpoint.with_recorded_data(ckpt, model), checkpoint.recorded_width(ckpt))
     checkpoint.load(ckpt, compiled)

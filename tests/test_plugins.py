@@ -18,6 +18,7 @@ from dgmc.cli import main
 from dgmc.datasets import DATASETS, load_split
 from dgmc.lower import compile_model
 from dgmc.networks import NETWORKS, build_mlp
+from dgmc.plugins import PluginError
 from dgmc.registry import RegistryError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +97,57 @@ def test_the_example_plugin_through_the_plugin_option(in_plugin_folder, tmp_path
                  "--methods", "ours", "--seeds", "0", "--out", str(run)]) == 0
     assert (run / "students" / "student_ours_w0.25_s0.pt").is_file()
     assert "| width 0.25" in (run / "report.md").read_text()
+
+
+GATED_PLUGIN = """import dgmc
+from dgmc.networks import build_mlp
+
+dgmc.register_network(dgmc.NetworkKind("gated", build_mlp, widths=True, default_widths=(4,), doc="for a test"))
+"""
+
+
+@pytest.fixture
+def plugin_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A working directory with plugins/ for plugin files; what they register, and their
+    modules, are removed after."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plugins").mkdir()
+    yield tmp_path / "plugins"
+    for name in ("gated_mlp", "broken", "typo", "plugins", "plugins.broken"):
+        sys.modules.pop(name, None)
+    if "gated" in NETWORKS:
+        NETWORKS.unregister("gated")
+
+
+def test_a_plugin_file_is_loaded_by_its_path_from_the_option_and_the_api(plugin_folder: Path, capsys) -> None:
+    (plugin_folder / "gated_mlp.py").write_text(GATED_PLUGIN)
+    (plugin_folder.parent / "m.dgm").write_text(SPEC.replace("wide(8, factor = 3)", "gated(8)"))
+    assert main(["check", "m.dgm", "--plugin", "plugins/gated_mlp.py"]) == 0
+    assert NETWORKS.origin_of("gated") == "plugin plugins/gated_mlp.py"
+    dgmc.load_plugin("plugins/gated_mlp.py")  # the same file again: loaded once, as an import is
+    NETWORKS.unregister("gated")
+    del sys.modules["gated_mlp"]
+    dgmc.load_plugin(plugin_folder / "gated_mlp.py")
+    assert dgmc.load("m.dgm").node("x").net.name == "gated"
+    assert main(["check", "m.dgm", "--plugin", "plugins/none.py"]) == 1
+    assert "dgmc: error: --plugin plugins/none.py: no such file 'plugins/none.py'." in capsys.readouterr().err
+    with pytest.raises(PluginError, match=r"^dgmc\.load_plugin\('plugins/none\.py'\): no such file"):
+        dgmc.load_plugin("plugins/none.py")
+
+
+def test_an_error_inside_a_plugin_names_the_plugins_file_and_line(plugin_folder: Path, capsys) -> None:
+    path = plugin_folder / "broken.py"
+    path.write_text('def weights():\n    raise RuntimeError("no weights for gated")\n\n\nweights()\n')
+    assert main(["check", str(ROOT / "tests" / "good" / "laplace.dgm"), "--plugin", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"--plugin {path} failed to import, at '{path}', line 2: RuntimeError: no weights for gated." in err
+    assert "Traceback" not in err
+    with pytest.raises(PluginError, match=r"dgmc\.load_plugin\('plugins\.broken'\) failed to import, at "
+                                          r"'.*broken\.py', line 2: RuntimeError"):
+        dgmc.load_plugin("plugins.broken")  # by module name, found from the working directory
+    (plugin_folder / "typo.py").write_text("import dgmc\n\ndgmc.register_network(\n")
+    with pytest.raises(PluginError, match=r"at '.*typo\.py', line 3: SyntaxError: '\(' was never closed\.$"):
+        dgmc.load_plugin(plugin_folder / "typo.py")
 
 
 def test_the_example_plugin_installed_is_found_by_its_entry_point(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+import dgmc
 from dgmc.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +114,18 @@ def test_distill_one_student_from_a_checkpoint(run_dir: Path, tmp_path: Path, ca
     assert "local student of width 0.25 (54 parameters)" in capsys.readouterr().out
     meta = json.loads((tmp_path / "student_local_w0.25_s3.json").read_text())
     assert meta["metrics"]["method"] == "local" and meta["metrics"]["steps"] == 100
+
+
+def test_the_apis_samples_and_distributions_are_plain_tensors() -> None:
+    """What `dgmc.sample` and `dgmc.distributions` return holds no autograd graph (numpy
+    takes it without a warning): hm's top prior is a free parameter, and a conditional
+    model's inputs come back as they were given, here with requires_grad."""
+    student = dgmc.compile(dgmc.load(HM), 0.25)
+    values = dgmc.sample(student, 4, seed=0)
+    laws = dgmc.distributions(student, values)
+    assert [n for n, v in values.items() if v.requires_grad] == []
+    assert {n: law.log_prob(values[n]).requires_grad for n, law in laws.items()} == dict.fromkeys(laws, False)
+    assert laws["z4"].mean.requires_grad is False
+    classifier = dgmc.compile(dgmc.load(ROOT / "specs" / "classifier.dgm"))
+    given = dgmc.sample(classifier, 3, inputs={"x": torch.zeros(3, 64, requires_grad=True)}, seed=0)
+    assert given["x"].requires_grad is False and given["y"].requires_grad is False

@@ -9,15 +9,19 @@ prints for it (regenerate with `pytest tests/test_user_data.py --regen-goldens`)
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+import dgmc
 from dgmc.cli import main
+from dgmc.datasets import DataError, load_split
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = sorted((ROOT / "tests" / "bad_data").glob("*.dgm"))
@@ -159,3 +163,50 @@ def test_a_run_from_a_trained_teacher_without_data_skips_what_needs_data(at_root
     assert main(["run", CSV_SPEC, "--out", str(tmp_path / "o"), *QUICK, "--data", str(other),
                  "--teacher", str(teacher / "teacher.pt")]) == 1
     assert "differs in data" in capsys.readouterr().err
+
+
+CONDITIONAL = """model cond_csv {
+  data file { x = standardize(waiting), c = standardize(eruptions) }
+  input c : Real[1]
+  latent z : Normal[1](loc = 0, scale = 1)
+  observed x : Normal[1]
+  z, c -> x via mlp(8)
+  guide { x, c -> z via mlp(8) }
+  train elbo(steps = 20, batch = 64)
+  distill(width = 0.5, steps = 20)
+}
+"""
+"""A `data file` spec with an input node: every student of it is fed its inputs from the data."""
+
+
+def test_the_api_takes_a_data_file_wherever_the_command_line_does(at_root) -> None:
+    model = dgmc.loads(CONDITIONAL)
+    teacher = dgmc.train(model, data=CSV)
+    with pytest.raises(DataError, match=r"draws its input nodes from the data: pass data=PATH \(the data file\) "
+                                        "or a mapping node -> tensor") as refused:
+        dgmc.distill(model, teacher)
+    assert "--data" not in str(refused.value)  # the API's words, not the command line's
+    student = dgmc.distill(model, teacher, data=Path(CSV))
+    assert math.isfinite(dgmc.evaluate(student))  # it knows its data file: the test split of it
+    test_rows = load_split(student.ir).test
+    assert dgmc.evaluate(student) == dgmc.evaluate(student, data=CSV) == dgmc.evaluate(student, data=test_rows)
+    with pytest.raises(DataError, match=r"reads its data from a file \(`data file`\): pass data=PATH"):
+        dgmc.evaluate(dgmc.compile(model))  # a module of the spec alone knows no file
+    with pytest.raises(DataError, match="Only a spec whose data statement is `data file"):
+        dgmc.train("specs/hm.dgm", data=CSV)
+
+
+def test_the_api_takes_the_rows_themselves_as_a_mapping() -> None:
+    model = dgmc.loads(CONDITIONAL)
+    g = torch.Generator().manual_seed(0)
+    rows = {"x": torch.randn(40, 1, generator=g), "c": torch.randn(40, 1, generator=g)}
+    other = {"x": rows["x"] + 3, "c": rows["c"]}
+    teacher = dgmc.train(model, data=rows)
+    assert dgmc.evaluate(teacher, data=rows) != dgmc.evaluate(dgmc.train(model, data=other), data=rows)
+    student = dgmc.distill(model, teacher, data=rows)
+    assert math.isfinite(dgmc.evaluate(student, data=rows))
+    with pytest.raises(dgmc.UserError, match=r"'x' has shape \(40, 2\), but it is observed Normal\[1\]"):
+        dgmc.train(model, data={**rows, "x": torch.zeros(40, 2)})
+    with pytest.raises(dgmc.UserError, match="data is a file's path \\(str or Path\\) or a mapping node -> tensor, "
+                                             "not int"):
+        dgmc.evaluate(student, data=3)

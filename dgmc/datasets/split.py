@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from .. import ir
 from ..base import Span
-from ..errors import Diagnostic, did_you_mean
+from ..errors import Diagnostic, did_you_mean, words
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
 from ..transforms import TRANSFORMS
 
@@ -78,7 +78,7 @@ def with_data(model: ir.Model, path: str | Path) -> ir.Model:
 
     if model.data is None or model.data.dataset != ir.FILE_DATASET:
         named = f"the dataset '{model.data.dataset}'" if model.data else "no data"
-        raise DataError(f"--data gives the file of a spec whose data statement is `data file {{ ... }}`; "
+        raise DataError(f"Only a spec whose data statement is `data file {{ ... }}` takes a data file; "
                         f"'{model.name}' reads {named}.")
     source = Path(path)
     data = model.data.model_copy(update={"source": str(source), "digest": file_digest(source)})
@@ -100,7 +100,7 @@ def read_source(model: ir.Model) -> Table:
     data = model.data
     if data.dataset == ir.FILE_DATASET:
         if data.source is None:
-            raise DataError(f"'{model.name}' reads its data from a file (`data file`): give it with --data PATH.")
+            raise DataError(f"'{model.name}' reads its data from a file (`data file`): {words('data')}.")
         return read_table(data.source)
     dataset = DATASETS.get(data.dataset)
     if dataset is None:

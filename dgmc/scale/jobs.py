@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import UserError, command_line
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,10 @@ def _start_worker(threads: int, plugins: tuple[str, ...], scalars: Path | None, 
     from ..training import loop
 
     torch.set_num_threads(threads)
-    load_entry_points()
-    for module in plugins:
-        load_module(module)
+    with command_line():  # a worker of `dgmc run --jobs`: its messages name the command line's flags
+        load_entry_points()
+        for module in plugins:
+            load_module(module)
     loop.progress_to(lambda label, done, total: updates.put((label, done)))
     loop.scalars_to(scalars)
 
@@ -115,7 +116,8 @@ def _run(job: Job) -> tuple[Any, list[str]]:
     `JobError` naming the job (exceptions with their own constructors do not unpickle)."""
     lines: list[str] = []
     try:
-        return job.function(*job.args, log=lines.append), lines
+        with command_line():
+            return job.function(*job.args, log=lines.append), lines
     except UserError as error:
         raise JobError(f"{job.label}: {error}") from None
     except Exception:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .. import ir
 from ..datasets import Split, load_split
-from ..errors import UserError
+from ..errors import UserError, words
 from ..files import write_text
 from ..likelihood import exact_nll
 from ..lower import CompiledModel, compile_model
@@ -60,7 +60,7 @@ def device_of(name: str) -> torch.device:
     except RuntimeError:
         raise UserError(f"Unknown device '{name}': use cpu, cuda or cuda:N.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"Device '{name}' was asked for, but this machine has no CUDA GPU: use --device cpu.")
+        raise UserError(f"Device '{name}' was asked for, but this machine has no CUDA GPU: {words('device', 'cpu')}.")
     return device
 
 

@@ -208,12 +208,23 @@ def test_checkpoints_that_are_not_ours_are_refused_without_unpickling(tmp_path: 
         checkpoint.load(foreign, compiled)
     pickled = tmp_path / "object.pt"
     torch.save({"format": checkpoint.FORMAT, "payload": _Payload()}, pickled)
-    with pytest.raises(checkpoint.CheckpointError, match="not a readable dgmc checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="holds objects other than weights"):
         checkpoint.load(pickled, compiled)  # weights_only=True refuses the object
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x80\x04not a checkpoint at all")
     with pytest.raises(checkpoint.CheckpointError, match="not a readable dgmc checkpoint"):
         checkpoint.load(garbage, compiled)
+
+
+@pytest.mark.parametrize("kept", [0.0, 0.5, 0.99])
+def test_a_truncated_checkpoint_says_it_is_truncated(kept: float, tmp_path: Path) -> None:
+    compiled = dgmc.lower.compile_model(dgmc.load(HM))
+    whole = checkpoint.save(tmp_path / "whole.pt", compiled, {}).read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[:int(len(whole) * kept)])
+    with pytest.raises(checkpoint.CheckpointError, match=r"'.*cut\.pt' is not a readable dgmc checkpoint: the "
+                       r"file is truncated or damaged"):
+        checkpoint.load(cut, compiled)
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_wrong_data_dimensions_are_a_clear_error(monkeypatch: pytest.MonkeyPatch
     import numpy as np
 
     _patched_raw(monkeypatch, lambda t: {**t, "waiting": np.hstack([t["waiting"], t["waiting"]])})
-    with pytest.raises(DataError, match=r"'y2' takes 1 values per row, but column 'waiting' of old_faithful give 2"):
+    with pytest.raises(DataError, match=r"'y2' takes 1 values per row, but column 'waiting' of old_faithful gives 2"):
         load_split(dgmc.load(HM))
 
 

@@ -215,8 +215,9 @@ def _shape(model: ir.Model, table: Table, binding: ir.Binding, node: ir.Node, wi
     per = f"{node.size} per step over {steps} steps ({steps * node.size})" if node.timed else str(node.size)
     if node.shape:
         per = f"[{', '.join(map(str, node.shape))}], {node.size}"
+    give = "gives" if len(binding.columns) == 1 else "give"
     _fail(model, binding.span, f"'{node.name}' takes {per} values per row, but {_describe(table, binding)} "
-                               f"give {width}.")
+                               f"{give} {width}.")
 
 
 def _describe(table: Table, binding: ir.Binding) -> str:

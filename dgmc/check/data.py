@@ -11,7 +11,7 @@ from .. import ir
 from .. import syntax as s
 from ..datasets import DATA_OPTIONS, DATASETS, Dataset
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
-from ..transforms import TRANSFORMS
+from ..transforms import FIXES, TRANSFORMS, fix_for
 from .context import Context, scalars, single
 from .nodes import Draft
 
@@ -137,11 +137,9 @@ def _fits(ctx: Context, syntax: s.Binding, binding: ir.Binding, draft: Draft, da
     family = FAMILIES.get(draft.type)
     needs = family.domain if family else NODE_DOMAINS.get(draft.type)
     has = _domain(binding, columns, flags)
-    if needs in ("binary", "onehot", "unit") and has != needs and not (needs == "unit" and has == "binary"):
-        hint = {"binary": "binarize", "onehot": "onehot", "unit": "scale"}[needs]
-        fix = f" Write {draft.name} = {hint}({', '.join(binding.columns)})." if len(binding.columns) == 1 else ""
+    if needs in FIXES and has != needs and not (needs == "unit" and has == "binary"):
         ctx.error(syntax.span, f"'{draft.name}' is {draft.type} and needs values that are {DOMAINS[needs].doc}; the "
-                  f"{where} holds {has} values.{fix}")
+                  f"{where} holds {has} values.{fix_for(draft.name, binding.columns, needs)}")
 
 
 def _domain(binding: ir.Binding, columns: list, flags: tuple[str, ...]) -> str:

@@ -84,6 +84,8 @@ def _front_end_commands(command: Command) -> None:
     check.add_argument("--pedantic", action="store_true", help="also warn about a distillation that is valid but "
                        "likely not meant: a student as large as its teacher, unused lambdas, a divergence that "
                        "passes no gradient, discrete latents under ours with lambda 0")
+    _data_option(check, "also check every binding of a `data file` spec against this file, training nothing "
+                 "(its columns, widths and every value against its node): ")
 
     fmt = command("fmt", _fmt, "Rewrite specs in canonical form (comments kept).")
     fmt.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
@@ -191,10 +193,10 @@ def _finished_commands(command: Command) -> None:
     _device_option(evaluate)
 
 
-def _data_option(command: argparse.ArgumentParser) -> None:
+def _data_option(command: argparse.ArgumentParser, use: str = "the data of a `data file` spec: ") -> None:
     command.add_argument("--data", type=Path, metavar="PATH",
-                         help="the data of a `data file` spec: CSV/TSV with a header, .npy/.npz, or a folder of "
-                              "images with one subfolder per class")
+                         help=use + "CSV/TSV with a header, .npy/.npz, or a folder of images with one subfolder "
+                              "per class")
 
 
 def _device_option(command: argparse.ArgumentParser) -> None:
@@ -260,7 +262,8 @@ def _check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.specs:
         try:
-            model = _load(path)
+            model = _load(path, args.data)
+            rows = _checked_rows(model) if args.data is not None else ""
         except DgmError as error:
             print(error.render(), file=sys.stderr)
             status = 1
@@ -269,7 +272,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"dgmc: error: {error}", file=sys.stderr)
             status = 1
             continue
-        print(f"{'<stdin>' if str(path) == STDIN else path}: ok ({len(model.nodes)} nodes)")
+        print(f"{'<stdin>' if str(path) == STDIN else path}: ok ({len(model.nodes)} nodes{rows})")
         if args.pedantic:
             from .check.pedantic import pedantic
 
@@ -277,6 +280,15 @@ def _check(args: argparse.Namespace) -> int:
             for warning in pedantic(model):
                 print(render(warning, text, name) + "\n", file=sys.stderr)
     return status
+
+
+def _checked_rows(model) -> str:
+    """`; 'data.csv': 218 train and 54 test rows`, once every binding has read its
+    columns from the model's data file, as training would (`load_split`)."""
+    from .datasets import load_split
+
+    split = load_split(model)
+    return f"; '{model.data.source}': {split.rows('train')} train and {split.rows('test')} test rows"
 
 
 def _fmt(args: argparse.Namespace) -> int:

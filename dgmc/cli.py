@@ -86,6 +86,8 @@ def _front_end_commands(command: Command) -> None:
     check.add_argument("--pedantic", action="store_true", help="also warn about a distillation that is valid but "
                        "likely not meant: a student as large as its teacher, unused lambdas, a divergence that "
                        "passes no gradient, discrete latents under ours with lambda 0")
+    _data_option(check, "also check every binding of a `data file` spec against this file, training nothing "
+                 "(its columns, widths and every value against its node): ")
 
     fmt = command("fmt", _fmt, "Rewrite specs in canonical form (comments kept).")
     fmt.add_argument("specs", nargs="+", type=Path, metavar="SPEC",
@@ -193,10 +195,10 @@ def _finished_commands(command: Command) -> None:
     _device_option(evaluate)
 
 
-def _data_option(command: argparse.ArgumentParser) -> None:
+def _data_option(command: argparse.ArgumentParser, use: str = "the data of a `data file` spec: ") -> None:
     command.add_argument("--data", type=Path, metavar="PATH",
-                         help="the data of a `data file` spec: CSV/TSV with a header, .npy/.npz, or a folder of "
-                              "images with one subfolder per class")
+                         help=use + "CSV/TSV with a header, .npy/.npz, or a folder of images with one subfolder "
+                              "per class")
 
 
 def _device_option(command: argparse.ArgumentParser) -> None:
@@ -262,7 +264,8 @@ def _check(args: argparse.Namespace) -> int:
     status = 0
     for path in args.specs:
         try:
-            model = _load(path)
+            model = _load(path, args.data)
+            rows = _checked_rows(model) if args.data is not None else ""
         except DgmError as error:
             print(error.render(), file=sys.stderr)
             status = 1
@@ -271,7 +274,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"dgmc: error: {error}", file=sys.stderr)
             status = 1
             continue
-        print(f"{'<stdin>' if str(path) == STDIN else path}: ok ({len(model.nodes)} nodes)")
+        print(f"{'<stdin>' if str(path) == STDIN else path}: ok ({len(model.nodes)} nodes{rows})")
         if args.pedantic:
             from .check.pedantic import pedantic
 
@@ -279,6 +282,15 @@ def _check(args: argparse.Namespace) -> int:
             for warning in pedantic(model):
                 print(render(warning, text, name) + "\n", file=sys.stderr)
     return status
+
+
+def _checked_rows(model) -> str:
+    """`; 'data.csv': 218 train and 54 test rows`, once every binding has read its
+    columns from the model's data file, as training would (`load_split`)."""
+    from .datasets import load_split
+
+    split = load_split(model)
+    return f"; '{model.data.source}': {split.rows('train')} train and {split.rows('test')} test rows"
 
 
 def _fmt(args: argparse.Namespace) -> int:
@@ -345,11 +357,13 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .run import check_inputs
     from .training import train_teacher
 
     if (status := _torchrun(args)) is not None:
         return status
     model = _load(args.spec, args.data)
+    check_inputs(model, args.device)  # a refused command creates nothing
     _scalars(args, args.out)
     with _writing(args.out):
         result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
@@ -368,12 +382,16 @@ def _train(args: argparse.Namespace) -> int:
 
 def _distill(args: argparse.Namespace) -> int:
     from .distillation import run_distill
+    from .run import check_inputs
     from .training.loop import QUICK_STEPS
 
     if (status := _torchrun(args)) is not None:
         return status
-    model = _recipe(_load(args.spec, args.data), stage=args.stage, revive=args.revive)
-    width = args.width or model.distill.widths[0]
+    model = _recipe(_load(args.spec, args.data), widths=None if args.width is None else [args.width],
+                    seeds=[args.seed], lambdas=None if args.lam is None else [args.lam], stage=args.stage,
+                    revive=args.revive)
+    width = model.distill.widths[0]
+    check_inputs(model, args.device, args.teacher, args.method)  # a refused command creates nothing
     out = args.out or args.teacher.parent
     _scalars(args, out)
     with _writing(out):
@@ -391,22 +409,22 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """The whole job; `run` checks what it reads before it locks and writes the run directory."""
     from .run import DATA_RECORD, bind_recorded, run
 
     model, source = _load_with_source(args.spec, args.data)
     out = args.out or Path("runs") / (model.name + ("-quick" if args.quick else ""))  # smoke tests kept apart
     if args.data is None and (out / DATA_RECORD).is_file():  # resuming: the data file the run recorded
         model = bind_recorded(model, out)
-    model = _recipe(model, lambdas=tuple(args.lambdas) if args.lambdas else None, stage=args.stage,
-                    revive=args.revive)
+    model = _recipe(model, widths=args.widths, methods=args.methods, seeds=args.seeds, lambdas=args.lambdas,
+                    stage=args.stage, revive=args.revive)
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}.")
     from .scale.jobs import Workers
 
     workers = Workers(args.jobs, args.threads, tuple(args.plugin), _scalars(args, out))
-    with locked(out):
-        run(model, source, out, args.widths, args.methods, args.seeds, args.quick, args.device,
-            not args.no_progress, force=args.force, teacher=args.teacher, workers=workers)
+    run(model, source, out, args.quick, args.device, not args.no_progress, force=args.force, teacher=args.teacher,
+        workers=workers)
     return 0
 
 
@@ -420,8 +438,17 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
 
 def _recipe(model, **changes):
     """The model with the distillation settings given on the command line (None: the
-    spec's); a stage outside (0, 1) or a negative revive is refused."""
-    changes = {k: v for k, v in changes.items() if v is not None}
+    spec's; a list: a tuple), each refused where the spec's own would be, before
+    anything is written: a width not above 0, a negative lambda or seed, a stage outside
+    (0, 1), a negative revive."""
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items() if v is not None}
+    if any(width <= 0 for width in changes.get("widths", ())):
+        raise UserError(f"A student's width is a share of the teacher's, so positive, not "
+                        f"{min(changes['widths']):g}.")
+    if any(lam < 0 for lam in changes.get("lambdas", ())):
+        raise UserError(f"lambda weighs the latent terms and must be >= 0, not {min(changes['lambdas']):g}.")
+    if any(seed < 0 for seed in changes.get("seeds", ())):
+        raise UserError(f"A seed must be an integer >= 0, not {min(changes['seeds'])}.")
     if "stage" in changes and not 0 < changes["stage"] < 1:
         raise UserError(f"--stage is the share of the steps spent on local before ours, between 0 and 1 "
                         f"(exclusive), not {changes['stage']:g}.")

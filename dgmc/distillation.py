@@ -154,7 +154,7 @@ def distill(model: ir.Model, teacher: CompiledModel, width: float, method: str, 
     torch.manual_seed(seed)
     recipe = model.distill
     steps = recipe.steps if steps is None else steps
-    split = _split_if_needed(model, method) if split is None else split
+    split = split_for(model, method) if split is None else split
     student = compile_model(model, width).to(teacher._anchor.device)
     if not how.distills:
         train = model.train.model_copy(update={k: getattr(recipe, k) for k in ("steps", "batch", "lr", "weight_decay")})
@@ -233,7 +233,7 @@ def progress_label(method: str, width: float, lam: float | None, seed: int) -> s
     return f"{method} x{width:g}" + ("" if lam is None else f" lambda {lam:g}") + f" seed {seed}"
 
 
-def _split_if_needed(model: ir.Model, method: str) -> Split | None:
+def split_for(model: ir.Model, method: str) -> Split | None:
     """The data, where the method needs any (`methods.needs_data`); `ours` and `local` on
     a model without inputs are data-free: the teacher's checkpoint is all they need."""
     why = needs_data(method, model)

@@ -21,15 +21,15 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from . import ir
-from .datasets import has_data, load_split, with_data
-from .distillation import DISTILLER, collapse, lambdas_of, progress_label, run_distill, student_name
+from .datasets import Split, has_data, load_split, with_data
+from .distillation import DISTILLER, collapse, lambdas_of, progress_label, run_distill, split_for, student_name
 from .errors import RenderError, UserError, words
 from .evaluation import SAMPLES, active_units, measure, setting
-from .files import LOCK_NAME, write_bytes, write_text
+from .files import LOCK_NAME, locked, write_bytes, write_text
 from .frontend import load
 from .likelihood import exact_nll
 from .lower import CompiledModel, compile_model
@@ -42,24 +42,57 @@ from .training import checkpoint, train_teacher
 from .training.loop import QUICK_STEPS, device_of
 
 
-def run(model: ir.Model, source: str, out: Path, widths: Sequence[float] | None = None,
-        methods: Sequence[str] | None = None, seeds: Sequence[int] | None = None, quick: bool = False,
-        device: str = "cpu", progress: bool = True, log=print, force: bool = False,
-        teacher: Path | None = None, workers: Workers | None = None) -> list[dict]:
-    """With `teacher`, a trained teacher's checkpoint, the run distills it rather than
-    training one; a `data file` spec given no data then runs data-free: the methods that
-    need data are skipped (and said so), and so are the metrics on data. With `workers`
-    of more than one process, the students are distilled in that many processes."""
-    widths = tuple(widths or model.distill.widths)
-    methods = tuple(methods or model.distill.methods)
-    seeds = tuple(seeds if seeds is not None else model.distill.seeds)
+def run(model: ir.Model, source: str, out: Path, quick: bool = False, device: str = "cpu", progress: bool = True,
+        log=print, force: bool = False, teacher: Path | None = None, workers: Workers | None = None) -> list[dict]:
+    """Every student of the model's distillation grid (`model.distill`: widths, methods,
+    lambdas, seeds). With `teacher`, a trained teacher's checkpoint, the run distills it
+    rather than training one; a `data file` spec given no data then runs data-free: the
+    methods that need data are skipped (and said so), and so are the metrics on data.
+    With `workers` of more than one process, the students are distilled in that many
+    processes.
+
+    Everything the run reads (the device, the data, the teacher) is checked before its
+    directory is touched, and the directory is locked only then: a refused run creates
+    nothing, and `force` replaces a finished run only once the new one is known to start."""
+    methods = model.distill.methods
+    own = out / "teacher" / "teacher.pt"
     if not has_data(model):
-        model, methods = _without_data(model, teacher or out / "teacher" / "teacher.pt", methods, log)
-    _claim(out, model, source, force, quick if teacher is None else None)  # a given teacher: not this run's
-    _draw(model, out, log)
-    teacher = _teacher(model, out / "teacher", quick, device, progress, log, teacher)
-    grid = [(width, method, lam, seed) for width in widths for method in methods
-            for lam in lambdas_of(model, method) for seed in seeds]
+        model, methods = _without_data(model, teacher or own, methods, log)
+    split, given = check_inputs(model, device, teacher or (own if not has_data(model) else None))
+    record = _data_record(model, split)
+    with locked(out):
+        _claim(out, model, source, record, force, quick if teacher is None else None)  # a given teacher: not ours
+        _draw(model, out, log)
+        if teacher is not None and teacher.resolve() != own.resolve():
+            _copy_teacher(teacher, given, out / "teacher", log)
+        return _make(model, out, methods, quick, device, progress, log, workers)
+
+
+def check_inputs(model: ir.Model, device: str = "cpu", teacher: Path | None = None, method: str | None = None
+                 ) -> tuple[Split | None, dict | None]:
+    """What a command reads, checked before it touches its output directory, so that a
+    refused command creates, replaces and deletes nothing: the device, the data, every
+    value against its node (`load_split`, the split returned), and a given teacher (this
+    spec's: its metadata is returned). The data are needed to train a teacher (no
+    `teacher`), by `method` where it needs them (`methods.needs_data`), and otherwise
+    read where given."""
+    device_of(device)
+    if method is not None:
+        split = split_for(model, method)
+    else:
+        split = load_split(model) if teacher is None or has_data(model) else None
+    if teacher is None:
+        return split, None
+    known = checkpoint.with_recorded_data(teacher, model)
+    return split, checkpoint.load(teacher, compile_model(known))  # refused unless it is this spec's teacher
+
+
+def _make(model: ir.Model, out: Path, methods: tuple[str, ...], quick: bool, device: str, progress: bool, log,
+          workers: Workers | None) -> list[dict]:
+    """The claimed run directory's teacher, students, metrics and evaluation."""
+    teacher = _teacher(model, out / "teacher", quick, device, progress, log)
+    grid = [(width, method, lam, seed) for width in model.distill.widths for method in methods
+            for lam in lambdas_of(model, method) for seed in model.distill.seeds]
     if workers is None or workers.processes == 1:
         students = [_student(model, out, *cell, quick, device, progress, log=log) for cell in grid]
     else:
@@ -123,7 +156,7 @@ def _load(model: ir.Model, path: Path, width: float | None, device: str) -> Comp
     return compiled.eval()
 
 
-def _claim(out: Path, model: ir.Model, source: str, force: bool, quick: bool | None = None) -> None:
+def _claim(out: Path, model: ir.Model, source: str, record: dict, force: bool, quick: bool | None = None) -> None:
     """Write the spec, and the record of its data, into the run directory. A directory
     holding a run of another spec, of the same spec on other data, or a `--quick` run
     when this one is not (or the other way round), is refused, or with `force` emptied
@@ -145,7 +178,7 @@ def _claim(out: Path, model: ir.Model, source: str, force: bool, quick: bool | N
             else:
                 child.unlink()
     write_text(copy, source)
-    write_text(out / DATA_RECORD, json.dumps(_data_record(model), indent=2) + "\n")
+    write_text(out / DATA_RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def _was_quick(out: Path, model: ir.Model) -> bool | None:
@@ -164,11 +197,12 @@ DATA_RECORD = "data.json"
 split (seed, test fraction, classes, rows on each side)."""
 
 
-def _data_record(model: ir.Model) -> dict:
+def _data_record(model: ir.Model, split: Split | None) -> dict:
+    """The record (`DATA_RECORD`) of the model's data, read into `split` (None: a
+    data-free run)."""
     data = model.data
-    if data is None or not has_data(model):  # data-free: the hash of the teacher's data, if known
+    if data is None or split is None:  # data-free: the hash of the teacher's data, if known
         return {"dataset": data.dataset if data else None, "source": None, "digest": data.digest if data else None}
-    split = load_split(model)
     source = str(Path(data.source).resolve()) if data.source else None
     return {"dataset": data.dataset, "source": source, "digest": data.digest, "split_seed": 0,
             "test_fraction": data.test_fraction, "classes": data.classes,
@@ -235,15 +269,18 @@ def _without_data(model: ir.Model, teacher: Path, methods: tuple[str, ...], log)
     return checkpoint.with_recorded_data(teacher, model), tuple(kept)
 
 
-def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: bool, log,
-             given: Path | None = None) -> dict:
+def _copy_teacher(given: Path, meta: dict, out: Path, log) -> None:
+    """A given teacher (checked: `check_inputs`) copied into the run directory, with its
+    metadata, to be reused as the run's own."""
+    weights = out / "teacher.pt"
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes(weights, given.read_bytes())
+    write_text(out / "teacher.json", json.dumps(meta, indent=2) + "\n")
+    log(f"teacher: {given}, copied to {weights}")
+
+
+def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: bool, log) -> dict:
     meta_path, weights = out / "teacher.json", out / "teacher.pt"
-    if given is not None and given.resolve() != weights.resolve():
-        meta = checkpoint.load(given, compile_model(model))  # refused unless it is this spec's teacher
-        out.mkdir(parents=True, exist_ok=True)
-        write_bytes(weights, given.read_bytes())
-        write_text(meta_path, json.dumps(meta, indent=2) + "\n")
-        log(f"teacher: {given}, copied to {weights}")
     if meta_path.is_file() and checkpoint.matches(weights, model):
         log(f"teacher: reusing {weights}")
         metrics = _with_exact(model, weights, json.loads(meta_path.read_text())["metrics"], device)

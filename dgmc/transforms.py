@@ -11,7 +11,7 @@ taken from the training rows), and returns both transformed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,3 +92,18 @@ for _transform in (
                   integers=True),
 ):
     TRANSFORMS.register(_transform.name, _transform, origin="dgmc")
+
+
+FIXES = {"binary": "binarize", "onehot": "onehot", "unit": "scale"}
+"""The transform whose values lie in a domain: the fix of a binding whose values do not."""
+
+
+def fix_for(node: str, columns: Sequence[str], domain: str) -> str:
+    """` Write x = binarize(pixels).`: the binding that brings its columns' values into
+    `domain` ('' where no transform does, or one-hot of several columns), so that the
+    checker (a registered dataset) and the loader (a data file) suggest the same fix."""
+    transform = FIXES.get(domain)
+    if transform is None or (transform == "onehot" and len(columns) > 1):
+        return ""
+    source = columns[0] if len(columns) == 1 else f"[{', '.join(columns)}]"
+    return f" Write {node} = {transform}({source})."

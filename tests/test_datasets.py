@@ -240,7 +240,7 @@ def test_user_mistakes_raise_data_error_naming_node_and_column() -> None:
     bindings = dict(cvae.data.bindings)
     bindings["x"] = bindings["x"].model_copy(update={"columns": ("label",)})
     swapped = cvae.model_copy(update={"data": cvae.data.model_copy(update={"bindings": bindings})})
-    with pytest.raises(DataError, match=r"'x' takes 64 values per row, but column 'label' of digits give 10"):
+    with pytest.raises(DataError, match=r"'x' takes 64 values per row, but column 'label' of digits gives 10"):
         load_split(swapped)
     with pytest.raises(ValueError, match="'train' or 'test'"):
         Split({}, {}, torch.zeros(1), torch.zeros(1)).rows("validation")

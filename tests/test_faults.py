@@ -4,6 +4,7 @@ and keeps the last good weights; the data are checked for non-finite values."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -173,6 +174,89 @@ def test_force_replaces_a_run_of_another_spec(tmp_path: Path, capsys) -> None:
         "student_ours_w0.25_s0.pt", "student_scratch_w0.25_s0.pt"]
 
 
+CSV_SPEC, CSV = ROOT / "examples/faithful_csv.dgm", ROOT / "examples/data/faithful.csv"
+CSV_RUN = ["--quick", "--no-progress", "--methods", "ours", "--seeds", "0"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished quick run of a `data file` spec, which the refused commands must leave alone."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["run", str(CSV_SPEC), "--data", str(CSV), "--out", str(out), *CSV_RUN]) == 0
+    return out
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every path under `folder` with the hash of its bytes ("folder" for a folder)."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            if path.is_file() else "folder" for path in sorted(folder.rglob("*"))}
+
+
+def _bad_inputs(folder: Path) -> dict[str, Path]:
+    """A spec that does not parse, data with a NaN, other (good) data, a truncated teacher."""
+    made = {"spec": folder / "broken.dgm", "nan": folder / "nan.csv", "other": folder / "other.csv",
+            "teacher": folder / "cut.pt"}
+    made["spec"].write_text(CSV_SPEC.read_text().replace("}", "", 1))
+    lines = CSV.read_text().splitlines(keepends=True)
+    made["nan"].write_text("".join([*lines[:5], "nan,79\n", *lines[6:]]))
+    made["other"].write_text(CSV.read_text().replace("79\n", "80\n", 1))
+    made["teacher"].write_bytes(b"PK\x03\x04" + bytes(100))
+    return made
+
+
+_REFUSED = {  # what is wrong: (how the command changes, what it says)
+    "spec": (lambda a, m: [a[0], str(m["spec"]), *a[2:]], "Syntax error in"),
+    "data": (lambda a, m: [*a, "--data", str(m["nan"])], "holds a value that is not finite"),
+    "plugin": (lambda a, m: [*a, "--plugin", "no_such_dgmc_plugin"], "no module named 'no_such_dgmc_plugin'"),
+    "teacher": (lambda a, m: [*a, "--teacher", str(m["teacher"])], "is truncated or damaged"),
+    "stage": (lambda a, m: [*a, "--stage", "2"], "--stage is the share of the steps"),
+    "widths": (lambda a, m: [*a, "--widths", "0"], "width is a share of the teacher's, so positive, not 0"),
+    "lambdas": (lambda a, m: [*a, "--lambdas", "1", "-1"], "lambda weighs the latent terms and must be >= 0, not -1"),
+    "seeds": (lambda a, m: [*a, "--seeds", "-2"], "A seed must be an integer >= 0, not -2"),
+    "device": (lambda a, m: [*a, "--device", "gpu9"], "Unknown device 'gpu9'"),
+}
+
+
+@pytest.mark.parametrize("wrong", list(_REFUSED))
+def test_a_refused_forced_run_leaves_the_finished_run_byte_for_byte(wrong: str, finished: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    """`--force` on other data would replace the finished run; one bad input, checked
+    before the directory is touched, refuses the whole command instead."""
+    made = _bad_inputs(tmp_path)
+    forced = ["run", str(CSV_SPEC), "--out", str(finished), "--force", *CSV_RUN]
+    edit, said = _REFUSED[wrong]
+    args = edit(forced, made)
+    if wrong != "data":
+        args += ["--data", str(made["other"])]
+    before = _snapshot(finished)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert _snapshot(finished) == before
+
+
+def test_a_refused_command_creates_no_output_folder(finished: Path, tmp_path: Path, capsys) -> None:
+    """Bad data refuse run, train and distill before their --out folder exists; so does a
+    method that needs data when none is given."""
+    made = _bad_inputs(tmp_path)
+    teacher = str(finished / "teacher" / "teacher.pt")
+    commands = {
+        "run": ["run", str(CSV_SPEC), *CSV_RUN, "--data", str(made["nan"])],
+        "train": ["train", str(CSV_SPEC), "--quick", "--no-progress", "--data", str(made["nan"])],
+        "distill": ["distill", str(CSV_SPEC), "--teacher", teacher, "--quick", "--no-progress",
+                    "--data", str(made["nan"])],
+        "distill scratch": ["distill", str(CSV_SPEC), "--teacher", teacher, "--method", "scratch", "--quick",
+                            "--no-progress"],
+    }
+    for name, command in commands.items():
+        out = tmp_path / name
+        assert main([*command, "--out", str(out)]) == 1, name
+        err = capsys.readouterr().err
+        assert ("not finite" in err or "give the data file with --data PATH" in err), err
+        assert not out.exists(), f"{name} left {out} behind"
+
+
 def _patched_raw(monkeypatch: pytest.MonkeyPatch, edit) -> None:
     import dgmc.datasets as datasets
 
@@ -185,7 +269,7 @@ def test_wrong_data_dimensions_are_a_clear_error(monkeypatch: pytest.MonkeyPatch
     import numpy as np
 
     _patched_raw(monkeypatch, lambda t: {**t, "waiting": np.hstack([t["waiting"], t["waiting"]])})
-    with pytest.raises(DataError, match=r"'y2' takes 1 values per row, but column 'waiting' of old_faithful give 2"):
+    with pytest.raises(DataError, match=r"'y2' takes 1 values per row, but column 'waiting' of old_faithful gives 2"):
         load_split(dgmc.load(HM))
 
 
@@ -208,12 +292,23 @@ def test_checkpoints_that_are_not_ours_are_refused_without_unpickling(tmp_path: 
         checkpoint.load(foreign, compiled)
     pickled = tmp_path / "object.pt"
     torch.save({"format": checkpoint.FORMAT, "payload": _Payload()}, pickled)
-    with pytest.raises(checkpoint.CheckpointError, match="not a readable dgmc checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="holds objects other than weights"):
         checkpoint.load(pickled, compiled)  # weights_only=True refuses the object
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x80\x04not a checkpoint at all")
     with pytest.raises(checkpoint.CheckpointError, match="not a readable dgmc checkpoint"):
         checkpoint.load(garbage, compiled)
+
+
+@pytest.mark.parametrize("kept", [0.0, 0.5, 0.99])
+def test_a_truncated_checkpoint_says_it_is_truncated(kept: float, tmp_path: Path) -> None:
+    compiled = dgmc.lower.compile_model(dgmc.load(HM))
+    whole = checkpoint.save(tmp_path / "whole.pt", compiled, {}).read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[:int(len(whole) * kept)])
+    with pytest.raises(checkpoint.CheckpointError, match=r"'.*cut\.pt' is not a readable dgmc checkpoint: the "
+                       r"file is truncated or damaged"):
+        checkpoint.load(cut, compiled)
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:

@@ -49,6 +49,22 @@ def test_a_bad_data_file_gives_its_located_error(spec: Path, at_root, tmp_path: 
     assert err == golden.read_text(), f"{golden.name} is out of date (regenerate with --regen-goldens)"
 
 
+@pytest.mark.parametrize("spec", BAD, ids=lambda p: p.stem)
+def test_check_with_data_gives_the_error_training_would(spec: Path, at_root, capsys) -> None:
+    """`dgmc check --data` reads the file as `train` does, and prints the same golden error."""
+    rel = spec.relative_to(ROOT).as_posix()
+    assert main(["check", rel, "--data", rel.replace(".dgm", ".csv")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == spec.with_suffix(".err").read_text()
+
+
+def test_check_with_a_good_data_file_says_ok_with_its_rows(at_root, tmp_path: Path, capsys) -> None:
+    assert main(["check", CSV_SPEC, "--data", CSV]) == 0
+    assert capsys.readouterr().out == f"{CSV_SPEC}: ok (2 nodes; '{CSV}': 218 train and 54 test rows)\n"
+    assert main(["check", "specs/hm.dgm", "--data", CSV]) == 1  # a spec that names its dataset takes no file
+    assert "reads the dataset 'old_faithful'" in capsys.readouterr().err
+
+
 def test_a_csv_drives_a_run_and_the_run_knows_its_data(at_root, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     args = ["run", CSV_SPEC, "--out", str(out), *QUICK, "--methods", "ours", "--seeds", "0"]

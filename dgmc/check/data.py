@@ -11,7 +11,7 @@ from .. import ir
 from .. import syntax as s
 from ..datasets import DATA_OPTIONS, DATASETS, Dataset
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
-from ..transforms import TRANSFORMS
+from ..transforms import FIXES, TRANSFORMS, fix_for
 from .context import Context, scalars, single
 from .nodes import Draft
 
@@ -21,25 +21,36 @@ def check_data(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], time: ir.Ti
     if stmt is None:
         return None
     dataset = DATASETS.get(stmt.dataset.text)
-    if dataset is None:
+    if dataset is None:  # reported, and the rest of the statement checked without its columns
         ctx.unknown("dataset", stmt.dataset, DATASETS)
-        return None
     flags = _flags(ctx, stmt, dataset)
-    options = ctx.keyword_args([a for a in stmt.args if a.key], DATA_OPTIONS, f"The dataset {dataset.name}")
+    options = ctx.keyword_args([a for a in stmt.args if a.key], DATA_OPTIONS, f"The dataset {stmt.dataset.text}")
     bindings = _bindings(ctx, stmt, dataset, drafts, time, flags)
-    named = {binding.node.text for binding in stmt.bindings}  # bound, if to a bad column: reported there
+    _all_bound(ctx, stmt, dataset, drafts)
+    classes = _classes(ctx, options.get("classes"), dataset)
+    test_fraction = _test_fraction(ctx, options.get("test_fraction"))
+    if dataset is None:
+        return None
+    return ir.Data(dataset=dataset.name, flags=flags, classes=classes, test_fraction=test_fraction,
+                   bindings=bindings, span=stmt.span)
+
+
+def _all_bound(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None, drafts: dict[str, Draft]) -> None:
+    """Every observed and input node is bound (to a bad column counts: reported there)."""
+    named = {binding.node.text for binding in stmt.bindings}
+    has = ""  # an unknown dataset's columns are not known
+    if dataset is not None:
+        has = f"; {dataset.name} has {', '.join(dataset.columns)}" if dataset.columns else "; a column of the file"
     for draft in drafts.values():
         if draft.kind in ("observed", "input") and draft.name not in named:
-            has = f"{dataset.name} has {', '.join(dataset.columns)}" if dataset.columns else "a column of the file"
             ctx.error(draft.decl.name.span, f"The {draft.kind} node '{draft.name}' has no data: bind a "
-                      f"column to it in the data block ({draft.name} = ...; {has}).")
-    return ir.Data(
-        dataset=dataset.name, flags=flags, classes=_classes(ctx, options.get("classes"), dataset),
-        test_fraction=_test_fraction(ctx, options.get("test_fraction")), bindings=bindings, span=stmt.span,
-    )
+                      f"column to it in the data block ({draft.name} = ...{has}).")
 
 
-def _flags(ctx: Context, stmt: s.DataStmt, dataset: Dataset) -> tuple[str, ...]:
+def _flags(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None) -> tuple[str, ...]:
+    """The dataset's options given by name; an unknown dataset's are not checked."""
+    if dataset is None:
+        return ()
     flags: list[str] = []
     for arg in stmt.args:
         if arg.key is not None:
@@ -59,8 +70,10 @@ def _flags(ctx: Context, stmt: s.DataStmt, dataset: Dataset) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset, drafts: dict[str, Draft],
+def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None, drafts: dict[str, Draft],
               time: ir.Time | None, flags: tuple[str, ...]) -> dict[str, ir.Binding]:
+    """Each binding's node and transform; its columns and their fit where the dataset's
+    columns are known (a registered dataset, not a file or an unknown one)."""
     bindings: dict[str, ir.Binding] = {}
     for binding in stmt.bindings:
         draft = drafts.get(binding.node.text)
@@ -79,13 +92,13 @@ def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset, drafts: dict[str
         bound = ir.Binding(node=draft.name, columns=tuple(c.text for c in columns), transform=transform[0],
                            args=transform[1], span=binding.span)
         bindings[draft.name] = bound
-        if dataset.name != ir.FILE_DATASET:  # a file's columns are known only when it is read
+        if dataset is not None and dataset.name != ir.FILE_DATASET:  # a file's columns: known when it is read
             _fits(ctx, binding, bound, draft, dataset, time, flags)
     return bindings
 
 
-def _column_exists(ctx: Context, column: s.Name, dataset: Dataset) -> bool:
-    if dataset.name == ir.FILE_DATASET or column.text in dataset.columns:
+def _column_exists(ctx: Context, column: s.Name, dataset: Dataset | None) -> bool:
+    if dataset is None or dataset.name == ir.FILE_DATASET or column.text in dataset.columns:
         return True
     ctx.unknown("column", column, dataset.columns, of=dataset.name)
     return False
@@ -137,11 +150,9 @@ def _fits(ctx: Context, syntax: s.Binding, binding: ir.Binding, draft: Draft, da
     family = FAMILIES.get(draft.type)
     needs = family.domain if family else NODE_DOMAINS.get(draft.type)
     has = _domain(binding, columns, flags)
-    if needs in ("binary", "onehot", "unit") and has != needs and not (needs == "unit" and has == "binary"):
-        hint = {"binary": "binarize", "onehot": "onehot", "unit": "scale"}[needs]
-        fix = f" Write {draft.name} = {hint}({', '.join(binding.columns)})." if len(binding.columns) == 1 else ""
+    if needs in FIXES and has != needs and not (needs == "unit" and has == "binary"):
         ctx.error(syntax.span, f"'{draft.name}' is {draft.type} and needs values that are {DOMAINS[needs].doc}; the "
-                  f"{where} holds {has} values.{fix}")
+                  f"{where} holds {has} values.{fix_for(draft.name, binding.columns, needs)}")
 
 
 def _domain(binding: ir.Binding, columns: list, flags: tuple[str, ...]) -> str:
@@ -156,15 +167,18 @@ def _domain(binding: ir.Binding, columns: list, flags: tuple[str, ...]) -> str:
     return domain
 
 
-def _classes(ctx: Context, arg: s.Arg | None, dataset: Dataset) -> tuple[int, ...] | None:
+def _classes(ctx: Context, arg: s.Arg | None, dataset: Dataset | None) -> tuple[int, ...] | None:
+    """The classes to keep; checked against the `label` column where it is known (not
+    a file's, read later, nor an unknown dataset's)."""
     if arg is None:
         return None
-    label = dataset.columns.get("label")
-    if label is None and dataset.name != ir.FILE_DATASET:  # a file's `label` column is checked when read
+    label = dataset.columns.get("label") if dataset is not None else None
+    if label is None and dataset is not None and dataset.name != ir.FILE_DATASET:
         ctx.error(arg.span, f"{dataset.name} has no classes to choose from.")
         return None
     if isinstance(arg.value, s.ListValue) and not arg.value.items:
-        ctx.error(arg.value.span, f"classes = [] would keep no rows: list the classes of {dataset.name} to keep.")
+        named = dataset.name if dataset is not None else "the dataset"
+        ctx.error(arg.value.span, f"classes = [] would keep no rows: list the classes of {named} to keep.")
         return None
     chosen: list[int] = []
     for item in scalars(arg.value):

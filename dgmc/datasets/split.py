@@ -11,7 +11,7 @@ from .. import ir
 from ..base import Span
 from ..errors import Diagnostic, did_you_mean, words
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
-from ..transforms import TRANSFORMS
+from ..transforms import TRANSFORMS, fix_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,8 +161,10 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
     kept[train_rows] = kept[test_rows] = True
     inside = DOMAINS[domain].contains(everything)
     inside = inside.reshape(table.rows, -1).all(axis=1) | ~kept
+    fix = fix_for(binding.node, binding.columns, domain) if transform is None or \
+        TRANSFORMS[transform].domain != domain else ""
     _check(model, table, binding, everything, inside, f"{node.type} needs values that are {DOMAINS[domain].doc}",
-           per_row=True)
+           per_row=True, fix=fix)
     return train, test
 
 
@@ -215,8 +217,9 @@ def _shape(model: ir.Model, table: Table, binding: ir.Binding, node: ir.Node, wi
     per = f"{node.size} per step over {steps} steps ({steps * node.size})" if node.timed else str(node.size)
     if node.shape:
         per = f"[{', '.join(map(str, node.shape))}], {node.size}"
+    give = "gives" if len(binding.columns) == 1 else "give"
     _fail(model, binding.span, f"'{node.name}' takes {per} values per row, but {_describe(table, binding)} "
-                               f"give {width}.")
+                               f"{give} {width}.")
 
 
 def _describe(table: Table, binding: ir.Binding) -> str:
@@ -226,8 +229,9 @@ def _describe(table: Table, binding: ir.Binding) -> str:
 
 
 def _check(model: ir.Model, table: Table, binding: ir.Binding, values: np.ndarray, inside: np.ndarray,
-           needs: str, per_row: bool = False) -> None:
-    """A located error at the first row whose values are not `inside`."""
+           needs: str, per_row: bool = False, fix: str = "") -> None:
+    """A located error at the first row whose values are not `inside`, then `fix`: the
+    transform that brings them there, as the checker suggests for a registered dataset."""
     import numpy as np
 
     rows_ok = inside if per_row else inside.reshape(len(values), -1).all(axis=1)
@@ -239,7 +243,7 @@ def _check(model: ir.Model, table: Table, binding: ir.Binding, values: np.ndarra
     columns = f"column '{binding.columns[0]}' holds" if len(binding.columns) == 1 else \
         f"columns [{', '.join(binding.columns)}] hold"
     _fail(model, binding.span, f"In {_name(table)}, {table.where(row)}, {columns} [{shown}]: {needs}"
-                               f"{_how_many(int((~rows_ok).sum()))}.")
+                               f"{_how_many(int((~rows_ok).sum()))}.{fix}")
 
 
 def _how_many(rows: int) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,13 @@ def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
         with warnings.catch_warnings():  # torch warns about odd pickles before refusing them
             warnings.simplefilter("ignore", UserWarning)
             payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated, not a torch file, holding objects: torch raises many kinds
-        raise CheckpointError(f"'{path}' is not a readable dgmc checkpoint ({type(error).__name__}).") from None
+    except pickle.UnpicklingError:  # weights_only refuses anything but tensors and plain containers
+        raise CheckpointError(f"'{path}' is not a readable dgmc checkpoint: it is not a torch file, or it holds "
+                              "objects other than weights, which are never unpickled.") from None
+    except Exception:  # cut short or altered: torch raises OSError, RuntimeError, EOFError, KeyError...
+        raise CheckpointError(f"'{path}' is not a readable dgmc checkpoint: the file is truncated or damaged "
+                              "(a copy or a write cut short, or bytes changed); retrain it, or copy it "
+                              "again.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         older = isinstance(payload, dict) and str(payload.get("format", "")).startswith("dgmc-checkpoint/")
         raise CheckpointError(f"'{path}' is a checkpoint of an older dgmc: retrain it." if older

@@ -263,9 +263,16 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
     active = {k[3:-1]: v for k, v in teacher.items() if k.startswith("AU[")}
     if active:
         parts.append(Text("Active units of the teacher (dimensions whose posterior mean varies over the test split, "
-                          "variance > 0.01): " + ", ".join(f"{n} {a}/{teacher[f'dims[{n}]']}"
+                          "variance > 0.01): " + ", ".join(_active(model, n, a, teacher[f"dims[{n}]"])
                                                           for n, a in active.items()) + "."))
     return parts
+
+
+def _active(model: ir.Model, node: str, active: int | None, dims: int) -> str:
+    """One latent's active units, or why it has none to count: its family has no mean."""
+    if active is None:
+        return f"{node} not defined for {model.node(node).type} (its mean has no closed form)"
+    return f"{node} {active}/{dims}"
 
 
 CONTENDERS = ("ours", "staged")

@@ -98,7 +98,8 @@ def rewrite_report(out: Path, model: ir.Model | None = None, rows: list[dict] | 
 def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") -> dict:
     """The sample-based metrics of every model in `rows` (`dgmc.evaluation.measure`),
     and the active units of every model's guide (the teacher's, trained; a scratch
-    student's, trained with the teacher's objective; a distilled student's, distilled):
+    student's, trained with the teacher's objective; a distilled student's, distilled;
+    None where the latent's family has no mean):
     {"features": description or None, "models": {name: {key: value}}}."""
     split = load_split(model) if has_data(model) else None
     teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
@@ -108,9 +109,9 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
     results = measure(where, teacher, students)
     if split is not None and model.of_kind("latent") and OBJECTIVES[model.train.objective].latents:
         for name, compiled in {"teacher": teacher, **students}.items():
-            for node, (active, dims) in active_units(compiled, split).items():
-                results[name][f"AU[{node}]"] = active
-                results[name][f"dims[{node}]"] = dims
+            for node, counts in active_units(compiled, split).items():
+                results[name][f"AU[{node}]"] = None if counts is None else counts[0]
+                results[name][f"dims[{node}]"] = model.node(node).size if counts is None else counts[1]
     described = where.featurizer.description if where.featurizer else None
     rows_used = len(where.data) if where.data is not None else None
     return {"features": described, "references": {"test rows": rows_used, "teacher samples": SAMPLES},

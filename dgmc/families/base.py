@@ -189,8 +189,14 @@ class Family:
         family with a finite support (exact marginals enumerate it); None: not enumerable."""
         return None
 
-    def mean(self, params: Params) -> Tensor:
-        return self.base(params).mean
+    def mean(self, params: Params) -> Tensor | None:
+        """E[value] per dimension, the statistic evaluation reads of a node (a posterior
+        mean, for active units); None where the family has none in closed form (torch
+        raises NotImplementedError for it), which the report then says rather than failing."""
+        try:
+            return self.base(params).mean
+        except NotImplementedError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,9 @@ class ContinuousBernoulli(Family):
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxedBernoulli(Family):
-    """Concrete relaxation of a bit: sigmoid((logits + logistic noise) / temperature)."""
+    """Concrete relaxation of a bit: sigmoid((logits + logistic noise) / temperature). Its
+    mean has no closed form (sigmoid(logits) is the limit as the temperature goes to 0,
+    not the mean), so `mean` is None, as torch has none."""
 
     def fix(self, name, value):
         return ("logits", logit(value)) if name == "probs" else (name, value)
@@ -197,13 +199,11 @@ class RelaxedBernoulli(Family):
                                    device=params["logits"].device)
         return torch.distributions.RelaxedBernoulli(temperature, logits=params["logits"], validate_args=False)
 
-    def mean(self, params):
-        return torch.sigmoid(params["logits"])
-
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxedOneHotCategorical(Family):
-    """Gumbel-softmax: softmax((logits + Gumbel noise) / temperature), a point of the simplex."""
+    """Gumbel-softmax: softmax((logits + Gumbel noise) / temperature), a point of the
+    simplex. Its mean has no closed form either: `mean` is None."""
 
     def noise(self, shape, generator, device):
         return standard_gumbel(shape, generator, device)

@@ -106,9 +106,10 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: d
     teacher = rows[0]
     objective = "-ELBO" if model.of_kind("latent") else "NLL"
     exact = f", exact test NLL {_number(teacher['test_exact_nll'])}" if "test_exact_nll" in teacher else ""
+    skipped = teacher.get("test_exact_nll_skipped")
     intro = (f"Dataset: {model.data.dataset if model.data else '-'}. Teacher: {teacher['parameters']:,} generative "
              f"parameters, test {objective} {_number(teacher['test_objective'])} per example{exact} "
-             f"({teacher['steps']} steps).")
+             f"({teacher['steps']} steps)." + (f" Exact test NLL not computed: {skipped}." if skipped else ""))
     groups = _groups(model, rows)
     sections = [Section("Students", [*_training_table(model, rows, groups, objective), *_heat_map(model, groups)])]
     if results is not None:

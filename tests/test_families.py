@@ -136,6 +136,8 @@ def test_every_family_is_described_and_lowerable() -> None:
         assert family.domain in DOMAINS and family.default_divergence in family.divergences
         assert set(family.constraints) == set(family.params)
         assert set(family.root_only) <= set(family.spec_params)
+        support = family.support(SIZE)
+        assert family.support_size(SIZE) == (None if support is None else len(support)), name
 
 
 NO_MEAN = ("RelaxedBernoulli", "RelaxedOneHotCategorical")

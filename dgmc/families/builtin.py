@@ -216,9 +216,6 @@ class RelaxedOneHotCategorical(Family):
                                    device=params["logits"].device)
         return torch.distributions.RelaxedOneHotCategorical(temperature, logits=params["logits"], validate_args=False)
 
-    def mean(self, params):
-        return torch.softmax(params["logits"], dim=-1)
-
 
 # -- discrete ------------------------------------------------------------------------------
 
@@ -237,6 +234,9 @@ class Bernoulli(Family):
     def base(self, params):
         return torch.distributions.Bernoulli(logits=params["logits"], validate_args=False)
 
+    def support_size(self, size):
+        return 2 ** size
+
     def support(self, size):
         """Every binary vector of `size` bits (2**size of them)."""
         codes = torch.arange(2 ** size)
@@ -254,6 +254,9 @@ class Categorical(Family):
 
     def base(self, params):
         return torch.distributions.OneHotCategorical(logits=params["logits"], validate_args=False)
+
+    def support_size(self, size):
+        return size
 
     def support(self, size):
         """The `size` one-hot vectors."""

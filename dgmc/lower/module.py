@@ -16,6 +16,7 @@ tested against (`interpret = True` runs it instead).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 
 import torch
@@ -100,21 +101,64 @@ class CompiledModel(nn.Module):
         if step.role == "compute":
             kind = NETWORKS[step.net.name]
             if kind.recurrent:
-                in_dim = self._input_size(step) - self.sizes[step.node]
-                self.nets[step.key] = kind.build(step.net, in_dim, step.size)
+                self.nets[step.key] = kind.build(step.net, self._cell_input_size(step), step.size)
             else:
                 self.nets[step.key] = kind.make(step.net, self._input_shapes(step), (step.size,))
+            self._dry_run(step, (step.size,))
             return
         computed = step.family.raw_size(step.size, step.spec.computed)
         if step.parents and computed:
             out = output_shape(self.ir.node(step.node).dims, computed)
             self.nets[step.key] = NETWORKS[step.net.name].make(step.net, self._input_shapes(step), out)
+            self._dry_run(step, out)
         learned = step.family.raw_size(step.size, step.spec.learned)
         if learned:
             self.free[step.key] = nn.Parameter(torch.zeros(learned))
 
     def _input_size(self, step: Step) -> int:
         return sum(self.sizes[name] for name, _ in step.parents)
+
+    def _cell_input_size(self, step: Step) -> int:
+        """A recurrent cell's input: its parents but its own previous state."""
+        return self._input_size(step) - self.sizes[step.node]
+
+    def _dry_run(self, step: Step, out: Shape) -> None:
+        """Run the step's new network once on zeros (two rows, eval mode: no dropout draw
+        and no batch statistics touched) and refuse an output that is not the flat `out`
+        the node needs: a column short would otherwise broadcast against the node's other
+        parameters and train silently, and one too many fail deep in generated code.
+        Checked once, here, so no training step pays for it."""
+        net, rows = self.nets[step.key], 2
+        training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                got = _shape_of(self._probe(step, net, rows))
+        finally:
+            net.train(training)
+        if got != (rows, math.prod(out)):
+            raise ShapeError(self._wrong_output(step, got, out))
+
+    def _probe(self, step: Step, net: nn.Module, rows: int) -> object:
+        """The network's output on zero inputs, fed as the passes feed it (a recurrent
+        cell one step from a zero state, an empty input as one zero column)."""
+        kind = NETWORKS[step.net.name]
+        if kind.recurrent:
+            inputs = torch.zeros(rows, self._cell_input_size(step) or 1)
+            return kind.step(net, inputs, torch.zeros(rows, step.size), None)[0]
+        return net(torch.zeros(rows, sum(math.prod(shape) for shape in self._input_shapes(step))))
+
+    def _wrong_output(self, step: Step, got: tuple[int, ...] | str, out: Shape) -> str:
+        """Names the node, the network and both shapes, where the spec writes the network."""
+        node = self.ir.node(step.node)
+        role = "guide network" if step.key.startswith("q_") else "network"
+        student = "" if self.width is None else f", the student of width {self.width:g}"
+        shown = got if isinstance(got, str) else f"[batch, {', '.join(map(str, got[1:]))}]"
+        image = f" (the image [{', '.join(map(str, out))}] flattened)" if len(out) > 1 else ""
+        what = f"its parameters {', '.join(step.spec.computed)}" if step.family is not None else "its value"
+        return (f"The {role} {step.net.label()} of '{node.name}' (line {step.net.span.line}{student}) returns "
+                f"{shown}, but '{node.name}' : {node.type_label(step.size)} needs [batch, {math.prod(out)}]{image} "
+                f"for {what}.")
 
     def _input_shapes(self, step: Step) -> tuple[Shape, ...]:
         """The parents' shapes, in the order their values are concatenated (a student's
@@ -338,6 +382,11 @@ def _namespace() -> dict[str, object]:
     return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
             "kl_standard_normal": generate_losses.kl_standard_normal, "bernoulli_nll": generate_losses.bernoulli_nll,
             "kl_per_row": generate_losses.kl_per_row, "divergence_form": divergence_form}
+
+
+def _shape_of(output: object) -> tuple[int, ...] | str:
+    """A network output's shape, or what it is when it is not a tensor."""
+    return tuple(output.shape) if isinstance(output, Tensor) else f"a {type(output).__name__}, not a tensor"
 
 
 def _batch(*sources: Mapping[str, Tensor]) -> int:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from .. import ir
+from .. import ir, order
 from ..families import Family, Params
 from ..losses.divergences import divergence_form
 from ..losses.terms import guide_fed, guide_terms
@@ -68,6 +68,8 @@ class CompiledModel(nn.Module):
         self.free = nn.ParameterDict()
         self.inits = nn.ParameterDict()
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+        self.guide_states: set[str] = order.guide_states(model)
+        """Deterministic nodes only guides read (`order.guide_side`): their parameters are the guide's."""
         every = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
         for step in every:
             self._build(step)
@@ -86,11 +88,15 @@ class CompiledModel(nn.Module):
         nothing later parses parameter names: `nets.q_z1.0.weight` -> ("z1", "guide network").
         A name is looked up by its first two parts (a container and a key without dots)."""
         steps = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
-        where = {f"nets.{s.key}": (s.node, "guide network" if s.key.startswith("q_") else "network") for s in steps}
+        where = {f"nets.{s.key}": (s.node, "guide network" if self._guide_step(s) else "network") for s in steps}
         where.update((f"free.{s.key}", (s.node, "free parameters")) for s in steps)
         where.update((f"inits.{name}", (name, "learned initial value")) for name in self.inits)
         where.update((f"free.p_{drawn}", (name, "initial distribution")) for name, drawn in self.initial_names.items())
         return {name: where[".".join(name.split(".", 2)[:2])] for name, _ in self.named_parameters()}
+
+    def _guide_step(self, step: Step) -> bool:
+        """A step whose network is the guide's: a latent's guide, or a state only guides read."""
+        return step.key.startswith("q_") or step.node in self.guide_states
 
     def _build(self, step: Step) -> None:
         """The step's network (its computed parameters, or a deterministic state) and its
@@ -151,7 +157,7 @@ class CompiledModel(nn.Module):
     def _wrong_output(self, step: Step, got: tuple[int, ...] | str, out: Shape) -> str:
         """Names the node, the network and both shapes, where the spec writes the network."""
         node = self.ir.node(step.node)
-        role = "guide network" if step.key.startswith("q_") else "network"
+        role = "guide network" if self._guide_step(step) else "network"
         student = "" if self.width is None else f", the student of width {self.width:g}"
         shown = got if isinstance(got, str) else f"[batch, {', '.join(map(str, got[1:]))}]"
         image = f" (the image [{', '.join(map(str, out))}] flattened)" if len(out) > 1 else ""
@@ -265,16 +271,21 @@ class CompiledModel(nn.Module):
         """Per node: parameters of its conditional (`model`) and of its guide (`guide`)."""
         counts = {node.name: {"model": 0, "guide": 0} for node in self.ir.nodes}
         for name, parameter in self.named_parameters():
-            node, role = self.owners[name]
-            counts[node]["guide" if role == "guide network" else "model"] += parameter.numel()
+            counts[self.owners[name][0]]["guide" if self._in_guide(name) else "model"] += parameter.numel()
         return counts
+
+    def _in_guide(self, name: str) -> bool:
+        """Whether parameter `name` is the guide's: a guide network's, or any of a state
+        only guides read (its network, its learned initial value)."""
+        node, role = self.owners[name]
+        return role == "guide network" or node in self.guide_states
 
     def generative_parameters(self) -> list[nn.Parameter]:
         """Everything but the guide: what distillation trains."""
-        return [p for name, p in self.named_parameters() if not name.startswith("nets.q_")]
+        return [p for name, p in self.named_parameters() if not self._in_guide(name)]
 
     def guide_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if name.startswith("nets.q_")]
+        return [p for name, p in self.named_parameters() if self._in_guide(name)]
 
     # -- execution ----------------------------------------------------------------------
 

@@ -132,19 +132,23 @@ def columns(setting: Setting) -> list[str]:
 
 
 def active_units(compiled: CompiledModel, split: Split, guide: CompiledModel | None = None
-                 ) -> dict[str, tuple[int, int]]:
+                 ) -> dict[str, tuple[int, int] | None]:
     """Per static latent node: (active dimensions, dimensions) under `guide`'s inference
     (default the model's own) on the test split. A layer with no active unit has
-    collapsed: its posterior ignores the data."""
+    collapsed: its posterior ignores the data. None for a node whose family has no mean
+    (`Family.mean`): its active units are not defined, and the report says so."""
     guide = guide or compiled
     data = {k: v.to(compiled._anchor.device) for k, v in split.test.items()}
     with torch.no_grad():
         q = guide.infer(data, generator=torch.Generator().manual_seed(SAMPLE_SEED))
-    out = {}
+    out: dict[str, tuple[int, int] | None] = {}
     for node in compiled.ir.of_kind("latent"):
         if node.timed:
             continue
-        mean = guide.distribution(node.name, q.params[node.name]).mean
+        mean = guide.families[node.name].mean(q.params[node.name])
+        if mean is None:
+            out[node.name] = None
+            continue
         variance = mean.reshape(len(mean), -1).double().var(0)
         out[node.name] = (int((variance > ACTIVE).sum()), int(variance.numel()))
     return out

@@ -8,7 +8,7 @@ model unrolled over time is acyclic exactly when its same-step graph is.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
@@ -99,6 +99,28 @@ def ancestors_of(graph: nx.MultiDiGraph, targets: Iterable[str]) -> set[str]:
                 seen.add(parent)
                 queue.append(parent)
     return seen
+
+
+def guide_side(kinds: Mapping[str, str], model_edges: Iterable[Edge], guide_edges: Iterable[Edge]) -> set[str]:
+    """The deterministic nodes that belong to the guide: read, directly or through other
+    such nodes, by some guide conditional and by no generative one (a feature extractor
+    `x -> r` that only `guide { r -> z }` reads). Nothing observed depends on them, yet
+    the guide's objective trains them, so they are counted, trained and distilled with
+    the guide; a state that any generative node reads stays generative."""
+    model_edges = list(model_edges)
+    side = {name for name, kind in kinds.items() if kind == "deterministic"}
+    while True:  # drop every state a node outside the set reads, until none is left to drop
+        read_outside = {parent for parent, child, _ in model_edges if parent in side and child not in side}
+        if not read_outside:
+            break
+        side -= read_outside
+    within = build(side, [(p, c, lag) for p, c, lag in model_edges if p in side and c in side])
+    return ancestors_of(within, {parent for parent, _, _ in guide_edges if parent in side})
+
+
+def guide_states(model: Model) -> set[str]:
+    """`guide_side` of a checked model."""
+    return guide_side({n.name: n.kind for n in model.nodes}, model_edges(model), model_edges(model, guide=True))
 
 
 def lint(model: Model) -> None:

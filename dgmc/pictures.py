@@ -58,8 +58,12 @@ class _Job:
         inputs = {k: v.to(device) for k, v in {**inputs, **(override or {})}.items()}
         return self.compiled.sample(len(rows), inputs, self.generator)
 
-    def mean(self, node: str, trace: Trace) -> np.ndarray:
-        return self.compiled.distribution(node, trace.params[node]).mean.float().cpu().numpy()
+    def mean(self, node: str, trace: Trace) -> tuple[np.ndarray, str]:
+        """The node's mean from its family entry (`Family.mean`), or, for a family without
+        one, the sampled values; and which of the two it is ("mean" or "sample")."""
+        mean = self.compiled.families[node].mean(trace.params[node])
+        shown, word = (trace.values[node], "sample") if mean is None else (mean, "mean")
+        return shown.float().cpu().numpy(), word
 
     def labels(self) -> torch.Tensor | None:
         """The test rows' classes: the label column, or the bound label node's argmax."""
@@ -145,13 +149,14 @@ def _from_inputs(job: _Job, node: str) -> bool:
 
 def _images(job: _Job, node: str, shape: tuple[int, int, int]) -> Figure:
     """Model means (the expected image, which shows what the model learned better than noisy
-    binary draws) next to real test images; one row per class for a label-conditioned model."""
+    binary draws; samples for a family without a mean) next to real test images; one row
+    per class for a label-conditioned model."""
     real, labels = job.split.test[node].reshape(len(job.split.test[node]), -1), job.labels()
     per_row = max(1, math.isqrt(job.samples))
     label_input = next((n for n in job.compiled.ir.of_kind("input") if job.columns.get(n.name) == LABEL_COLUMN), None)
     if label_input is None or labels is None:
         rows = torch.arange(job.samples) % len(real)
-        model, shown, row_names = job.mean(node, job.sample(rows)), real[rows[: len(real)]].numpy(), None
+        (model, word), shown, row_names = job.mean(node, job.sample(rows)), real[rows[: len(real)]].numpy(), None
     else:
         classes = job.compiled.ir.data.classes or range(label_input.size)
         model_rows, real_rows = [], []
@@ -159,7 +164,8 @@ def _images(job: _Job, node: str, shape: tuple[int, int, int]) -> Figure:
             rows = (labels == c).nonzero().flatten()[:per_row]
             pick = rows[torch.arange(per_row) % len(rows)] if len(rows) else torch.zeros(per_row, dtype=torch.long)
             onehot = torch.zeros(per_row, label_input.size).index_fill_(1, torch.tensor([c]), 1.0)
-            model_rows.append(job.mean(node, job.sample(pick, {label_input.name: onehot})))
+            tiles, word = job.mean(node, job.sample(pick, {label_input.name: onehot}))
+            model_rows.append(tiles)
             real_rows.append(np.full((per_row, real.shape[1]), np.nan, dtype=np.float32))
             real_rows[-1][: len(rows)] = real[rows].numpy()
         model, shown, row_names = np.concatenate(model_rows), np.concatenate(real_rows), [str(c) for c in classes]
@@ -167,7 +173,7 @@ def _images(job: _Job, node: str, shape: tuple[int, int, int]) -> Figure:
     aspect = math.ceil(len(model) / per_row) / per_row  # grid rows per grid column
     fig = Figure(figsize=(10, min(max(4.4 * aspect + 1.2, 3.0), 12.0)), layout="constrained")
     parents = ", ".join(p.name for p in job.compiled.ir.node(node).parents)
-    what = f"mean of p({node} | {parents})" if parents else f"mean of p({node})"
+    what = f"{word} of p({node} | {parents})" if parents else f"{word} of p({node})"
     panels = (model, f"model: {what}"), (shown, "real test images")
     for ax, (tiles, title) in zip(fig.subplots(1, 2), panels, strict=True):
         _mosaic(ax, _tiles(tiles, shape), per_row, low, high)
@@ -234,7 +240,8 @@ def _sequences(job: _Job, node: str) -> Figure:
     rows = torch.arange(SEQUENCES) % job.split.rows("test")
     trace = job.sample(rows)
     drawn = trace.values[node].float().cpu().reshape(len(rows), -1).numpy()
-    mean = job.mean(node, trace).reshape(len(rows), -1)
+    mean, word = job.mean(node, trace)
+    mean = mean.reshape(len(rows), -1)
     real, labels = job.split.test[node][rows].reshape(len(rows), -1).numpy(), job.labels()
     size = job.compiled.ir.node(node).size
     fig = Figure(figsize=(3.2 * SEQUENCES, 5.6), layout="constrained")
@@ -242,7 +249,7 @@ def _sequences(job: _Job, node: str) -> Figure:
     steps = np.arange(drawn.shape[1])
     for i in range(SEQUENCES):
         axes[0, i].plot(steps, drawn[i], ".", color=MODEL, alpha=0.6, label="sampled value")
-        axes[0, i].plot(steps, mean[i], "-", color="tab:red", label="mean")
+        axes[0, i].plot(steps, mean[i], "-", color="tab:red", label=word)
         axes[0, i].set_title(f"model sample {i + 1}")
         axes[1, i].plot(steps, real[i], "-", color=TEST, label="test data")
         label = f" (label {int(labels[rows[i]])})" if labels is not None else ""
@@ -260,7 +267,7 @@ def _confusion(job: _Job, node: str) -> Figure:
     """The prediction (argmax of the node's probabilities given the test inputs) against the
     true class: row-normalized colours, counts written in, accuracy in the title."""
     n = job.split.rows("test")
-    probs = job.mean(node, job.sample(torch.arange(n)))
+    probs = job.mean(node, job.sample(torch.arange(n)))[0]
     true, pred = job.split.test[node].argmax(-1).numpy(), probs.argmax(-1)
     k = probs.shape[-1]
     counts = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)

@@ -106,9 +106,10 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: d
     teacher = rows[0]
     objective = "-ELBO" if model.of_kind("latent") else "NLL"
     exact = f", exact test NLL {_number(teacher['test_exact_nll'])}" if "test_exact_nll" in teacher else ""
+    skipped = teacher.get("test_exact_nll_skipped")
     intro = (f"Dataset: {model.data.dataset if model.data else '-'}. Teacher: {teacher['parameters']:,} generative "
              f"parameters, test {objective} {_number(teacher['test_objective'])} per example{exact} "
-             f"({teacher['steps']} steps).")
+             f"({teacher['steps']} steps)." + (f" Exact test NLL not computed: {skipped}." if skipped else ""))
     groups = _groups(model, rows)
     sections = [Section("Students", [*_training_table(model, rows, groups, objective), *_heat_map(model, groups)])]
     if results is not None:
@@ -263,9 +264,16 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
     active = {k[3:-1]: v for k, v in teacher.items() if k.startswith("AU[")}
     if active:
         parts.append(Text("Active units of the teacher (dimensions whose posterior mean varies over the test split, "
-                          "variance > 0.01): " + ", ".join(f"{n} {a}/{teacher[f'dims[{n}]']}"
+                          "variance > 0.01): " + ", ".join(_active(model, n, a, teacher[f"dims[{n}]"])
                                                           for n, a in active.items()) + "."))
     return parts
+
+
+def _active(model: ir.Model, node: str, active: int | None, dims: int) -> str:
+    """One latent's active units, or why it has none to count: its family has no mean."""
+    if active is None:
+        return f"{node} not defined for {model.node(node).type} (its mean has no closed form)"
+    return f"{node} {active}/{dims}"
 
 
 CONTENDERS = ("ours", "staged")

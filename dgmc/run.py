@@ -31,7 +31,7 @@ from .errors import RenderError, UserError, words
 from .evaluation import SAMPLES, active_units, measure, setting
 from .files import LOCK_NAME, locked, write_bytes, write_text
 from .frontend import load
-from .likelihood import exact_nll
+from .likelihood import exact_metrics
 from .lower import CompiledModel, compile_model
 from .methods import needs_data
 from .objectives import OBJECTIVES
@@ -131,7 +131,8 @@ def rewrite_report(out: Path, model: ir.Model | None = None, rows: list[dict] | 
 def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") -> dict:
     """The sample-based metrics of every model in `rows` (`dgmc.evaluation.measure`),
     and the active units of every model's guide (the teacher's, trained; a scratch
-    student's, trained with the teacher's objective; a distilled student's, distilled):
+    student's, trained with the teacher's objective; a distilled student's, distilled;
+    None where the latent's family has no mean):
     {"features": description or None, "models": {name: {key: value}}}."""
     split = load_split(model) if has_data(model) else None
     teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
@@ -141,9 +142,9 @@ def evaluate(model: ir.Model, out: Path, rows: list[dict], device: str = "cpu") 
     results = measure(where, teacher, students)
     if split is not None and model.of_kind("latent") and OBJECTIVES[model.train.objective].latents:
         for name, compiled in {"teacher": teacher, **students}.items():
-            for node, (active, dims) in active_units(compiled, split).items():
-                results[name][f"AU[{node}]"] = active
-                results[name][f"dims[{node}]"] = dims
+            for node, counts in active_units(compiled, split).items():
+                results[name][f"AU[{node}]"] = None if counts is None else counts[0]
+                results[name][f"dims[{node}]"] = model.node(node).size if counts is None else counts[1]
     described = where.featurizer.description if where.featurizer else None
     rows_used = len(where.data) if where.data is not None else None
     return {"features": described, "references": {"test rows": rows_used, "teacher samples": SAMPLES},
@@ -294,10 +295,9 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
 def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> dict:
     """A reused teacher's metrics with its exact test NLL where it applies, for a teacher
     trained before dgmc computed it (`dgmc.likelihood`)."""
-    if "test_exact_nll" in metrics or not has_data(model):
+    if "test_exact_nll" in metrics or "test_exact_nll_skipped" in metrics or not has_data(model):
         return metrics
-    exact = exact_nll(_load(model, weights, None, device), load_split(model).test)
-    return metrics if exact is None else {**metrics, "test_exact_nll": exact}
+    return {**metrics, **exact_metrics(_load(model, weights, None, device), load_split(model).test)}
 
 
 def _with_collapse(model: ir.Model, out: Path, name: str, width: float, metrics: dict, device: str) -> dict:

@@ -136,3 +136,22 @@ def test_every_family_is_described_and_lowerable() -> None:
         assert family.domain in DOMAINS and family.default_divergence in family.divergences
         assert set(family.constraints) == set(family.params)
         assert set(family.root_only) <= set(family.spec_params)
+        support = family.support(SIZE)
+        assert family.support_size(SIZE) == (None if support is None else len(support)), name
+
+
+NO_MEAN = ("RelaxedBernoulli", "RelaxedOneHotCategorical")
+"""The families whose mean has no closed form: evaluation reports their active units as not defined."""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_family_mean_is_the_average_of_its_samples_or_none(name: str) -> None:
+    family = FAMILIES[name]
+    params = typical(family, 9)
+    mean = family.mean(params)
+    if name in NO_MEAN:
+        assert mean is None
+        return
+    ours, _ = draws(family, params, 10)
+    error = ours.std(0) / N ** 0.5
+    assert mean.shape == (1, SIZE) and ((mean[0] - ours.mean(0)).abs() < 5 * error + 1e-9).all(), (mean, ours.mean(0))

@@ -76,3 +76,47 @@ def test_the_elbo_of_saturated_bernoulli_logits_is_finite() -> None:
     assert torch.isinf(torch_kl).all()
     kl = kl_per_row(compiled, "z2", q, p)
     assert kl.shape == (3,) and torch.allclose(kl, torch.full((3,), 2 * 18.0), rtol=1e-5)
+
+
+FEATURES = """model features {
+  data digits(binarize) { x = pixels }
+  latent z : Normal[4](loc = 0, scale = 1)
+  observed x : Bernoulli[64]
+  deterministic r : Real[16]
+  z -> x via mlp(16)
+  x -> r via mlp(16)  # a feature extractor that only the guide reads
+  guide { r -> z via mlp(8) }
+  train elbo(steps = 20)
+  distill(width = 0.5, steps = 5, seed = 0, method = ours)
+}
+"""
+
+
+def test_a_state_only_the_guide_reads_is_the_guides_not_warned_counted_and_distilled_with_it() -> None:
+    model, diagnostics = dgmc.check_text(FEATURES)
+    assert not [d.message for d in diagnostics if "'r'" in d.message]  # "cannot be learned from data" no more
+    teacher = dgmc.compile(model)
+    assert {teacher.owners[name] for name in teacher.owners if name.startswith("nets.p_r.")} == {("r", "guide network")}
+    r_params = {id(p) for p in teacher.nets["p_r"].parameters()}
+    assert r_params <= {id(p) for p in teacher.guide_parameters()}
+    assert not r_params & {id(p) for p in teacher.generative_parameters()}
+    assert teacher.parameter_counts()["r"] == {"model": 0, "guide": 64 * 16 + 16 + 16 * 16 + 16}
+    torch.manual_seed(0)
+    initial = dgmc.compile(model, 0.5).nets["p_r"].state_dict()  # as distill builds the student (its seed)
+    student, history = distill(model, teacher, 0.5, "ours", seed=0, steps=5, progress=False)
+    assert "guide[z]" in history
+    moved = [not torch.equal(value, student.nets["p_r"].state_dict()[key]) for key, value in initial.items()]
+    assert all(moved)  # distilled with the guide, no longer held with the generative networks
+
+
+def test_a_state_the_model_reads_stays_generative_whoever_else_reads_it() -> None:
+    vrnn = dgmc.load(ROOT / "specs/vrnn.dgm")  # h is read by z, x and the guide of z
+    assert dgmc.order.guide_states(vrnn) == set()
+    compiled = dgmc.compile(vrnn)
+    assert {compiled.owners[name] for name in compiled.owners if name.startswith("nets.p_h.")} == {("h", "network")}
+    edges = [("x", "r1", 0), ("r1", "r2", 0), ("r1", "s", 0), ("s", "y", 0)]
+    kinds = {"x": "observed", "r1": "deterministic", "r2": "deterministic", "s": "deterministic", "y": "observed",
+             "z": "latent"}
+    assert dgmc.order.guide_side(kinds, edges, [("r2", "z", 0)]) == {"r2"}  # r1 feeds s, which y reads
+    assert dgmc.order.guide_side(kinds, edges[:2], [("r2", "z", 0)]) == {"r1", "r2"}  # through another state
+    assert dgmc.order.guide_side(kinds, edges[:2], []) == set()  # read by nothing: not the guide's either

@@ -3,14 +3,16 @@ computed by hand, the ELBO below it on average, and models it does not apply to.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 import dgmc
+from dgmc.cli import main
 from dgmc.datasets import load_split
-from dgmc.likelihood import enumerable, exact_log_likelihood
+from dgmc.likelihood import MAX_JOINT, enumerable, exact_log_likelihood
 from dgmc.objectives import _elbo_parts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +54,33 @@ def test_models_without_an_enumerable_posterior_are_refused() -> None:
         assert not enumerable(compiled)
         with pytest.raises(dgmc.UserError, match="no exact log-likelihood"):
             exact_log_likelihood(compiled, {})
+
+
+SBN = """model sbn {
+  data old_faithful(standardize) { y1 = eruptions, y2 = waiting }
+  latent z : Bernoulli[40]
+  observed y1 : Normal[1](scale = 0.5)
+  observed y2 : Normal[1](scale = 0.5)
+  z -> y1 via mlp(8)
+  z -> y2 via mlp(8)
+  guide { y1, y2 -> z via mlp(8) }
+  train wake_sleep(steps = 2, batch = 32)
+  distill(width = 0.5, seed = 0, method = ours, steps = 2)
+}
+"""
+
+
+def test_a_40_bit_layer_is_counted_not_enumerated_and_the_run_says_so(tmp_path: Path) -> None:
+    """2**40 joint values: the exact NLL is skipped with a note in the metrics and the
+    report, never built (it once allocated 8 TB after training)."""
+    spec = tmp_path / "sbn.dgm"
+    spec.write_text(SBN)
+    assert main(["run", str(spec), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    note = f"its latents take {2 ** 40:,} joint values, more than the {MAX_JOINT:,} that are enumerated"
+    assert [row.get("test_exact_nll_skipped") for row in rows] == [note, note]
+    assert not any("test_exact_nll" in row for row in rows)
+    assert f"Exact test NLL not computed: {note}." in (tmp_path / "run" / "report.md").read_text()
+    compiled = dgmc.compile(dgmc.loads(SBN))
+    with pytest.raises(dgmc.UserError, match=f"; {note}"):
+        exact_log_likelihood(compiled, {})

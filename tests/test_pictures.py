@@ -109,3 +109,18 @@ def test_loss_curves(history: dict[str, list[float]], tmp_path: Path) -> None:
     assert path == tmp_path / "deep" / "loss.png"
     assert_picture(path)
     assert [p.name for p in path.parent.iterdir()] == ["loss.png"]
+
+
+def test_a_family_without_a_mean_is_pictured_by_its_samples(tmp_path: Path) -> None:
+    """RelaxedBernoulli has no mean (`Family.mean` is None): its images show samples."""
+    model = dgmc.loads("""model relaxed_x {
+  data digits(scale) { x = pixels }
+  latent z : Normal[2](loc = 0, scale = 1)
+  observed x : RelaxedBernoulli[64]
+  z -> x via mlp(8)
+}""")
+    torch.manual_seed(0)
+    written = write_pictures(compile_model(model), load_split(model), tmp_path,
+                             generator=torch.Generator().manual_seed(0))
+    assert [path.name for path in written] == ["teacher_samples_x.png"]
+    assert_picture(written[0])

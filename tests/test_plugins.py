@@ -202,3 +202,91 @@ def test_a_family_registered_from_python_trains_and_distills() -> None:
         assert all(math.isfinite(v) for v in distilled["loss"])
     finally:
         FAMILIES.unregister("HalfNormal")
+
+
+def build_off(net: dgmc.ir.Network, in_dim: int, out_dim: int) -> torch.nn.Module:
+    """A plugin's network that gets its output width wrong by `extra` columns."""
+    return torch.nn.Linear(in_dim, out_dim + int(net.options["extra"]))
+
+
+@pytest.fixture
+def off_network():
+    """A flat network kind whose output is `extra` columns off, for one test."""
+    kind = dgmc.NetworkKind("off", build_off, options=(dgmc.Option("extra", "int", 0),), doc="for a test")
+    dgmc.register_network(kind)
+    yield kind
+    NETWORKS.unregister("off")
+
+
+OFF = """model m {
+  latent z : Normal[2]
+  observed x : Normal[3]
+  z -> x via MODEL
+  guide { x -> z via GUIDE }
+}
+"""
+
+
+@pytest.mark.parametrize(("extra", "where", "message"), [
+    (-1, "model", r"The network off\(extra=-1\) of 'x' \(line 4\) returns \[batch, 5\], but 'x' : Normal\[3\] "
+                  r"needs \[batch, 6\] for its parameters loc, scale\."),
+    (1, "model", r"The network off\(extra=1\) of 'x' \(line 4\) returns \[batch, 7\], but 'x' : Normal\[3\] "
+                 r"needs \[batch, 6\]"),
+    (-1, "guide", r"The guide network off\(extra=-1\) of 'z' \(line 5\) returns \[batch, 3\], but 'z' : "
+                  r"Normal\[2\] needs \[batch, 4\] for its parameters loc, scale\."),
+    (1, "guide", r"The guide network off\(extra=1\) of 'z' \(line 5\) returns \[batch, 5\], but 'z' : "
+                 r"Normal\[2\] needs \[batch, 4\]"),
+])
+def test_a_plugin_network_of_the_wrong_width_is_refused_when_compiled(off_network, extra: int, where: str,
+                                                                      message: str) -> None:
+    """A column short once broadcast against the node's parameters and trained silently;
+    one too many failed to unpack inside generated code."""
+    spec = OFF.replace("MODEL", f"off(extra = {extra})" if where == "model" else "off")
+    spec = spec.replace("GUIDE", f"off(extra = {extra})" if where == "guide" else "off")
+    model = dgmc.loads(spec)
+    with pytest.raises(dgmc.UserError, match=message):
+        compile_model(model)
+    with pytest.raises(dgmc.UserError, match=message.replace(r"\) returns", r", the student of width 0\.5\) returns")):
+        compile_model(model, 0.5)  # the student's own network, scaled
+    assert set(compile_model(dgmc.loads(OFF.replace("MODEL", "off").replace("GUIDE", "off"))).nets) == {"p_x", "q_z"}
+
+
+def test_a_deterministic_node_whose_network_is_the_wrong_width_is_refused(off_network) -> None:
+    model = dgmc.loads("""model m {
+  input c : Real[3]
+  deterministic r : Real[8]
+  observed x : Bernoulli[4]
+  c -> r via off(extra = 2)
+  r -> x
+}""")
+    with pytest.raises(dgmc.UserError, match=r"The network off\(extra=2\) of 'r' \(line 5\) returns \[batch, 10\], "
+                                              r"but 'r' : Real\[8\] needs \[batch, 8\] for its value\."):
+        compile_model(model)
+    with pytest.raises(dgmc.UserError, match=r"of 'r' \(line 5, the student of width 0\.5\) returns \[batch, 6\], "
+                                              r"but 'r' : Real\[4\] needs \[batch, 4\]"):
+        compile_model(model, 0.5)
+
+
+def test_the_output_check_runs_once_at_compile_time_not_per_call(off_network) -> None:
+    compiled = compile_model(dgmc.loads(OFF.replace("MODEL", "off").replace("GUIDE", "off")))
+    calls = []
+    compiled.nets["p_x"].register_forward_hook(lambda module, inputs, output: calls.append(output.shape))
+    for _ in range(3):
+        compiled.sample(5)
+    assert calls == [torch.Size([5, 6])] * 3  # the network's own calls, nothing added per call
+
+
+def test_a_flat_network_kind_may_say_what_it_cannot_map_and_the_checker_reports_it() -> None:
+    def only_vectors(net: dgmc.ir.Network, in_shapes: tuple, out_shape: tuple) -> str | None:
+        return f"it takes at most 4 inputs, not {sum(s[0] for s in in_shapes)}" if sum(
+            s[0] for s in in_shapes) > 4 else None
+
+    dgmc.register_network(dgmc.NetworkKind("small", build_mlp, fits=only_vectors, doc="for a test"))
+    try:
+        spec = OFF.replace("MODEL", "small").replace("GUIDE", "small").replace("Normal[3]", "Normal[5]")
+        with pytest.raises(dgmc.DgmError, match=r"small cannot compute the guide of 'z' \(Normal\[2\], output "
+                                                r"\[4\]\) from x \[5\]: it takes at most 4 inputs, not 5\."):
+            dgmc.loads(spec)
+        assert dgmc.loads(spec.replace("Normal[5]", "Normal[4]")).node("x").net.name == "small"
+    finally:
+        NETWORKS.unregister("small")

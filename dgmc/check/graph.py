@@ -42,9 +42,14 @@ def _check_inference_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[s
 
 
 def warn_unobserved(ctx: Context, drafts: dict[str, Draft]) -> None:
+    """Nodes nothing observed depends on: the model never uses them, and nothing learns
+    them from data; a state only guides read (`order.guide_side`) is the guide's, trained
+    with it, so it is not one of them."""
     edges = [(p.name, d.name, p.lag) for d in drafts.values() for p in d.parents]
     graph = order.build(drafts, edges)
     useful = order.ancestors_of(graph, [d.name for d in drafts.values() if d.kind == "observed"])
+    guide_edges = [(p.name, d.name, p.lag) for d in drafts.values() for p in d.guide_parents]
+    useful |= order.guide_side({d.name: d.kind for d in drafts.values()}, edges, guide_edges)
     for draft in drafts.values():
         if draft.name not in useful and draft.kind == "input":
             ctx.warn(draft.decl.name.span, f"Nothing observed depends on the input '{draft.name}': "

@@ -184,13 +184,26 @@ class Family:
         """log p(value) per dimension (per event for `event` families)."""
         return self.base(params).log_prob(value)
 
-    def support(self, size: int) -> Tensor | None:
-        """Every value a node of `size` dimensions can take, [values, size], for a discrete
-        family with a finite support (exact marginals enumerate it); None: not enumerable."""
+    def support_size(self, size: int) -> int | None:
+        """How many values a node of `size` dimensions can take (the rows `support` would
+        build), counted without building them: a caller checks the count before it
+        enumerates (40 bits are 2**40 values). None: not enumerable."""
         return None
 
-    def mean(self, params: Params) -> Tensor:
-        return self.base(params).mean
+    def support(self, size: int) -> Tensor | None:
+        """Every value a node of `size` dimensions can take, [values, size], for a discrete
+        family with a finite support (exact marginals enumerate it); None: not enumerable.
+        Build it only after `support_size` said it is small enough."""
+        return None
+
+    def mean(self, params: Params) -> Tensor | None:
+        """E[value] per dimension, the statistic evaluation reads of a node (a posterior
+        mean, for active units); None where the family has none in closed form (torch
+        raises NotImplementedError for it), which the report then says rather than failing."""
+        try:
+            return self.base(params).mean
+        except NotImplementedError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,9 @@ class ContinuousBernoulli(Family):
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxedBernoulli(Family):
-    """Concrete relaxation of a bit: sigmoid((logits + logistic noise) / temperature)."""
+    """Concrete relaxation of a bit: sigmoid((logits + logistic noise) / temperature). Its
+    mean has no closed form (sigmoid(logits) is the limit as the temperature goes to 0,
+    not the mean), so `mean` is None, as torch has none."""
 
     def fix(self, name, value):
         return ("logits", logit(value)) if name == "probs" else (name, value)
@@ -197,13 +199,11 @@ class RelaxedBernoulli(Family):
                                    device=params["logits"].device)
         return torch.distributions.RelaxedBernoulli(temperature, logits=params["logits"], validate_args=False)
 
-    def mean(self, params):
-        return torch.sigmoid(params["logits"])
-
 
 @dataclass(frozen=True, kw_only=True)
 class RelaxedOneHotCategorical(Family):
-    """Gumbel-softmax: softmax((logits + Gumbel noise) / temperature), a point of the simplex."""
+    """Gumbel-softmax: softmax((logits + Gumbel noise) / temperature), a point of the
+    simplex. Its mean has no closed form either: `mean` is None."""
 
     def noise(self, shape, generator, device):
         return standard_gumbel(shape, generator, device)
@@ -215,9 +215,6 @@ class RelaxedOneHotCategorical(Family):
         temperature = torch.tensor(self.setting("temperature"), dtype=params["logits"].dtype,
                                    device=params["logits"].device)
         return torch.distributions.RelaxedOneHotCategorical(temperature, logits=params["logits"], validate_args=False)
-
-    def mean(self, params):
-        return torch.softmax(params["logits"], dim=-1)
 
 
 # -- discrete ------------------------------------------------------------------------------
@@ -237,6 +234,9 @@ class Bernoulli(Family):
     def base(self, params):
         return torch.distributions.Bernoulli(logits=params["logits"], validate_args=False)
 
+    def support_size(self, size):
+        return 2 ** size
+
     def support(self, size):
         """Every binary vector of `size` bits (2**size of them)."""
         codes = torch.arange(2 ** size)
@@ -254,6 +254,9 @@ class Categorical(Family):
 
     def base(self, params):
         return torch.distributions.OneHotCategorical(logits=params["logits"], validate_args=False)
+
+    def support_size(self, size):
+        return size
 
     def support(self, size):
         """The `size` one-hot vectors."""

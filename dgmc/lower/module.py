@@ -16,13 +16,14 @@ tested against (`interpret = True` runs it instead).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from .. import ir
+from .. import ir, order
 from ..families import Family, Params
 from ..losses.divergences import divergence_form
 from ..losses.terms import guide_fed, guide_terms
@@ -67,6 +68,8 @@ class CompiledModel(nn.Module):
         self.free = nn.ParameterDict()
         self.inits = nn.ParameterDict()
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+        self.guide_states: set[str] = order.guide_states(model)
+        """Deterministic nodes only guides read (`order.guide_side`): their parameters are the guide's."""
         every = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
         for step in every:
             self._build(step)
@@ -85,11 +88,15 @@ class CompiledModel(nn.Module):
         nothing later parses parameter names: `nets.q_z1.0.weight` -> ("z1", "guide network").
         A name is looked up by its first two parts (a container and a key without dots)."""
         steps = (*self.generative.steps, *(self.inference.steps if self.inference else ()))
-        where = {f"nets.{s.key}": (s.node, "guide network" if s.key.startswith("q_") else "network") for s in steps}
+        where = {f"nets.{s.key}": (s.node, "guide network" if self._guide_step(s) else "network") for s in steps}
         where.update((f"free.{s.key}", (s.node, "free parameters")) for s in steps)
         where.update((f"inits.{name}", (name, "learned initial value")) for name in self.inits)
         where.update((f"free.p_{drawn}", (name, "initial distribution")) for name, drawn in self.initial_names.items())
         return {name: where[".".join(name.split(".", 2)[:2])] for name, _ in self.named_parameters()}
+
+    def _guide_step(self, step: Step) -> bool:
+        """A step whose network is the guide's: a latent's guide, or a state only guides read."""
+        return step.key.startswith("q_") or step.node in self.guide_states
 
     def _build(self, step: Step) -> None:
         """The step's network (its computed parameters, or a deterministic state) and its
@@ -100,21 +107,64 @@ class CompiledModel(nn.Module):
         if step.role == "compute":
             kind = NETWORKS[step.net.name]
             if kind.recurrent:
-                in_dim = self._input_size(step) - self.sizes[step.node]
-                self.nets[step.key] = kind.build(step.net, in_dim, step.size)
+                self.nets[step.key] = kind.build(step.net, self._cell_input_size(step), step.size)
             else:
                 self.nets[step.key] = kind.make(step.net, self._input_shapes(step), (step.size,))
+            self._dry_run(step, (step.size,))
             return
         computed = step.family.raw_size(step.size, step.spec.computed)
         if step.parents and computed:
             out = output_shape(self.ir.node(step.node).dims, computed)
             self.nets[step.key] = NETWORKS[step.net.name].make(step.net, self._input_shapes(step), out)
+            self._dry_run(step, out)
         learned = step.family.raw_size(step.size, step.spec.learned)
         if learned:
             self.free[step.key] = nn.Parameter(torch.zeros(learned))
 
     def _input_size(self, step: Step) -> int:
         return sum(self.sizes[name] for name, _ in step.parents)
+
+    def _cell_input_size(self, step: Step) -> int:
+        """A recurrent cell's input: its parents but its own previous state."""
+        return self._input_size(step) - self.sizes[step.node]
+
+    def _dry_run(self, step: Step, out: Shape) -> None:
+        """Run the step's new network once on zeros (two rows, eval mode: no dropout draw
+        and no batch statistics touched) and refuse an output that is not the flat `out`
+        the node needs: a column short would otherwise broadcast against the node's other
+        parameters and train silently, and one too many fail deep in generated code.
+        Checked once, here, so no training step pays for it."""
+        net, rows = self.nets[step.key], 2
+        training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                got = _shape_of(self._probe(step, net, rows))
+        finally:
+            net.train(training)
+        if got != (rows, math.prod(out)):
+            raise ShapeError(self._wrong_output(step, got, out))
+
+    def _probe(self, step: Step, net: nn.Module, rows: int) -> object:
+        """The network's output on zero inputs, fed as the passes feed it (a recurrent
+        cell one step from a zero state, an empty input as one zero column)."""
+        kind = NETWORKS[step.net.name]
+        if kind.recurrent:
+            inputs = torch.zeros(rows, self._cell_input_size(step) or 1)
+            return kind.step(net, inputs, torch.zeros(rows, step.size), None)[0]
+        return net(torch.zeros(rows, sum(math.prod(shape) for shape in self._input_shapes(step))))
+
+    def _wrong_output(self, step: Step, got: tuple[int, ...] | str, out: Shape) -> str:
+        """Names the node, the network and both shapes, where the spec writes the network."""
+        node = self.ir.node(step.node)
+        role = "guide network" if self._guide_step(step) else "network"
+        student = "" if self.width is None else f", the student of width {self.width:g}"
+        shown = got if isinstance(got, str) else f"[batch, {', '.join(map(str, got[1:]))}]"
+        image = f" (the image [{', '.join(map(str, out))}] flattened)" if len(out) > 1 else ""
+        what = f"its parameters {', '.join(step.spec.computed)}" if step.family is not None else "its value"
+        return (f"The {role} {step.net.label()} of '{node.name}' (line {step.net.span.line}{student}) returns "
+                f"{shown}, but '{node.name}' : {node.type_label(step.size)} needs [batch, {math.prod(out)}]{image} "
+                f"for {what}.")
 
     def _input_shapes(self, step: Step) -> tuple[Shape, ...]:
         """The parents' shapes, in the order their values are concatenated (a student's
@@ -221,16 +271,21 @@ class CompiledModel(nn.Module):
         """Per node: parameters of its conditional (`model`) and of its guide (`guide`)."""
         counts = {node.name: {"model": 0, "guide": 0} for node in self.ir.nodes}
         for name, parameter in self.named_parameters():
-            node, role = self.owners[name]
-            counts[node]["guide" if role == "guide network" else "model"] += parameter.numel()
+            counts[self.owners[name][0]]["guide" if self._in_guide(name) else "model"] += parameter.numel()
         return counts
+
+    def _in_guide(self, name: str) -> bool:
+        """Whether parameter `name` is the guide's: a guide network's, or any of a state
+        only guides read (its network, its learned initial value)."""
+        node, role = self.owners[name]
+        return role == "guide network" or node in self.guide_states
 
     def generative_parameters(self) -> list[nn.Parameter]:
         """Everything but the guide: what distillation trains."""
-        return [p for name, p in self.named_parameters() if not name.startswith("nets.q_")]
+        return [p for name, p in self.named_parameters() if not self._in_guide(name)]
 
     def guide_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if name.startswith("nets.q_")]
+        return [p for name, p in self.named_parameters() if self._in_guide(name)]
 
     # -- execution ----------------------------------------------------------------------
 
@@ -338,6 +393,11 @@ def _namespace() -> dict[str, object]:
     return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
             "kl_standard_normal": generate_losses.kl_standard_normal, "bernoulli_nll": generate_losses.bernoulli_nll,
             "kl_per_row": generate_losses.kl_per_row, "divergence_form": divergence_form}
+
+
+def _shape_of(output: object) -> tuple[int, ...] | str:
+    """A network output's shape, or what it is when it is not a tensor."""
+    return tuple(output.shape) if isinstance(output, Tensor) else f"a {type(output).__name__}, not a tensor"
 
 
 def _batch(*sources: Mapping[str, Tensor]) -> int:

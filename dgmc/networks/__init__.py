@@ -50,6 +50,7 @@ Shape = tuple[int, ...]
 Build = Callable[..., "nn.Module"]
 """(net, in_dim, out_dim) -> module; for a `shaped` kind (net, in_shapes, out_shape)."""
 Fits = Callable[["ir.Network", tuple[Shape, ...], Shape], "str | None"]
+"""(net, parents' shapes, output shape) -> why the network cannot map them, or None."""
 Step = Callable[["nn.Module", "Tensor", "Tensor", Any], tuple["Tensor", Any]]
 
 
@@ -63,9 +64,13 @@ class NetworkKind:
     A `shaped` kind (a conv net) is built from shapes instead: `build(net, in_shapes,
     out_shape)`, the parents' shapes in order and the output's (a computed image's
     parameters stacked on the channels: (k * C, H, W)). Its module still maps the flat
-    [B, in] to the flat [B, out]: values stay flat between nodes. `fits(net, in_shapes,
-    out_shape)` says why the network cannot map those shapes (None: it can), which the
-    checker reports at the edge with both shapes."""
+    [B, in] to the flat [B, out]: values stay flat between nodes.
+
+    Any kind, shaped or flat, may give `fits(net, in_shapes, out_shape)`, which says why
+    the network cannot map those shapes (None: it can), in the parents' and the node's
+    shapes ((size,) for a vector); the checker reports it at the edge with both shapes.
+    Whatever a kind says, compiling runs each network once on zeros and refuses an
+    output that is not the flat [B, out] its node needs (`CompiledModel._dry_run`)."""
 
     name: str
     build: Build

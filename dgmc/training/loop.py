@@ -28,7 +28,7 @@ from .. import ir
 from ..datasets import Split, load_split
 from ..errors import UserError, words
 from ..files import write_text
-from ..likelihood import exact_nll
+from ..likelihood import exact_metrics
 from ..lower import CompiledModel, compile_model
 from ..objectives import OBJECTIVES, Batch, evaluate
 from ..scale import ddp
@@ -292,9 +292,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
     if not ddp.world().main:  # rank 0 reports and writes
         return Trained(compiled, {}, history, [])
     metrics = {"steps": steps, "seconds": round(time.perf_counter() - started, 2), **report(compiled, split)}
-    exact = exact_nll(compiled, split.test)
-    if exact is not None:
-        metrics["test_exact_nll"] = exact
+    metrics.update(exact_metrics(compiled, split.test))
     metrics["parameters"] = sum(p.numel() for p in compiled.generative_parameters())
     metrics["guide_parameters"] = sum(p.numel() for p in compiled.guide_parameters())
     out.mkdir(parents=True, exist_ok=True)

@@ -383,7 +383,7 @@ def _train(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from .distillation import run_distill
     from .run import check_inputs
-    from .training.loop import QUICK_STEPS
+    from .training.loop import quick_steps
 
     if (status := _torchrun(args)) is not None:
         return status
@@ -396,7 +396,7 @@ def _distill(args: argparse.Namespace) -> int:
     _scalars(args, out)
     with _writing(out):
         result = run_distill(model, args.teacher, out, width, args.method, args.seed, args.device,
-                             QUICK_STEPS if args.quick else None, not args.no_progress, args.lam)
+                             quick_steps(model.distill.steps, args.quick), not args.no_progress, args.lam)
     if not result.metrics:  # another rank than 0: rank 0 reports
         return 0
     m = result.metrics

@@ -38,7 +38,7 @@ from .lower import CompiledModel, compile_model
 from .objectives import Batch, elbo, evaluate
 from .report import continual_report, write_reports
 from .training import checkpoint
-from .training.loop import QUICK_STEPS, batches, device_of, fit, optimise
+from .training.loop import batches, device_of, fit, optimise, quick_steps
 
 METHODS = ("finetune", "replay", "ours", "joint")
 
@@ -123,7 +123,7 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
     everything = _with_classes(model, tuple(sorted(old + new)))
     split = load_split(everything)
     seeds = tuple(seeds if seeds is not None else model.distill.seeds)
-    steps = QUICK_STEPS if quick else model.distill.steps
+    steps = quick_steps(model.distill.steps, quick)
     device_ = device_of(device)
     old_model = _trained(model, out / "old.pt", device_, log, lambda: _old(model, split, old, quick, progress, device_))
     learners = {}
@@ -157,7 +157,7 @@ def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progr
     common split (so that no test row of any class was ever trained on)."""
     torch.manual_seed(0)
     compiled = compile_model(model).to(device)
-    steps = min(model.train.steps, QUICK_STEPS) if quick else model.train.steps
+    steps = quick_steps(model.train.steps, quick)
     fit(compiled, model.train, _rows(split.train, split.train_labels, old), steps, 0, progress, label="old classes")
     return compiled
 

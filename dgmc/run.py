@@ -39,7 +39,7 @@ from .render import render_file
 from .report import report, write_reports
 from .scale.jobs import Job, Workers, run_jobs
 from .training import checkpoint, train_teacher
-from .training.loop import QUICK_STEPS, device_of
+from .training.loop import device_of, quick_steps
 
 
 def run(model: ir.Model, source: str, out: Path, quick: bool = False, device: str = "cpu", progress: bool = True,
@@ -96,7 +96,7 @@ def _make(model: ir.Model, out: Path, methods: tuple[str, ...], quick: bool, dev
     if workers is None or workers.processes == 1:
         students = [_student(model, out, *cell, quick, device, progress, log=log) for cell in grid]
     else:
-        steps = QUICK_STEPS if quick else model.distill.steps
+        steps = quick_steps(model.distill.steps, quick)
         jobs = [Job(_student, (model, out, width, method, lam, seed, quick, device, False),
                     progress_label(method, width, lam, seed), steps) for width, method, lam, seed in grid]
         students = run_jobs(jobs, workers, progress, log)
@@ -321,7 +321,7 @@ def _student(model: ir.Model, out: Path, width: float, method: str, lam: float |
         metrics = _with_collapse(model, out, name, width, json.loads(meta_path.read_text())["metrics"], device)
     else:
         result = run_distill(model, out / "teacher" / "teacher.pt", out / "students", width, method, seed,
-                             device, QUICK_STEPS if quick else None, progress, lam)
+                             device, quick_steps(model.distill.steps, quick), progress, lam)
         metrics = result.metrics
         tested = metrics["test_objective"]
         tested = f"test objective {tested:.3f}" if tested is not None else "no test data"

@@ -90,6 +90,8 @@ def gap(module: CompiledModel, seed: int = 0) -> tuple[float, float]:
                                      generator=torch.Generator().manual_seed(seed)).round()
                   for n in model.of_kind("input")}
         sample = module.sample(rows, inputs, torch.Generator().manual_seed(seed + 1))
+        if not all(_finite(v) for v in (*sample.values.values(), *sample.params.values())):
+            return float("nan"), float("nan")  # the chain overflowed: its densities cannot be built
         data = {**inputs, **{n.name: sample.values[n.name] for n in model.of_kind("observed")}}
         noise = module.draw(rows, torch.Generator().manual_seed(seed + 2), guide=True)
         generated = sum(module.elbo_parts(data, None, noise).values())
@@ -97,6 +99,12 @@ def gap(module: CompiledModel, seed: int = 0) -> tuple[float, float]:
     if not torch.isfinite(difference).all():
         return float("nan"), float("nan")
     return float(difference.mean()), float(difference.std() / rows ** 0.5)
+
+
+def _finite(value: torch.Tensor | dict[str, torch.Tensor]) -> bool:
+    """Every entry of a value (or of a dict of parameters) is finite."""
+    tensors = value.values() if isinstance(value, dict) else (value,)
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def assert_unbiased(module: CompiledModel, random_spec: bool = False) -> None:

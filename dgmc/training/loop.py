@@ -35,6 +35,12 @@ from ..scale import ddp
 from . import checkpoint
 
 QUICK_STEPS = 100
+
+
+def quick_steps(steps: int, quick: bool) -> int:
+    """The steps a recipe of `steps` runs: with `--quick` (a smoke run) at most
+    `QUICK_STEPS`, never more than the recipe's own, for teachers and students alike."""
+    return min(steps, QUICK_STEPS) if quick else steps
 """Steps of a `--quick` smoke run."""
 EVAL_SEED = 1234
 """The fixed noise seed of every reported objective, so numbers are comparable."""
@@ -283,7 +289,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
     torch.manual_seed(seed)
     split = load_split(model)
     compiled = compile_model(model).to(device_of(device))
-    steps = min(model.train.steps, QUICK_STEPS) if quick else model.train.steps
+    steps = quick_steps(model.train.steps, quick)
     started = time.perf_counter()
     try:
         history = fit(compiled, model.train, split.train, steps, seed, progress)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from . import ir
 from .base import lazy_import
 from .losses.elbo import latent_terms
-from .lower.generate_losses import kl_per_row
+from .lower.runtime import kl_per_row
 from .registry import Registry
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import dgmc
 from dgmc.datasets import load_split
 from dgmc.distillation import distill, held_out_objectives
 from dgmc.losses import guide_fed, guide_terms
-from dgmc.lower.generate_losses import kl_per_row
+from dgmc.lower.runtime import kl_per_row
 from dgmc.lower.trace import Trace
 
 ROOT = Path(__file__).resolve().parents[1]

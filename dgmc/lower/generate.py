@@ -334,20 +334,19 @@ signature (which nodes take given values, which take given noise). Each function
 '''
 
 
-IMPORTS = {"Trace": "dgmc.lower.trace", "stack_params": "dgmc.lower.trace",
-           "kl_standard_normal": "dgmc.lower.generate_losses", "bernoulli_nll": "dgmc.lower.generate_losses",
-           "kl_per_row": "dgmc.lower.generate_losses", "divergence_form": "dgmc.losses.divergences"}
-"""Where the helpers that generated code calls live (the printed module imports them)."""
+RUNTIME = "dgmc.lower.runtime"
+"""The one module the printed code imports its helpers from (`runtime.__all__`)."""
 
 
 def module_text(title: str, spec: str, functions: list[str]) -> str:
     """Functions as one Python module, as `dgmc compile --emit code` prints them: the
     imports they use, then each function."""
     body = "\n\n".join(functions)
+    from . import runtime  # here, not at the top: the generator itself does not load torch
+
     imports = "import torch\n\n" if "torch." in body else ""
-    used = [n for n in IMPORTS if f"{n}(" in body]
-    for where in sorted({IMPORTS[n] for n in used}):
-        imports += f"from {where} import {', '.join(sorted(n for n in used if IMPORTS[n] == where))}\n"
+    used = sorted(n for n in runtime.__all__ if f"{n}(" in body)
+    imports += f"from {RUNTIME} import {', '.join(used)}\n" if used else ""
     return HEADER.format(title=title, spec=spec) + imports + "\n\n" + body
 
 

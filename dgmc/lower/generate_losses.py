@@ -10,34 +10,26 @@ One function per objective, each a few passes followed by one line per node:
 - `distill_loss`: on the teacher's ancestral sample, the student on its noise (fed the
   method's nodes), each generated term (`dgmc.losses`) on the two traces, and their
   weighted sum.
-Where a family has a written-out form (`NLL_CODE`, `_kl_code`), the line is that form on
-the parameter tensors (no distribution object, no dispatch, a fixed prior's constants
-folded in); elsewhere it calls the reference's own functions. The reference is
-`objectives` and `distillation.term_values`, which the tests hold this code equal to, bit for
-bit: each form below computes exactly the operations torch.distributions performs.
+Where a family has a written-out form (`NLL_CODE`, `_kl_code`), the line calls it on the
+parameter tensors (no distribution object, no dispatch, a fixed prior's constants folded
+in); elsewhere it calls the reference's own functions. The forms live in `runtime`, the
+one module generated code imports. The reference is `objectives` and
+`distillation.term_values`, which the tests hold this code equal to, bit for bit: each
+form computes exactly the operations torch.distributions performs.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .. import ir
-from ..base import lazy_import
 from ..families import Family, builtin
 from ..losses.divergences import DIVERGENCES
 from ..losses.elbo import latent_terms
 from ..losses.terms import Term
 from .generate import WIDTH, _Names
 from .plan import Step
-
-if TYPE_CHECKING:
-    from torch import Tensor
-
-    from .module import CompiledModel, Trace
-
-torch = lazy_import("torch")
 
 NllCode = Callable[[str, str], str]
 """(node's name, trace's variable) -> the expression of -log p of the node's value under
@@ -46,12 +38,6 @@ the trace, summed over the last dimension (per row, and per step for a timed nod
 
 def _bernoulli_nll(node: str, trace: str) -> str:
     return f"bernoulli_nll({trace}.params[{node!r}]['logits'], {trace}.values[{node!r}])"
-
-
-def bernoulli_nll(logits, value):
-    """-log Bernoulli(value; logits) per row, as torch computes it: Bernoulli.log_prob is
-    -binary_cross_entropy_with_logits, and Independent sums the last dimension."""
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
 
 NLL_CODE: dict[type[Family], NllCode] = {builtin.Bernoulli: _bernoulli_nll}
@@ -63,31 +49,6 @@ def _standard_normal_prior_kl(node: str) -> str:
     # x - 0 are exact, so the result is the same, bit for bit
     scale, loc = f"q.params[{node!r}]['scale']", f"q.params[{node!r}]['loc']"
     return f"kl_standard_normal({loc}, {scale})"
-
-
-def kl_standard_normal(loc, scale):
-    """KL(N(loc, scale) || N(0, 1)) per row, as torch computes it with a N(0, 1) prior."""
-    var_ratio = scale.pow(2)
-    return (0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log())).sum(-1)
-
-
-def kl_per_row(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
-    """KL(q || p) of one latent per batch row, summed over dims and time steps: a
-    discrete family's own closed form (torch's saturates: a probability that rounds to 1
-    in float32 makes its KL infinite, though the logits say otherwise), else torch's
-    closed form for the pair where it has one, else a one-sample estimate on q's value."""
-    family = model.families[node]
-    if family.discrete and "kl" in family.closed:
-        kl = family.closed["kl"](family, q.params[node], p.params[node])
-        return kl.flatten(1).sum(1) if kl.dim() > 1 else kl
-    q_dist = model.distribution(node, q.params[node])
-    p_dist = model.distribution(node, p.params[node])
-    try:
-        kl = torch.distributions.kl_divergence(q_dist, p_dist)
-    except NotImplementedError:
-        value = q.values[node]
-        kl = q_dist.log_prob(value) - p_dist.log_prob(value)
-    return kl.sum(-1) if kl.dim() > 1 else kl
 
 
 def _kl_code(step: Step, family: Family) -> str | None:

@@ -25,15 +25,14 @@ from torch.distributions import Distribution
 
 from .. import ir, order
 from ..families import Family, Params
-from ..losses.divergences import divergence_form
 from ..losses.terms import guide_fed, guide_terms
 from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
-from . import generate, generate_losses
+from . import generate, generate_losses, runtime
 from .generate import Signature
 from .interpret import Run
 from .plan import Pass, Step, generative_pass, inference_pass
-from .trace import MissingValueError, ShapeError, Trace, stack_params
+from .trace import MissingValueError, ShapeError, Trace
 
 
 class CompiledModel(nn.Module):
@@ -322,7 +321,7 @@ class CompiledModel(nn.Module):
         """The generated function of a call's signature (made on its first call)."""
         if signature not in self.functions:
             text = self.source(signature)
-            function = generate.compile_function(text, signature.name, signature.key(), _namespace())
+            function = generate.compile_function(text, signature.name, signature.key(), runtime.NAMESPACE)
             self.functions[signature] = (text, function)
         return self.functions[signature][1]
 
@@ -333,7 +332,7 @@ class CompiledModel(nn.Module):
             walk = self.inference if key[0] in generate_losses.ON_GUIDE else self.generative
             text = generate_losses.SOURCES[key[0]](self.ir, *key[1:], {s.node: s for s in walk.steps})
             self.losses[key] = (text, generate.compile_function(text, key[0], f"{key[0]} {self.ir.name}",
-                                                                _namespace()))
+                                                                runtime.NAMESPACE))
         return self.losses[key][1]
 
     def loss_source(self, key: tuple) -> str:
@@ -387,12 +386,6 @@ class CompiledModel(nn.Module):
 def distill_key(terms: tuple, fed: tuple[str, ...]) -> tuple:
     """What `distill_loss` is specialised on: the fed nodes and the terms."""
     return ("distill_loss", fed, terms)
-
-
-def _namespace() -> dict[str, object]:
-    return {"torch": torch, "Trace": Trace, "stack_params": stack_params,
-            "kl_standard_normal": generate_losses.kl_standard_normal, "bernoulli_nll": generate_losses.bernoulli_nll,
-            "kl_per_row": generate_losses.kl_per_row, "divergence_form": divergence_form}
 
 
 def _shape_of(output: object) -> tuple[int, ...] | str:

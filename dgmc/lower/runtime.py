@@ -9,17 +9,25 @@ decides where each is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 import torch
+from torch import Tensor
+from torch.distributions import Distribution
 
+from ..families import Family, Params
 from ..losses.divergences import divergence_form
 from .trace import Trace, stack_params
 
-if TYPE_CHECKING:
-    from torch import Tensor
 
-    from .module import CompiledModel
+class Model(Protocol):
+    """What `kl_per_row` reads of a compiled model (a `CompiledModel`, which this module
+    does not import: the module imports this one)."""
+
+    families: Mapping[str, Family]
+
+    def distribution(self, node: str, params: Params) -> Distribution: ...
 
 __all__ = ["Trace", "bernoulli_nll", "divergence_form", "kl_per_row", "kl_standard_normal", "stack_params"]
 
@@ -36,7 +44,7 @@ def kl_standard_normal(loc, scale):
     return (0.5 * (var_ratio + loc.pow(2) - 1 - var_ratio.log())).sum(-1)
 
 
-def kl_per_row(model: CompiledModel, node: str, q: Trace, p: Trace) -> Tensor:
+def kl_per_row(model: Model, node: str, q: Trace, p: Trace) -> Tensor:
     """KL(q || p) of one latent per batch row, summed over dims and time steps: a
     discrete family's own closed form (torch's saturates: a probability that rounds to 1
     in float32 makes its KL infinite, though the logits say otherwise), else torch's

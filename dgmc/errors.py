@@ -142,6 +142,17 @@ def _excerpt(source: str, span: Span) -> str:
     return "\n".join(out)
 
 
+class DataError(UserError):
+    """A model whose data cannot be loaded for a reason the checker cannot see (no data
+    statement, `classes` that leave too few rows, an IR built by hand that binds a column
+    to a node it does not fit). The message names the node and the column."""
+
+
+class DataFileError(DgmError, DataError):
+    """Data that do not fit the spec, located at the binding that reads them: shown like
+    a spec error (framed excerpt, caret), caught like any `DataError`."""
+
+
 class RenderError(UserError):
     """A drawing that cannot be made (no `dot` binary, unknown output format): a user's
     setup problem, reported without a traceback by the CLI."""

@@ -5,13 +5,12 @@ The heavy imports (torch, scikit-learn, mnist1d) happen on first load, so `dgmc 
 stays fast.
 """
 
+from ..errors import DataError, DataFileError  # the errors of reading data, kept with every error
 from .base import (
            DATA_OPTIONS,
            DATASETS,
            FLAGS,
            Column,
-           DataError,
-           DataFileError,
            Dataset,
            Split,
            cache_dir,

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DgmError, UserError
 from ..registry import Registry, RegistryError
 
 if TYPE_CHECKING:
@@ -77,17 +76,6 @@ DATA_OPTIONS = ("classes", "test_fraction")
 def cache_dir() -> Path:
     """Where generated data are kept: `$DGMC_CACHE`, else ~/.cache/dgmc."""
     return Path(os.environ.get("DGMC_CACHE") or Path.home() / ".cache" / "dgmc")
-
-
-class DataError(UserError):
-    """A model whose data cannot be loaded for a reason the checker cannot see (no data
-    statement, `classes` that leave too few rows, an IR built by hand that binds a column
-    to a node it does not fit). The message names the node and the column."""
-
-
-class DataFileError(DgmError, DataError):
-    """Data that do not fit the spec, located at the binding that reads them: shown like
-    a spec error (framed excerpt, caret), caught like any `DataError`."""
 
 
 @dataclass(frozen=True)

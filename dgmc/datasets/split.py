@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
     from ..readers import Table
 
-from .base import DATASETS, DataError, DataFileError, Split
+from ..errors import DataError, DataFileError
+from .base import DATASETS, Split
 
 
 def load_split(model: ir.Model, split_seed: int = 0) -> Split:

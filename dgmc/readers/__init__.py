@@ -20,7 +20,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..datasets.base import DataError
+from ..errors import DataError
 from .base import _KNOWN, Table, _os_errors, _raise, _stat
 from .delimited import _read_delimited
 from .images import _read_images

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets.base import DataError
-from ..errors import did_you_mean
+from ..errors import DataError, did_you_mean
 
 _KNOWN = (
     "CSV (.csv), TSV (.tsv, .tab), NumPy (.npy, .npz), Parquet (.parquet, .pq) or a folder of images with one "

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..datasets.base import DataError
+from ..errors import DataError
 from .base import Table, _os_errors
 
 _QUOTE_MAX = 40

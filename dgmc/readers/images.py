@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets.base import DataError
+from ..errors import DataError
 from .base import _KNOWN, Table, _os_errors
 
 _PIXELS_PER_BYTE = 8300  # deflate expands a byte to at most 1032, a 1-bit PNG holds 8 pixels a byte; JPEG far fewer

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy
 
-from ..datasets.base import DataError
+from ..errors import DataError
 from .base import Table, _os_errors
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets.base import DataError
+from ..errors import DataError
 from .base import Table, _os_errors
 
 

@@ -359,11 +359,13 @@ def _compile(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .run import check_inputs
     from .training import train_teacher
+    from .training.loop import check_trainable
 
     if (status := _torchrun(args)) is not None:
         return status
     model = _load(args.spec, args.data)
-    check_inputs(model, args.device)  # a refused command creates nothing
+    check_trainable(model)  # a refused command creates nothing
+    check_inputs(model, args.device)
     _scalars(args, args.out)
     with _writing(args.out):
         result = train_teacher(model, args.out, seed=args.seed, device=args.device, quick=args.quick,
@@ -465,10 +467,11 @@ def _writing(out: Path):
 
 
 def _continual(args: argparse.Namespace) -> int:
-    from .continual import continual
+    from .continual import check_inputs, continual
 
     model = _load(args.spec, args.data)
     out = args.out or Path("runs") / f"{model.name}_continual"
+    check_inputs(model, args.new, args.device)  # a refused command creates nothing
     _scalars(args, out)
     with locked(out):
         continual(model, out, args.new, args.seeds, quick=args.quick, progress=not args.no_progress,

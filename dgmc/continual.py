@@ -58,6 +58,14 @@ def classes_of(model: ir.Model, new: tuple[int, ...] | None) -> tuple[tuple[int,
     return old, new
 
 
+def check_inputs(model: ir.Model, new: tuple[int, ...] | None, device: str = "cpu") -> None:
+    """What `continual` reads, checked before its directory is touched, so that a refused
+    command creates nothing: the device, the classes, every value of the data."""
+    device_of(device)
+    old, new = classes_of(model, new)
+    load_split(_with_classes(model, tuple(sorted(old + new))))
+
+
 def _with_classes(model: ir.Model, classes: tuple[int, ...] | None) -> ir.Model:
     return model.model_copy(update={"data": model.data.model_copy(update={"classes": classes})})
 

@@ -39,7 +39,7 @@ from .render import render_file
 from .report import report, write_reports
 from .scale.jobs import Job, Workers, run_jobs
 from .training import checkpoint, train_teacher
-from .training.loop import device_of, quick_steps
+from .training.loop import check_trainable, device_of, quick_steps
 
 
 def run(model: ir.Model, source: str, out: Path, quick: bool = False, device: str = "cpu", progress: bool = True,
@@ -58,6 +58,8 @@ def run(model: ir.Model, source: str, out: Path, quick: bool = False, device: st
     own = out / "teacher" / "teacher.pt"
     if not has_data(model):
         model, methods = _without_data(model, teacher or own, methods, log)
+    if teacher is None and not own.is_file():  # a teacher is to be trained
+        check_trainable(model)
     split, given = check_inputs(model, device, teacher or (own if not has_data(model) else None))
     record = _data_record(model, split)
     with locked(out):

@@ -257,6 +257,23 @@ def test_a_refused_command_creates_no_output_folder(finished: Path, tmp_path: Pa
         assert not out.exists(), f"{name} left {out} behind"
 
 
+def test_a_refused_train_or_continual_creates_no_output_folder(tmp_path: Path, capsys) -> None:
+    """A spec with data but no recipe refuses `train`, and classes the data do not hold
+    refuse `continual`, before their --out folder exists."""
+    no_recipe = tmp_path / "no_recipe.dgm"
+    no_recipe.write_text(re.sub(r"\n\s*train [^\n]*", "", (ROOT / "specs" / "vae.dgm").read_text()))
+    commands = {
+        "train": (["train", str(no_recipe), "--quick"], "nothing to train on"),
+        "continual": (["continual", str(ROOT / "specs" / "cvae.dgm"), "--new", "42", "--quick"],
+                      "must be classes of the data"),
+    }
+    for name, (command, said) in commands.items():
+        out = tmp_path / name
+        assert main([*command, "--no-progress", "--out", str(out)]) == 1, name
+        assert said in capsys.readouterr().err
+        assert not out.exists(), f"{name} left {out} behind"
+
+
 def _patched_raw(monkeypatch: pytest.MonkeyPatch, edit) -> None:
     import dgmc.datasets as datasets
 

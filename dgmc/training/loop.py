@@ -282,10 +282,16 @@ def report(compiled: CompiledModel, split: Split) -> dict[str, float]:
     return metrics
 
 
-def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu", quick: bool = False,
-                  progress: bool = True) -> Trained:
+def check_trainable(model: ir.Model) -> None:
+    """Refuse a model without a recipe and data to train a teacher by (`train_teacher`
+    would), before anything is written."""
     if model.train is None or model.data is None:
         raise UserError(f"'{model.name}' has no `train` and `data` statements: nothing to train on.")
+
+
+def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu", quick: bool = False,
+                  progress: bool = True) -> Trained:
+    check_trainable(model)
     torch.manual_seed(seed)
     split = load_split(model)
     compiled = compile_model(model).to(device_of(device))

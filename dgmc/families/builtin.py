@@ -17,6 +17,8 @@ one: the inverse CDF of its counts on one uniform.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +41,20 @@ if TYPE_CHECKING:
 torch = lazy_import("torch")
 
 LOC_SCALE = {"loc": "real", "scale": "positive"}
+
+
+@contextmanager
+def unvalidated() -> Iterator[None]:
+    """torch's distributions built inside validate nothing: a few (OneHotCategorical, the
+    relaxed ones) build an inner distribution without passing `validate_args` on, which
+    would raise on a NaN parameter where every other family lets the NaN through to the
+    finiteness guard of training."""
+    before = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(before)
 
 
 # -- closed forms written out (each tested against torch's) ------------------------------
@@ -197,7 +213,8 @@ class RelaxedBernoulli(Family):
     def base(self, params):
         temperature = torch.tensor(self.setting("temperature"), dtype=params["logits"].dtype,
                                    device=params["logits"].device)
-        return torch.distributions.RelaxedBernoulli(temperature, logits=params["logits"], validate_args=False)
+        with unvalidated():
+            return torch.distributions.RelaxedBernoulli(temperature, logits=params["logits"], validate_args=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,7 +231,9 @@ class RelaxedOneHotCategorical(Family):
     def base(self, params):
         temperature = torch.tensor(self.setting("temperature"), dtype=params["logits"].dtype,
                                    device=params["logits"].device)
-        return torch.distributions.RelaxedOneHotCategorical(temperature, logits=params["logits"], validate_args=False)
+        with unvalidated():
+            return torch.distributions.RelaxedOneHotCategorical(temperature, logits=params["logits"],
+                                                                validate_args=False)
 
 
 # -- discrete ------------------------------------------------------------------------------
@@ -253,7 +272,8 @@ class Categorical(Family):
         return torch.nn.functional.one_hot((logits + eps).argmax(-1), logits.shape[-1]).to(logits.dtype)
 
     def base(self, params):
-        return torch.distributions.OneHotCategorical(logits=params["logits"], validate_args=False)
+        with unvalidated():
+            return torch.distributions.OneHotCategorical(logits=params["logits"], validate_args=False)
 
     def support_size(self, size):
         return size

@@ -422,9 +422,12 @@ def _run(args: argparse.Namespace) -> int:
                     stage=args.stage, revive=args.revive)
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}.")
-    from .scale.jobs import Workers
+    from functools import partial
 
-    workers = Workers(args.jobs, args.threads, tuple(args.plugin), _scalars(args, out))
+    from .scale.jobs import Workers
+    from .training.loop import report_to
+
+    workers = Workers(args.jobs, args.threads, tuple(args.plugin), partial(report_to, _scalars(args, out)))
     run(model, source, out, args.quick, args.device, not args.no_progress, force=args.force, teacher=args.teacher,
         workers=workers)
     return 0

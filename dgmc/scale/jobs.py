@@ -4,7 +4,8 @@ A job is a function and its arguments, run in a worker started by `spawn` (a for
 process whose OpenMP threads already ran can hang), which first sets torch's threads and
 loads the same plugins as the parent. A job returns its result and the lines it would
 have logged; the parent logs them when it finishes, and draws one progress bar for all
-jobs from the step counts the workers' training loops send (`training.loop.progress_to`).
+jobs from the step counts the workers' training loops send (through the `report` hook
+the caller gives, so that this module knows nothing of training).
 Each student is seeded on its own and every process runs torch on the same number of
 threads, so a job's result is the one it has in a single process.
 """
@@ -17,7 +18,6 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -44,8 +44,10 @@ class Workers:
     processes: int
     threads: int = 1
     plugins: tuple[str, ...] = ()
-    scalars: Path | None = None
-    """Where the training loops write TensorBoard scalars (`--tensorboard`), if anywhere."""
+    report: Callable[[Callable[[str, int, int], None]], None] | None = None
+    """Called once in each worker with the sink of the parent's progress bar, `sink(label,
+    steps done, steps)`: where the worker's training loops report (a picklable function,
+    such as `functools.partial(training.loop.report_to, scalars)`)."""
 
 
 class JobError(UserError):
@@ -66,7 +68,7 @@ def run_jobs(jobs: Sequence[Job], workers: Workers, progress: bool = True,
     with context.Manager() as manager, bar:
         updates = manager.Queue()
         pool = context.Pool(workers.processes, _start_worker,
-                            (workers.threads, workers.plugins, workers.scalars, updates))
+                            (workers.threads, workers.plugins, workers.report, updates))
         try:
             pending = {i: pool.apply_async(_run, (job,)) for i, job in enumerate(jobs)}
             while pending:
@@ -96,19 +98,19 @@ def _drain(updates: queue.Queue, done_steps: dict[str, int], bar: tqdm) -> None:
             done_steps[label] = done
 
 
-def _start_worker(threads: int, plugins: tuple[str, ...], scalars: Path | None, updates: queue.Queue) -> None:
+def _start_worker(threads: int, plugins: tuple[str, ...], report: Callable[[Callable[[str, int, int], None]], None]
+                  | None, updates: queue.Queue) -> None:
     import torch
 
     from ..plugins import load_entry_points, load_module
-    from ..training import loop
 
     torch.set_num_threads(threads)
     with command_line():  # a worker of `dgmc run --jobs`: its messages name the command line's flags
         load_entry_points()
         for module in plugins:
             load_module(module)
-    loop.progress_to(lambda label, done, total: updates.put((label, done)))
-    loop.scalars_to(scalars)
+    if report is not None:
+        report(lambda label, done, total: updates.put((label, done)))
 
 
 def _run(job: Job) -> tuple[Any, list[str]]:

@@ -106,6 +106,13 @@ def progress_to(sink: Callable[[str, int, int], None] | None) -> None:
     _progress = sink
 
 
+def report_to(scalars: Path | None, progress: Callable[[str, int, int], None]) -> None:
+    """A worker's loops (`scale.jobs.Workers.report`): progress to `progress`, the
+    TensorBoard scalars under `scalars`."""
+    progress_to(progress)
+    scalars_to(scalars)
+
+
 class TrainingError(UserError):
     """Training produced a non-finite loss or gradient. Names the term (and node) where
     it first appeared; `module` holds the weights of the last check before the bad step

@@ -81,3 +81,25 @@ def test_drawn_noise_run_again_is_the_sample(name: str) -> None:
     again = compiled.run(compiled.draw(5, torch.Generator().manual_seed(3)), inputs)
     for node, value in sample.values.items():
         assert torch.equal(value, again.values[node]), node
+
+
+def test_a_worker_reports_through_the_hook_it_is_given(tmp_path: Path) -> None:
+    """A `--jobs` worker's training loops send their progress to the parent's queue and
+    write TensorBoard scalars where the hook (`training.loop.report_to`) says: what
+    `dgmc run --jobs N --tensorboard` gives each worker."""
+    import functools
+    import queue
+
+    from dgmc.scale.jobs import _start_worker
+    from dgmc.training import loop
+
+    updates: queue.Queue = queue.Queue()
+    threads = torch.get_num_threads()
+    try:
+        _start_worker(threads, (), functools.partial(loop.report_to, tmp_path / "tensorboard"), updates)
+        assert loop._scalars == tmp_path / "tensorboard"
+        loop._progress("student", 3, 10)
+        assert updates.get_nowait() == ("student", 3)
+    finally:
+        loop.progress_to(None)
+        loop.scalars_to(None)

@@ -4,25 +4,37 @@ True` runs it instead of the generated functions)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .. import ir
 from ..families import Params
 from ..networks import NETWORKS
 from .plan import Step
 from .trace import MissingValueError, Trace
 
-if TYPE_CHECKING:
-    from .module import CompiledModel
+
+class Model(Protocol):
+    """What a pass reads of its compiled model (a `CompiledModel`, which this module does
+    not import: the module imports this one)."""
+
+    ir: ir.Model
+    nets: nn.ModuleDict
+    free: nn.ParameterDict
+    initial_names: Mapping[str, str]
+    _anchor: Tensor
+
+    def initial(self, node: str, batch: int) -> Tensor: ...
 
 
 class Run:
     """The mutable state of one pass: values so far (per step for time-indexed nodes),
     noise, parameters and recurrent cell states."""
 
-    def __init__(self, model: CompiledModel, batch: int, given: dict[str, Tensor],
+    def __init__(self, model: Model, batch: int, given: dict[str, Tensor],
                  noise: dict[str, Tensor], generator: torch.Generator | None) -> None:
         self.m, self.batch, self.given, self.noise, self.generator = model, batch, given, noise, generator
         self.values: dict[str, Tensor | list[Tensor]] = {}

@@ -2,7 +2,7 @@
 from the finished runs under runs/results (metrics.json and eval.json), so that no number
 on the page is typed by hand. Each function returns one block's markdown.
 
-Verdicts are `dgmc.stats.compare`: a two-sided paired t-test over the seeds at 5%, win or
+Verdicts are `dgmc.evaluation.stats.compare`: a two-sided paired t-test over the seeds at 5%, win or
 loss only when it rejects, with the mean difference in standard deviations of the
 per-seed differences (the effect size).
 """
@@ -15,8 +15,8 @@ import statistics
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from dgmc.report import pairs
-from dgmc.stats import RULE, compare
+from dgmc.evaluation.stats import RULE, compare
+from dgmc.report.report import pairs
 
 SAMPLE_METRICS = tuple(f"{space}:{metric}" for space in ("features", "raw")
                        for metric in ("FD", "EMD", "MMD", "1NN", "FD-T", "EMD-T", "MMD-T", "1NN-T"))

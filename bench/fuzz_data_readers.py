@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from dgmc.datasets import DataError
-from dgmc.readers import read_table
+from dgmc.datasets.readers import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 Folder = dict[str, bytes | None]  # relative name -> file bytes, or None for an empty folder

@@ -21,9 +21,9 @@ from collections import Counter
 from pathlib import Path
 
 import dgmc
-from dgmc.fmt import format_text
-from dgmc.parse import parser
-from dgmc.source import BOM, decode
+from dgmc.spec.fmt import format_text
+from dgmc.spec.parse import parser
+from dgmc.spec.source import BOM, decode
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPHABET = "model{}[]()->,=:#.\n \tabcxyzt0123456789_+-eéÿ\x00"

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from perf import data_batch, load, machine, write_block
 
-from dgmc.distillation import distillation_loss
+from dgmc.distillation.distill import distillation_loss
 from dgmc.losses import generate
 from dgmc.lower import compile_model
-from dgmc.objectives import elbo
+from dgmc.training.objectives import elbo
 
 BATCH = {"vae": 128, "hvae": 128, "conv_vae": 64}
 

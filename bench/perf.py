@@ -39,12 +39,12 @@ from torch import Tensor, nn
 
 import dgmc
 from dgmc.datasets import load_split
-from dgmc.distillation import distillation_loss
+from dgmc.distillation.distill import distillation_loss
 from dgmc.losses import generate as generate_terms
 from dgmc.lower import CompiledModel, compile_model
 from dgmc.lower.describe import shown
-from dgmc.objectives import elbo
 from dgmc.training.loop import _step as guarded_step
+from dgmc.training.objectives import elbo
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -534,7 +534,7 @@ def bench_pyro_hm(cfg: Config) -> None:
     import pyro
     from pyro.infer import SVI, ReweightedWakeSleep
 
-    from dgmc.objectives import wake_sleep
+    from dgmc.training.objectives import wake_sleep
 
     torch.manual_seed(0)
     pyro.clear_param_store()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import findings
 
-from dgmc.stats import RULE
+from dgmc.evaluation.stats import RULE
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "RESULTS.md"

@@ -1,12 +1,13 @@
 """dgmc: a compiler for deep directed graphical models (DGMs).
 
-Pipeline, one module (or package) per stage: `source` (file -> text) -> `parse` (text ->
-syntax IR) -> `check` (syntax IR -> graph IR, all errors collected) -> `order`
-(networkx view, topological order, lint) -> `lower` (graph IR -> PyTorch modules) ->
-`losses` (the generated distillation loss); `render` draws the graph, `fmt` prints the
-syntax IR back canonically. What the language knows lives in registries (`registry`),
-which users extend: `register_family`, `register_network`, `register_dataset`, or a
-plugin (`plugins`).
+The folders read as the pipeline, each stage an IR in and an IR out: `spec` (file ->
+text -> syntax IR, and back) -> `check` (syntax IR -> graph IR, all errors collected) ->
+`ir` (the graph IR; `ir.order`: topological order, lint) -> `lower` (graph IR ->
+generated PyTorch modules) -> `training` (the teacher) -> `distillation` (the students,
+with the loss `losses` generates) -> `evaluation` -> `report`. What the language knows
+lives in registries, one per concept, which users extend (`register_family`,
+`register_network`, `register_dataset`, or a plugin). The entry points stand at the top:
+`api`, `cli`, `run`, `exporter`, `plugins`. docs/ARCHITECTURE.md has the map.
 """
 
 from .api import (
@@ -25,13 +26,13 @@ from .api import (
     topological_order,
     train,
 )
+from .check.load import check_text, load, loads
+from .core.errors import DgmError, Diagnostic, UserError
 from .datasets import Column, Dataset, register_dataset
-from .errors import DgmError, Diagnostic, UserError
 from .families import Family, register_family
-from .frontend import check_text, load, loads
 from .ir import Model, Node
+from .ir.order import lint
 from .networks import NetworkKind, Option, register_network
-from .order import lint
 
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Option", "UserError",

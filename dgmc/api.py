@@ -19,10 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import order
-from .errors import UserError
-from .frontend import load
-from .ir import Model
+from .check.load import load
+from .core.errors import UserError
+from .ir import Model, order
 
 if TYPE_CHECKING:
     import graphviz
@@ -42,9 +41,9 @@ to_networkx = order.to_networkx
 
 
 def to_digraph(model: Model, student: bool = False, guide: bool = False) -> graphviz.Digraph:
-    """The model as a `graphviz.Digraph` (see `dgmc.render`); imported on use, so loading
+    """The model as a `graphviz.Digraph` (see `dgmc.report.render`); imported on use, so loading
     a spec never needs graphviz."""
-    from .render import to_digraph
+    from .report.render import to_digraph
 
     return to_digraph(model, student, guide)
 
@@ -114,7 +113,7 @@ def distill(model: Model | str | Path, teacher: CompiledModel | str | Path, widt
     module, or a checkpoint or run directory) by `method`; in eval mode. `data` feeds
     the input nodes of a conditional model and `scratch`'s training; a student made
     with a file knows it, so `evaluate(student)` reads its test split."""
-    from .distillation import distill as distill_student
+    from .distillation.distill import distill as distill_student
 
     model, split = _with_data(_model(model), data)
     if not hasattr(teacher, "sample"):
@@ -164,7 +163,7 @@ def evaluate(module: CompiledModel, data: Data | None = None, guide: CompiledMod
     `guide`'s guide (default the model's own), NLL without latents."""
     import torch
 
-    from .objectives import evaluate as objective
+    from .training.objectives import evaluate as objective
 
     rows = _rows(module.ir, data, "test")
     module.check_shapes(rows)
@@ -176,8 +175,8 @@ def evaluate(module: CompiledModel, data: Data | None = None, guide: CompiledMod
 def log_likelihood(module: CompiledModel, data: Data | None = None) -> torch.Tensor:
     """log p of each row of the test split of the module's data (or of `data`; a
     mapping: all its rows), exactly, for a model whose latents are all discrete with a
-    small joint support (`dgmc.likelihood`)."""
-    from .likelihood import exact_log_likelihood
+    small joint support (`dgmc.evaluation.likelihood`)."""
+    from .evaluation.likelihood import exact_log_likelihood
 
     rows = _rows(module.ir, data, "test")
     module.check_shapes(rows)

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import DgmError, UserError, command_line, render
-from .files import locked, write_text
-from .frontend import check_text
-from .methods import METHODS
+from .check.load import check_text
+from .core.errors import DgmError, UserError, command_line, render
+from .core.files import locked, write_text
+from .losses.methods import METHODS
 from .plugins import load_entry_points, load_module
 from .scale import launched, rank_label, relaunch
-from .source import STDIN, read_spec
+from .spec.source import STDIN, read_spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,7 +295,7 @@ def _checked_rows(model) -> str:
 
 def _fmt(args: argparse.Namespace) -> int:
     """Rewrite each file in place; `-` formats standard input to standard output."""
-    from .fmt import format_text
+    from .spec.fmt import format_text
 
     status = 0
     for path in args.specs:
@@ -315,9 +315,9 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .errors import RenderError
-    from .heat import load_heat
-    from .render import render_file
+    from .core.errors import RenderError
+    from .report.heat import load_heat
+    from .report.render import render_file
 
     model = _load(args.spec)
     try:
@@ -358,8 +358,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .run import check_inputs
-    from .training import train_teacher
-    from .training.loop import check_trainable
+    from .training.loop import check_trainable, train_teacher
 
     if (status := _torchrun(args)) is not None:
         return status
@@ -383,7 +382,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from .distillation import run_distill
+    from .distillation.distill import run_distill
     from .run import check_inputs
     from .training.loop import quick_steps
 
@@ -424,7 +423,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--jobs must be at least 1, not {args.jobs}.")
     from functools import partial
 
-    from .scale.jobs import Workers
+    from .distillation.jobs import Workers
     from .training.loop import report_to
 
     workers = Workers(args.jobs, args.threads, tuple(args.plugin), partial(report_to, _scalars(args, out)))
@@ -470,7 +469,7 @@ def _writing(out: Path):
 
 
 def _continual(args: argparse.Namespace) -> int:
-    from .continual import check_inputs, continual
+    from .distillation.continual import check_inputs, continual
 
     model = _load(args.spec, args.data)
     out = args.out or Path("runs") / f"{model.name}_continual"

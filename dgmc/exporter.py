@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .errors import UserError
+from .core.errors import UserError
 from .lower import CompiledModel
 from .lower.plan import Pass
 from .training import checkpoint

@@ -25,8 +25,8 @@ import traceback
 from importlib import metadata
 from pathlib import Path
 
-from .errors import UserError, words
-from .registry import Registry, origin
+from .core.errors import UserError, words
+from .core.registry import Registry, origin
 
 GROUP = "dgmc.plugins"
 
@@ -134,9 +134,9 @@ def registries() -> dict[str, Registry]:
     from .datasets import DATASETS
     from .families import FAMILIES
     from .losses.divergences import DIVERGENCES
-    from .methods import METHODS
+    from .losses.methods import METHODS
     from .networks import NETWORKS
-    from .objectives import OBJECTIVES
+    from .training.objectives import OBJECTIVES
 
     return {"families": FAMILIES, "networks": NETWORKS, "datasets": DATASETS, "divergences": DIVERGENCES,
             "objectives": OBJECTIVES, "methods": METHODS}

@@ -25,21 +25,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import ir
+from .check.load import load
+from .core.errors import RenderError, UserError, words
+from .core.files import LOCK_NAME, locked, student_name, write_bytes, write_text
 from .datasets import Split, has_data, load_split, with_data
-from .distillation import DISTILLER, collapse, lambdas_of, progress_label, run_distill, split_for, student_name
-from .errors import RenderError, UserError, words
-from .evaluation import SAMPLES, active_units, measure, setting
-from .files import LOCK_NAME, locked, write_bytes, write_text
-from .frontend import load
-from .likelihood import exact_metrics
+from .distillation.distill import DISTILLER, collapse, lambdas_of, progress_label, run_distill, split_for
+from .distillation.jobs import Job, Workers, run_jobs
+from .evaluation.evaluate import SAMPLES, active_units, measure, setting
+from .evaluation.likelihood import exact_metrics
+from .losses.methods import needs_data
 from .lower import CompiledModel, compile_model
-from .methods import needs_data
-from .objectives import OBJECTIVES
-from .render import render_file
-from .report import report, write_reports
-from .scale.jobs import Job, Workers, run_jobs
-from .training import checkpoint, train_teacher
-from .training.loop import check_trainable, device_of, quick_steps
+from .report.render import render_file
+from .report.report import report, write_reports
+from .training import checkpoint
+from .training.loop import check_trainable, device_of, quick_steps, train_teacher
+from .training.objectives import OBJECTIVES
 
 
 def run(model: ir.Model, source: str, out: Path, quick: bool = False, device: str = "cpu", progress: bool = True,
@@ -239,7 +239,7 @@ def bind_recorded(model: ir.Model, out: Path, data: Path | None = None) -> ir.Mo
 def _spec_hash_of(out: Path) -> str | None:
     """The hash of the model a run was made from (None if it no longer checks, or its
     data file is gone)."""
-    from .errors import DgmError
+    from .core.errors import DgmError
 
     try:
         return checkpoint.spec_hash(load_run_model(out))
@@ -296,7 +296,7 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
 
 def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> dict:
     """A reused teacher's metrics with its exact test NLL where it applies, for a teacher
-    trained before dgmc computed it (`dgmc.likelihood`)."""
+    trained before dgmc computed it (`dgmc.evaluation.likelihood`)."""
     if "test_exact_nll" in metrics or "test_exact_nll_skipped" in metrics or not has_data(model):
         return metrics
     return {**metrics, **exact_metrics(_load(model, weights, None, device), load_split(model).test)}

@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dgmc
-from dgmc.distillation import distill, fidelity
+from dgmc.distillation.distill import distill, fidelity
 from dgmc.families.base import MIN_SCALE
-from dgmc.ir import Network
 from dgmc.lower import compile_model
-from dgmc.networks import NETWORKS
+from dgmc.networks import NETWORKS, Network
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "conv_digits.dgm"
 

@@ -13,11 +13,11 @@ import torch
 import dgmc
 from dgmc.cli import main
 from dgmc.datasets import load_split
-from dgmc.distillation import distillation_loss
+from dgmc.distillation.distill import distillation_loss
 from dgmc.losses import generate
 from dgmc.lower import compile_model
-from dgmc.objectives import elbo
 from dgmc.training.loop import _step
+from dgmc.training.objectives import elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

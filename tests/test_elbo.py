@@ -28,7 +28,7 @@ import dgmc.lower.generate_losses as generate_losses
 from dgmc.cli import main
 from dgmc.losses.elbo import LatentTerm, latent_terms
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.objectives import _elbo_parts
+from dgmc.training.objectives import _elbo_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDED = [p for p in sorted((ROOT / "specs").glob("*.dgm")) if dgmc.load(p).fully_guided()]

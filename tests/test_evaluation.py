@@ -20,11 +20,11 @@ import torch
 
 import dgmc
 from dgmc.cli import main
-from dgmc.continual import continual
 from dgmc.datasets import load_split
-from dgmc.evaluation import active_units, columns, measure, setting
+from dgmc.distillation.continual import continual
+from dgmc.evaluation.evaluate import active_units, columns, measure, setting
 from dgmc.lower import compile_model
-from dgmc.objectives import _elbo_parts, elbo
+from dgmc.training.objectives import _elbo_parts, elbo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import dgmc
-from dgmc import objectives as objectives_module
 from dgmc.cli import main
 from dgmc.datasets import DataError, load_split
 from dgmc.training import checkpoint
+from dgmc.training import objectives as objectives_module
 from dgmc.training.loop import TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,7 +329,7 @@ def test_a_truncated_checkpoint_says_it_is_truncated(kept: float, tmp_path: Path
 
 
 def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
-    from dgmc.files import atomic, write_text
+    from dgmc.core.files import atomic, write_text
 
     path = write_text(tmp_path / "metrics.json", "old\n")
     with pytest.raises(KeyboardInterrupt), atomic(path) as temporary:
@@ -339,12 +339,12 @@ def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
-_HOLD = "import sys, time\nfrom dgmc.files import locked\nwith locked(sys.argv[1]):\n    print('held', flush=True)\n" \
-        "    time.sleep(120)\n"
+_HOLD = "import sys, time\nfrom dgmc.core.files import locked\n" \
+        "with locked(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n"
 
 
 def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_path: Path, capsys) -> None:
-    from dgmc.files import LOCK_NAME, locked
+    from dgmc.core.files import LOCK_NAME, locked
 
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, cwd=ROOT)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import dgmc
-from dgmc import features
 from dgmc.datasets import Split, load_split
-from dgmc.features import FEATURES, Featurizer, featurizer, network
+from dgmc.evaluation import features
+from dgmc.evaluation.features import FEATURES, Featurizer, featurizer, network
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from strategies import specs
 
 import dgmc
-from dgmc.base import without_spans
 from dgmc.cli import main
-from dgmc.fmt import format_text
-from dgmc.parse import comments, parse
+from dgmc.core.base import without_spans
+from dgmc.spec.fmt import format_text
+from dgmc.spec.parse import comments, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "specs").glob("*.dgm"))

@@ -19,13 +19,13 @@ from strategies import specs
 
 import dgmc
 from dgmc.cli import main
-from dgmc.distillation import distillation_loss
+from dgmc.distillation.distill import distillation_loss
 from dgmc.ir import Model
 from dgmc.losses import generate
+from dgmc.losses.methods import METHODS
 from dgmc.lower import CompiledModel, Trace, compile_model
 from dgmc.lower.describe import code, shown
-from dgmc.methods import METHODS
-from dgmc.objectives import _elbo_parts, _mle_parts, _wake_sleep_parts
+from dgmc.training.objectives import _elbo_parts, _mle_parts, _wake_sleep_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "specs").glob("*.dgm"))

@@ -10,7 +10,7 @@ import torch
 
 import dgmc
 from dgmc.datasets import load_split
-from dgmc.distillation import distill, held_out_objectives
+from dgmc.distillation.distill import distill, held_out_objectives
 from dgmc.losses import guide_fed, guide_terms
 from dgmc.lower.runtime import kl_per_row
 from dgmc.lower.trace import Trace
@@ -111,12 +111,12 @@ def test_a_state_only_the_guide_reads_is_the_guides_not_warned_counted_and_disti
 
 def test_a_state_the_model_reads_stays_generative_whoever_else_reads_it() -> None:
     vrnn = dgmc.load(ROOT / "specs/vrnn.dgm")  # h is read by z, x and the guide of z
-    assert dgmc.order.guide_states(vrnn) == set()
+    assert dgmc.ir.order.guide_states(vrnn) == set()
     compiled = dgmc.compile(vrnn)
     assert {compiled.owners[name] for name in compiled.owners if name.startswith("nets.p_h.")} == {("h", "network")}
     edges = [("x", "r1", 0), ("r1", "r2", 0), ("r1", "s", 0), ("s", "y", 0)]
     kinds = {"x": "observed", "r1": "deterministic", "r2": "deterministic", "s": "deterministic", "y": "observed",
              "z": "latent"}
-    assert dgmc.order.guide_side(kinds, edges, [("r2", "z", 0)]) == {"r2"}  # r1 feeds s, which y reads
-    assert dgmc.order.guide_side(kinds, edges[:2], [("r2", "z", 0)]) == {"r1", "r2"}  # through another state
-    assert dgmc.order.guide_side(kinds, edges[:2], []) == set()  # read by nothing: not the guide's either
+    assert dgmc.ir.order.guide_side(kinds, edges, [("r2", "z", 0)]) == {"r2"}  # r1 feeds s, which y reads
+    assert dgmc.ir.order.guide_side(kinds, edges[:2], [("r2", "z", 0)]) == {"r1", "r2"}  # through another state
+    assert dgmc.ir.order.guide_side(kinds, edges[:2], []) == set()  # read by nothing: not the guide's either

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 import dgmc
-from dgmc.distillation import distillation_loss
+from dgmc.distillation.distill import distillation_loss
 from dgmc.families.base import MIN_SCALE
 from dgmc.losses import generate
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.objectives import _elbo_parts, elbo
+from dgmc.training.objectives import _elbo_parts, elbo
 
 SSM = Path(__file__).resolve().parent.parent / "specs" / "ssm.dgm"
 

@@ -1,4 +1,4 @@
-"""The exact log-likelihood by enumerating discrete latents (`dgmc.likelihood`): a mixture
+"""The exact log-likelihood by enumerating discrete latents (`dgmc.evaluation.likelihood`): a mixture
 computed by hand, the ELBO below it on average, and models it does not apply to."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 import dgmc
 from dgmc.cli import main
 from dgmc.datasets import load_split
-from dgmc.likelihood import MAX_JOINT, enumerable, exact_log_likelihood
-from dgmc.objectives import _elbo_parts
+from dgmc.evaluation.likelihood import MAX_JOINT, enumerable, exact_log_likelihood
+from dgmc.training.objectives import _elbo_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 

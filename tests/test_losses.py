@@ -41,7 +41,7 @@ from torch.distributions import (
 import dgmc
 from dgmc.cli import main
 from dgmc.datasets import load_split
-from dgmc.distillation import distillation_loss, term_values
+from dgmc.distillation.distill import distillation_loss, term_values
 from dgmc.families import FAMILIES
 from dgmc.ir import Model
 from dgmc.losses import DIVERGENCES, describe, divergence, generate, reduce

@@ -19,8 +19,8 @@ from torch import Tensor
 
 import dgmc
 from dgmc.ir import Model
+from dgmc.losses.methods import random_nodes
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.methods import random_nodes
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 SPECS = sorted(p.stem for p in SPEC_DIR.glob("*.dgm"))

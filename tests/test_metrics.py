@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dgmc.metrics import METRICS, compare, emd, frechet, mmd, one_nn, subsample
+from dgmc.evaluation.metrics import METRICS, compare, emd, frechet, mmd, one_nn, subsample
 
 
 def gaussian(n: int, d: int, seed: int) -> np.ndarray:

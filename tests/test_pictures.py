@@ -14,8 +14,8 @@ import torch
 
 import dgmc
 from dgmc.datasets import Split, load_split
+from dgmc.evaluation.pictures import write_loss_curves, write_pictures
 from dgmc.lower import compile_model
-from dgmc.pictures import write_loss_curves, write_pictures
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 EXPECTED = {

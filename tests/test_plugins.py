@@ -15,11 +15,11 @@ import torch
 
 import dgmc
 from dgmc.cli import main
+from dgmc.core.registry import RegistryError
 from dgmc.datasets import DATASETS, load_split
 from dgmc.lower import compile_model
 from dgmc.networks import NETWORKS, build_mlp
 from dgmc.plugins import PluginError
-from dgmc.registry import RegistryError
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "examples" / "plugin"
@@ -177,7 +177,7 @@ class HalfNormal(dgmc.Family):
 
 
 def test_a_family_registered_from_python_trains_and_distills() -> None:
-    from dgmc.distillation import distill
+    from dgmc.distillation.distill import distill
     from dgmc.families import FAMILIES
     from dgmc.losses import describe
     from dgmc.training.loop import fit

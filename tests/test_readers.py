@@ -1,4 +1,4 @@
-"""dgmc/readers.py: each format read into named columns (values, shapes, dtypes, `where`),
+"""dgmc/datasets/readers.py: each format read into named columns (values, shapes, dtypes, `where`),
 NumPy files memory-mapped, and every bad input a DataError that names the file and, where
 there is one, the column and line."""
 
@@ -17,7 +17,7 @@ from numpy.lib import format as npy
 from PIL import Image
 
 from dgmc.datasets import DataError
-from dgmc.readers import file_digest, read_table
+from dgmc.datasets.readers import file_digest, read_table
 
 
 def write(path: Path, data: bytes | str) -> Path:

@@ -12,10 +12,10 @@ import pytest
 
 import dgmc
 from dgmc.cli import main
-from dgmc.heat import load_heat
 from dgmc.ir import Model
-from dgmc.order import model_edges
-from dgmc.render import (
+from dgmc.ir.order import model_edges
+from dgmc.report.heat import load_heat
+from dgmc.report.render import (
     GUIDE_COLOR,
     HEAT_SCALE,
     NODE_STYLES,

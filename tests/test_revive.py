@@ -10,8 +10,8 @@ from torch import nn
 
 import dgmc
 from dgmc.cli import main
-from dgmc.distillation import distill
-from dgmc.revive import dead_units, revive
+from dgmc.distillation.distill import distill
+from dgmc.distillation.revive import dead_units, revive
 
 ROOT = Path(__file__).resolve().parents[1]
 

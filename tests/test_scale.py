@@ -90,7 +90,7 @@ def test_a_worker_reports_through_the_hook_it_is_given(tmp_path: Path) -> None:
     import functools
     import queue
 
-    from dgmc.scale.jobs import _start_worker
+    from dgmc.distillation.jobs import _start_worker
     from dgmc.training import loop
 
     updates: queue.Queue = queue.Queue()

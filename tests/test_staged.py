@@ -10,7 +10,7 @@ import torch
 
 import dgmc
 from dgmc.cli import main
-from dgmc.distillation import distill
+from dgmc.distillation.distill import distill
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,9 +1,9 @@
-"""Verdicts over seeds (`dgmc.stats`): a difference inside the seeds' spread is a tie, a
+"""Verdicts over seeds (`dgmc.evaluation.stats`): a difference inside the seeds' spread is a tie, a
 consistent one a win or a loss, and the line under each says why."""
 
 from __future__ import annotations
 
-from dgmc.stats import compare
+from dgmc.evaluation.stats import compare
 
 
 def test_identical_students_tie() -> None:

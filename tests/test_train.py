@@ -13,10 +13,10 @@ import dgmc
 from dgmc.cli import main
 from dgmc.datasets import load_split
 from dgmc.lower import compile_model
-from dgmc.objectives import evaluate
 from dgmc.training import checkpoint
 from dgmc.training.checkpoint import CheckpointError
 from dgmc.training.loop import fit
+from dgmc.training.objectives import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ["vae", "hvae", "hm", "vrnn", "cvae", "classifier", "cb_vae", "relaxed_vae", "faithful_lognormal",

@@ -7,10 +7,11 @@ values, shapes along the edges, data, recipes, cycles); each reports through the
 
 from __future__ import annotations
 
-from .. import ir, order
-from .. import syntax as s
-from ..base import gc_paused
-from ..errors import DgmError, Diagnostic
+from .. import ir
+from ..core.base import gc_paused
+from ..core.errors import DgmError, Diagnostic
+from ..ir import order
+from ..spec import syntax as s
 from .context import Context, stmts_of
 from .data import check_data
 from .edges import add_edges, add_inits, default_network

@@ -10,9 +10,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .. import syntax as s
-from ..base import Span
-from ..errors import Diagnostic, did_you_mean
+from ..core.base import Span
+from ..core.errors import Diagnostic, did_you_mean
+from ..spec import syntax as s
 
 LEARNED = "learned"
 KEYWORDS = frozenset({

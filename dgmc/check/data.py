@@ -8,10 +8,10 @@ domain after preprocessing (a Bernoulli node needs 0/1 values: `binarize`).
 from __future__ import annotations
 
 from .. import ir
-from .. import syntax as s
 from ..datasets import DATA_OPTIONS, DATASETS, Dataset
+from ..datasets.transforms import FIXES, TRANSFORMS, fix_for
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
-from ..transforms import FIXES, TRANSFORMS, fix_for
+from ..spec import syntax as s
 from .context import Context, scalars, single
 from .nodes import Draft
 

@@ -8,9 +8,9 @@ dimension. Every target of an edge statement gets its `via` network.
 from __future__ import annotations
 
 from .. import ir
-from .. import syntax as s
 from ..families import FAMILIES
 from ..networks import DEFAULT_HIDDEN, NETWORKS, NetworkKind, Option
+from ..spec import syntax as s
 from .context import LEARNED, Context, single, stmts_of
 from .nodes import UNSET, Draft, family_params
 

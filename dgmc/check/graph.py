@@ -3,7 +3,7 @@ warning for nodes that nothing observed depends on."""
 
 from __future__ import annotations
 
-from .. import order
+from ..ir import order
 from .context import Context
 from .nodes import Draft
 
@@ -29,7 +29,7 @@ def check_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[str, int]) -
 
 def _check_inference_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[str, int]) -> None:
     """Inference computes each latent from its guide parents and each deterministic node
-    from its generative parents (`dgmc.order.inference_edges`); a guide that reads a
+    from its generative parents (`dgmc.ir.order.inference_edges`); a guide that reads a
     state computed from the very latent it infers (q(z | h) with z -> h) cannot run."""
     edges = [(p.name, d.name, p.lag) for d in drafts.values()
              for p in (d.guide_parents if d.kind == "latent" else d.parents if d.kind == "deterministic" else ())]

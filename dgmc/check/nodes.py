@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 
 from .. import ir
-from .. import syntax as s
-from ..base import Span
-from ..errors import did_you_mean
+from ..core.base import Span
+from ..core.errors import did_you_mean
 from ..families import DETERMINISTIC_TYPES, FAMILIES, NODE_DOMAINS, param_spec
+from ..spec import syntax as s
 from .context import LEARNED, Context, single, stmts_of
 
 UNSET = "unset"

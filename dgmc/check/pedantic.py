@@ -16,10 +16,10 @@ Counting parameters compiles the teacher and each student, so this imports torch
 from __future__ import annotations
 
 from .. import ir
-from ..errors import Diagnostic
+from ..core.errors import Diagnostic
 from ..families import FAMILIES
 from ..losses.divergences import is_closed
-from ..methods import METHODS
+from ..losses.methods import METHODS
 
 
 def pedantic(model: ir.Model) -> list[Diagnostic]:

@@ -7,13 +7,13 @@ everywhere; distillation reuses the teacher's steps, batch and learning rate.
 from __future__ import annotations
 
 from .. import ir
-from .. import syntax as s
-from ..base import NOWHERE
+from ..core.base import NOWHERE
 from ..families import FAMILIES
 from ..losses.divergences import DIVERGENCES
-from ..methods import METHODS
+from ..losses.methods import METHODS
 from ..networks import NETWORKS
-from ..objectives import OBJECTIVES
+from ..spec import syntax as s
+from ..training.objectives import OBJECTIVES
 from .context import LEARNED, Context, scalars, single
 from .edges import DEFAULT_NET_NAME, network
 from .nodes import Draft

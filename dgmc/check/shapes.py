@@ -5,9 +5,9 @@ model and in the guide; a refusal is an error at the `via`, printing both shapes
 from __future__ import annotations
 
 from .. import ir
-from .. import syntax as s
 from ..families import FAMILIES, param_spec
 from ..networks import NETWORKS, Shape, output_shape
+from ..spec import syntax as s
 from .context import Context
 from .nodes import UNSET, Draft
 

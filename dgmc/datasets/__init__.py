@@ -5,17 +5,8 @@ The heavy imports (torch, scikit-learn, mnist1d) happen on first load, so `dgmc 
 stays fast.
 """
 
-from ..errors import DataError, DataFileError  # the errors of reading data, kept with every error
-from .base import (
-           DATA_OPTIONS,
-           DATASETS,
-           FLAGS,
-           Column,
-           Dataset,
-           Split,
-           cache_dir,
-           register_dataset,
-)
+from ..core.errors import DataError, DataFileError  # the errors of reading data, kept with every error
+from .base import DATA_OPTIONS, DATASETS, FLAGS, Column, Dataset, Split, cache_dir, register_dataset
 from .builtin import MNIST1D_ARGS
 from .split import has_data, load_split, read_source, with_data
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..registry import Registry, RegistryError
+from ..core.registry import Registry, RegistryError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,7 +14,7 @@ import zipfile
 from importlib import metadata, resources
 from typing import TYPE_CHECKING
 
-from ..files import atomic
+from ..core.files import atomic
 from ..ir import FILE_DATASET
 
 if TYPE_CHECKING:

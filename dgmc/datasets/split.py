@@ -8,18 +8,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from .. import ir
-from ..base import Span
-from ..errors import Diagnostic, did_you_mean, words
+from ..core.base import Span
+from ..core.errors import Diagnostic, did_you_mean, words
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
-from ..transforms import TRANSFORMS, fix_for
+from .transforms import TRANSFORMS, fix_for
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from ..readers import Table
+    from .readers import Table
 
-from ..errors import DataError, DataFileError
+from ..core.errors import DataError, DataFileError
 from .base import DATASETS, Split
 
 
@@ -75,7 +75,7 @@ def with_data(model: ir.Model, path: str | Path) -> ir.Model:
     only a spec whose data statement is `data file { ... }` takes one, so that a spec
     never silently trains on other data than it names. The file's content hash is kept
     with it: checkpoints and run directories know their data again."""
-    from ..readers import file_digest
+    from .readers import file_digest
 
     if model.data is None or model.data.dataset != ir.FILE_DATASET:
         named = f"the dataset '{model.data.dataset}'" if model.data else "no data"
@@ -96,7 +96,7 @@ def read_source(model: ir.Model) -> Table:
     registered dataset's, as a `Table` of named columns."""
     import numpy as np
 
-    from ..readers import Table, read_table
+    from .readers import Table, read_table
 
     data = model.data
     if data.dataset == ir.FILE_DATASET:

@@ -22,7 +22,7 @@ import json
 import zipfile
 from typing import TYPE_CHECKING
 
-from ..files import atomic
+from ..core.files import atomic
 from .base import cache_dir
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@ the built-in ones (`builtin`). `dgmc.register_family(MyFamily(...))` adds one.""
 
 from __future__ import annotations
 
-from ..registry import Registry, RegistryError
+from ..core.registry import Registry, RegistryError
 from .base import (
     DETERMINISTIC_TYPES,
     DOMAINS,

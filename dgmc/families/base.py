@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ..base import lazy_import
+from ..core.base import lazy_import
 
 if TYPE_CHECKING:
     import numpy as np

@@ -22,18 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..base import lazy_import
-from .base import (
-    TINY,
-    Family,
-    Params,
-    logit,
-    open_uniform,
-    standard_gumbel,
-    standard_normal,
-    torch_kl,
-    uniform,
-)
+from ..core.base import lazy_import
+from .base import TINY, Family, Params, logit, open_uniform, standard_gumbel, standard_normal, torch_kl, uniform
 
 if TYPE_CHECKING:
     from torch import Tensor

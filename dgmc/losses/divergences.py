@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.registry import Registry
 from ..families import Family, Params
-from ..registry import Registry
 
 if TYPE_CHECKING:
     from torch import Tensor

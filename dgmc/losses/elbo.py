@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .. import ir, order
+from .. import ir
 from ..families import FAMILIES
+from ..ir import order
 
 
 @dataclass(frozen=True)

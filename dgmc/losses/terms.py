@@ -2,7 +2,7 @@
 surrogate term per observed node and one latent term per latent node, read off the graph
 IR. `describe` prints it as `dgmc compile --emit losses` shows it.
 
-The terms are the same for every method (`dgmc.methods`); what the student is fed, and
+The terms are the same for every method (`dgmc.losses.methods`); what the student is fed, and
 whether lambda weighs the latent terms, differ.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 from .. import ir
 from ..families import FAMILIES
-from ..methods import METHODS
 from . import elbo
 from .divergences import DIVERGENCES, REDUCTIONS, is_closed
+from .methods import METHODS
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from .. import ir, order
+from .. import ir
 from ..families import Family, Params
+from ..ir import order
+from ..losses.methods import METHODS, semi_nodes
 from ..losses.terms import guide_fed, guide_terms
-from ..methods import METHODS, semi_nodes
 from ..networks import NETWORKS, Shape, output_shape
 from . import generate, generate_losses, runtime
 from .generate import Signature

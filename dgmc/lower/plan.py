@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .. import ir, order
+from .. import ir
 from ..families import FAMILIES, Family, ParamSpec, param_spec
+from ..ir import order
 from ..networks import NETWORKS
 
 Role = Literal["given", "sample", "compute"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..families import Params
 
 

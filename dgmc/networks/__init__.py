@@ -19,17 +19,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..base import lazy_import
-from ..registry import Registry, RegistryError
+from ..core.base import Frozen, Span, lazy_import
+from ..core.registry import Registry, RegistryError
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from .. import ir
 
 torch = lazy_import("torch")
 
 OptionValue = int | float | str
+
+
+class Network(Frozen):
+    """A registered network kind (`NETWORKS`) with its positional `hidden`
+    widths (which a student's width scales) and its named `options`, defaults filled in:
+    `mlp(256, 256, act = tanh)`, `linear`, a `gru` cell, a plugin's kind."""
+
+    name: str
+    hidden: tuple[int, ...] = ()
+    options: dict[str, int | float | str] = {}
+    span: Span
+
+    def label(self) -> str:
+        """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it (the
+        options that differ from their defaults)."""
+        args = [str(h) for h in self.hidden]
+        kind = NETWORKS.get(self.name)
+        defaults = kind.defaults() if kind else {}
+        args += [f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in self.options.items()
+                 if defaults.get(k) != v]
+        return f"{self.name}({', '.join(args)})" if args else self.name
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ Shape = tuple[int, ...]
 """A node's dimensions, channels first: (size,) for a vector, (C, H, W) for an image."""
 Build = Callable[..., "nn.Module"]
 """(net, in_dim, out_dim) -> module; for a `shaped` kind (net, in_shapes, out_shape)."""
-Fits = Callable[["ir.Network", tuple[Shape, ...], Shape], "str | None"]
+Fits = Callable[["Network", tuple[Shape, ...], Shape], "str | None"]
 """(net, parents' shapes, output shape) -> why the network cannot map them, or None."""
 Step = Callable[["nn.Module", "Tensor", "Tensor", Any], tuple["Tensor", Any]]
 
@@ -80,7 +100,7 @@ class NetworkKind:
     options: tuple[Option, ...] = ()
     recurrent: bool = False
     step: Step | None = None
-    scale: Callable[[ir.Network, float], ir.Network] | None = None
+    scale: Callable[[Network, float], Network] | None = None
     """A student's network at `width`; default: every width times `width`, rounded, >= 1."""
     doc: str = ""
     shaped: bool = False
@@ -90,12 +110,12 @@ class NetworkKind:
     def __post_init__(self) -> None:
         object.__setattr__(self, "option_map", {o.name: o for o in self.options})
 
-    def student(self, net: ir.Network, width: float) -> ir.Network:
+    def student(self, net: Network, width: float) -> Network:
         if self.scale is not None:
             return self.scale(net, width)
         return net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})
 
-    def make(self, net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
+    def make(self, net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
         """The module for these shapes: a flat kind sees only the total sizes."""
         if self.shaped:
             return self.build(net, in_shapes, out_shape)
@@ -130,7 +150,7 @@ def activation(name: str) -> nn.Module:
             "identity": torch.nn.Identity}[name]()
 
 
-def build_mlp(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
+def build_mlp(net: Network, in_dim: int, out_dim: int) -> nn.Module:
     """Affine layers of the given widths with the activation between them; a single
     layer (no hidden width) is the bare `nn.Linear`."""
     widths = (in_dim, *net.hidden, out_dim)
@@ -142,11 +162,11 @@ def build_mlp(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
     return layers[0] if len(layers) == 1 else torch.nn.Sequential(*layers)
 
 
-def build_gru(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
+def build_gru(net: Network, in_dim: int, out_dim: int) -> nn.Module:
     return torch.nn.GRUCell(max(in_dim, 1), out_dim)
 
 
-def build_lstm(net: ir.Network, in_dim: int, out_dim: int) -> nn.Module:
+def build_lstm(net: Network, in_dim: int, out_dim: int) -> nn.Module:
     return torch.nn.LSTMCell(max(in_dim, 1), out_dim)
 
 

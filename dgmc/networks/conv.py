@@ -29,13 +29,12 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from ..base import lazy_import
-from . import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS, NetworkKind, Option, Shape, activation
+from ..core.base import lazy_import
+from . import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS, Network, NetworkKind, Option, Shape, activation
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from .. import ir
 
 torch = lazy_import("torch")
 
@@ -55,11 +54,11 @@ def _shape_text(shape: Shape) -> str:
     return f"[{', '.join(map(str, shape))}]"
 
 
-def _options(net: ir.Network) -> tuple[int, int, int]:
+def _options(net: Network) -> tuple[int, int, int]:
     return int(net.options.get("kernel", 4)), int(net.options.get("stride", 2)), int(net.options.get("padding", 1))
 
 
-def _conv_sizes(net: ir.Network, size: int) -> list[int]:
+def _conv_sizes(net: Network, size: int) -> list[int]:
     """The height (or width) after each convolution, starting with `size`."""
     kernel, stride, padding = _options(net)
     sizes = [size]
@@ -75,7 +74,7 @@ def _image_inputs(in_shapes: tuple[Shape, ...]) -> str | None:
     return None
 
 
-def conv_fits(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> str | None:
+def conv_fits(net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> str | None:
     why = _image_inputs(in_shapes)
     if why:
         return why
@@ -90,7 +89,7 @@ def conv_fits(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -
     return None
 
 
-def deconv_fits(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> str | None:
+def deconv_fits(net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> str | None:
     kernel, stride, padding = _options(net)
     if len(out_shape) != 3:
         return f"it draws images [C, H, W], and its output is {_shape_text(out_shape)}: use mlp for a vector"
@@ -106,15 +105,15 @@ def deconv_fits(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape)
     return None
 
 
-def _norm(net: ir.Network, channels: int) -> list[nn.Module]:
+def _norm(net: Network, channels: int) -> list[nn.Module]:
     return [torch.nn.GroupNorm(1, channels)] if net.options.get("norm", "none") == "layer" else []
 
 
-def _act(net: ir.Network) -> nn.Module:
+def _act(net: Network) -> nn.Module:
     return activation(str(net.options.get("act", DEFAULT_ACTIVATION)))
 
 
-def _residual(net: ir.Network, channels: int) -> list[nn.Module]:
+def _residual(net: Network, channels: int) -> list[nn.Module]:
     return [_residual_type()(torch.nn.Sequential(
         torch.nn.Conv2d(channels, channels, 3, padding=1), *_norm(net, channels), _act(net),
         torch.nn.Conv2d(channels, channels, 3, padding=1), *_norm(net, channels),
@@ -139,11 +138,11 @@ def _residual_type() -> type:
     return Residual
 
 
-def _channels(net: ir.Network) -> tuple[int, ...]:
+def _channels(net: Network) -> tuple[int, ...]:
     return net.hidden or DEFAULT_CHANNELS
 
 
-def build_conv(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
+def build_conv(net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
     kernel, stride, padding = _options(net)
     channels = (sum(s[0] for s in in_shapes), *_channels(net))
     _, height, width = in_shapes[0]
@@ -162,7 +161,7 @@ def _starts_from_map(in_shapes: tuple[Shape, ...], height: int, width: int) -> b
     return len(in_shapes) == 1 and len(in_shapes[0]) == 3 and in_shapes[0][1:] == (height, width)
 
 
-def build_deconv(net: ir.Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
+def build_deconv(net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
     kernel, stride, padding = _options(net)
     channels = (*_channels(net), out_shape[0])
     factor = stride ** (len(channels) - 1)

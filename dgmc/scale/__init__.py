@@ -1,6 +1,7 @@
-"""Scale-out: the grid's jobs in worker processes (`jobs`), and training and distillation
-on several processes or GPUs with torch.distributed (`ddp`). What is here reads only the
-environment torchrun sets, so the command line can ask without importing torch."""
+"""Scale-out: training and distillation on several processes or GPUs with
+torch.distributed (`ddp`; the grid's jobs in worker processes are
+`dgmc.distillation.jobs`). What is here reads only the environment torchrun sets, so the
+command line can ask without importing torch."""
 
 import os
 import subprocess

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch import distributed as dist
 
-from ..errors import UserError
+from ..core.errors import UserError
 from . import launched
 
 

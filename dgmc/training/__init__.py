@@ -1,5 +1,5 @@
-"""Training teachers: objectives (`objectives`), the loop (`loop`), checkpoints."""
-
-from .loop import Trained, train_teacher
-
-__all__ = ["Trained", "train_teacher"]
+"""Training a teacher: the objectives it can be trained by (`objectives`: the registry
+`OBJECTIVES`, read by the checker without importing torch), the loop (`loop`), the
+checkpoints every model is saved to and loaded from (`checkpoint`). Training on several
+processes under torchrun is `dgmc.scale`.
+"""

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from .. import ir
-from ..base import without_spans
-from ..errors import UserError
-from ..files import atomic
+from ..core.base import without_spans
+from ..core.errors import UserError
+from ..core.files import atomic
 from ..lower import CompiledModel
 
 FORMAT = "dgmc-checkpoint/2"

@@ -25,14 +25,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import ir
+from ..core.errors import UserError, words
+from ..core.files import write_text
 from ..datasets import Split, load_split
-from ..errors import UserError, words
-from ..files import write_text
-from ..likelihood import exact_metrics
+from ..evaluation.likelihood import exact_metrics
 from ..lower import CompiledModel, compile_model
-from ..objectives import OBJECTIVES, Batch, evaluate
 from ..scale import ddp
 from . import checkpoint
+from .objectives import OBJECTIVES, Batch, evaluate
 
 QUICK_STEPS = 100
 
@@ -324,7 +324,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
 
 def _pictures(compiled: CompiledModel, split: Split, out: Path, history: dict[str, list[float]],
               seed: int) -> list[Path]:
-    from ..pictures import write_pictures
+    from ..evaluation.pictures import write_pictures
 
     return write_pictures(compiled, split, out, "teacher", torch.Generator().manual_seed(seed), history=history)
 

@@ -1,0 +1,188 @@
+"""Continual learning with a conditional VAE (`dgmc continual SPEC`): the model learns the
+spec's `classes`, then the remaining classes of the dataset arrive and the old classes'
+data are gone. How well is the old knowledge kept while the new is learnt?
+
+Every method starts from the old model's weights and gets the same steps, batch,
+learning rate and seeds (the spec's `distill` recipe):
+- finetune: the ELBO on the new classes' data only (forgetting is expected);
+- replay: generative replay, the ELBO on batches mixing new data with samples of the old
+  model (its classes drawn uniformly), by the new classes' share of all classes;
+- ours: the ELBO on the new data plus the unified distillation loss from the frozen old
+  model (data-free: the old classes enter only as input labels), mixed by the same
+  share, as the authors' continual VAE does (METHOD.md); the loss includes the guide's
+  terms (`distillation.guide_distillation_loss`), so the old classes keep their ELBO,
+  not only their samples;
+- joint: the ELBO on all classes' data: an upper reference that breaks the rule (the
+  old data are not supposed to be there), not a competitor.
+Metrics (`dgmc.evaluation`) are measured separately on the old and the new classes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import ir
+from ..core.errors import UserError
+from ..core.files import write_text
+from ..datasets import Split, load_split
+from ..evaluation.evaluate import measure, setting
+from ..losses import generate
+from ..lower import CompiledModel, compile_model
+from ..report.report import continual_report, write_reports
+from ..training import checkpoint
+from ..training.loop import batches, device_of, fit, optimise, quick_steps
+from ..training.objectives import Batch, elbo, evaluate
+from .distill import DISTILLER, GUIDE_STREAM, distillation_loss
+
+METHODS = ("finetune", "replay", "ours", "joint")
+
+
+def classes_of(model: ir.Model, new: tuple[int, ...] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(old, new) classes: the spec's, and `new` or else every other class of the data."""
+    if model.data is None or model.data.classes is None or not model.of_kind("input"):
+        raise UserError(f"'{model.name}' is not a class-conditional model with `classes = [...]` in its data "
+                        "statement: continual learning needs the classes it learns first.")
+    old = tuple(model.data.classes)
+    labels = load_split(_with_classes(model, None)).train_labels
+    known = sorted(set(labels.tolist())) if labels is not None else []
+    new = tuple(new) if new else tuple(c for c in known if c not in old)
+    if not new or set(new) & set(old) or not set(new) <= set(known):
+        raise UserError(f"The new classes {list(new)} must be classes of the data ({known}) that '{model.name}' "
+                        f"has not learnt ({list(old)}).")
+    return old, new
+
+
+def check_inputs(model: ir.Model, new: tuple[int, ...] | None, device: str = "cpu") -> None:
+    """What `continual` reads, checked before its directory is touched, so that a refused
+    command creates nothing: the device, the classes, every value of the data."""
+    device_of(device)
+    old, new = classes_of(model, new)
+    load_split(_with_classes(model, tuple(sorted(old + new))))
+
+
+def _with_classes(model: ir.Model, classes: tuple[int, ...] | None) -> ir.Model:
+    return model.model_copy(update={"data": model.data.model_copy(update={"classes": classes})})
+
+
+def _rows(part: Batch, labels: Tensor, classes: tuple[int, ...]) -> Batch:
+    keep = torch.from_numpy(np.isin(labels.numpy(), classes))
+    return {k: v[keep] for k, v in part.items()}
+
+
+def _label_inputs(model: ir.Model, classes: tuple[int, ...], count: int, generator: torch.Generator) -> Batch:
+    """Inputs for `count` draws of the old model: the label input one-hot, classes uniform."""
+    (node,) = model.of_kind("input")
+    where = generator.device
+    picks = torch.tensor(classes, device=where)[torch.randint(len(classes), (count,), generator=generator,
+                                                              device=where)]
+    return {node.name: torch.nn.functional.one_hot(picks, node.size).float()}
+
+
+def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[int, ...], new: tuple[int, ...],
+          method: str, seed: int, steps: int, progress: bool = True) -> CompiledModel:
+    """The model after learning the `new` classes by `method`, from the old model."""
+    torch.manual_seed(seed)
+    recipe = model.distill
+    device = old_model._anchor.device
+    learner = compile_model(model).to(device)
+    learner.load_state_dict(old_model.state_dict())
+    new_data = {k: v.to(device) for k, v in _rows(split.train, split.train_labels, new).items()}
+    train = model.train.model_copy(update={"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "warmup": 0})
+    if method in ("finetune", "joint"):
+        data = split.train if method == "joint" else new_data
+        fit(learner, train, data, steps, seed, progress, label=f"{method} s{seed}")
+        return learner
+    share = len(new) / (len(old) + len(new))
+    generator = torch.Generator(device).manual_seed(seed)
+    draws = batches(new_data, max(1, round(recipe.batch * share)), steps, generator)
+    old_count = recipe.batch - max(1, round(recipe.batch * share))
+    terms = generate(model, "ours")
+    guide = torch.Generator(device).manual_seed(seed + GUIDE_STREAM) if model.fully_guided() else None
+
+    def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
+        inputs = _label_inputs(model, old, old_count, generator)
+        fresh = next(draws)
+        if method == "replay":
+            with torch.no_grad():
+                dream = old_model.sample(old_count, inputs, generator).values
+            return elbo(learner, {k: torch.cat([v, dream[k]]) for k, v in fresh.items()}, generator)
+        loss, logged = elbo(learner, fresh, generator)
+        kept, kept_terms = distillation_loss(old_model, learner, terms, "ours", old_count, inputs, generator,
+                                             guide=guide)
+        return share * loss + (1 - share) * kept, {**logged, **kept_terms}
+
+    optimise(learner, list(learner.parameters()), recipe.lr, recipe.weight_decay, steps, step_fn,
+             f"{method} s{seed}", progress)
+    return learner
+
+
+def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, seeds: tuple[int, ...] | None = None,
+              methods: tuple[str, ...] = METHODS, quick: bool = False, progress: bool = True, log=print,
+              device: str = "cpu") -> dict:
+    """The whole experiment: the old model, each method x seed, the metrics on old and
+    new classes; writes checkpoints, continual.json and report.md under `out`."""
+    old, new = classes_of(model, new)
+    everything = _with_classes(model, tuple(sorted(old + new)))
+    split = load_split(everything)
+    seeds = tuple(seeds if seeds is not None else model.distill.seeds)
+    steps = quick_steps(model.distill.steps, quick)
+    device_ = device_of(device)
+    old_model = _trained(model, out / "old.pt", device_, log, lambda: _old(model, split, old, quick, progress, device_))
+    learners = {}
+    for method in methods:
+        for seed in seeds:
+            name = f"{method}_s{seed}"
+            learners[name] = _trained(model, out / f"{name}.pt", device_, log,
+                                      lambda m=method, s=seed: learn(model, old_model, split, old, new, m, s, steps,
+                                                                     progress),
+                                      DISTILLER if method == "ours" else None)
+    results = {"old classes": list(old), "new classes": list(new), "steps": steps, "seeds": list(seeds),
+               "methods": list(methods), "models": {}}
+    for group, classes in (("old", old), ("new", new)):
+        where = setting(everything, split, classes)
+        results["features"] = where.featurizer.description if where.featurizer else None
+        measured = measure(where, old_model, learners)
+        test = {k: v.to(device_) for k, v in _rows(split.test, split.test_labels, classes).items()}
+        for name, compiled in {"old model": old_model, **learners}.items():
+            row = measured["teacher" if name == "old model" else name]
+            row["-ELBO"] = evaluate(compiled, test, torch.Generator().manual_seed(0))
+            results["models"].setdefault(name, {})[group] = row
+    write_text(out / "continual.json", json.dumps(results, indent=2) + "\n")
+    for path in write_reports(continual_report(model, results, quick), out):
+        log(f"wrote {path}")
+    return results
+
+
+def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progress: bool,
+         device: torch.device) -> CompiledModel:
+    """The model of the old classes, trained by the spec's recipe on their rows of the
+    common split (so that no test row of any class was ever trained on)."""
+    torch.manual_seed(0)
+    compiled = compile_model(model).to(device)
+    steps = quick_steps(model.train.steps, quick)
+    fit(compiled, model.train, _rows(split.train, split.train_labels, old), steps, 0, progress, label="old classes")
+    return compiled
+
+
+def _trained(model: ir.Model, path: Path, device: torch.device, log, train, distiller: int | None = None
+             ) -> CompiledModel:
+    """The checkpoint at `path` when a finished one is there (for a distilled learner, one
+    made by this `distillation.DISTILLER`), else `train()` saved there."""
+    if checkpoint.matches(path, model):
+        compiled = compile_model(model).to(device)
+        if checkpoint.load(path, compiled, map_location=device).get("distiller") == distiller:
+            log(f"{path.stem}: reusing {path}")
+            return compiled.eval()
+    started = time.perf_counter()
+    compiled = train()
+    made = {"seconds": round(time.perf_counter() - started, 2), **({"distiller": distiller} if distiller else {})}
+    checkpoint.save(path, compiled, made)
+    log(f"{path.stem}: trained in {time.perf_counter() - started:.1f} s")
+    return compiled.eval()
+

@@ -1,0 +1,254 @@
+"""Graph IR: the checked meaning of a spec, the typed graph that every later stage walks.
+
+A `Model` is a closed set of `Node`s of four kinds (`NODE_KINDS`), each holding its own
+conditional: type, size, fixed parameters, parents (with time lags), network, guide. All
+names are resolved, constants substituted, defaults filled in, and `order` is a
+deterministic topological order; `dgmc.ir.order.lint` re-checks these invariants. Nothing
+here is a Python object graph: nodes refer to each other by name.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import PrivateAttr
+
+from ..core.base import Frozen, Span
+from ..families import FAMILIES, Family
+from ..networks import NETWORKS, Network, scale_hidden
+
+NodeKind = Literal["input", "latent", "observed", "deterministic"]
+
+NODE_KINDS: dict[str, str] = {
+    "input": "given with the data, never modelled (a class label, a covariate); no parents",
+    "latent": "hidden random variable with a family; sampled, inferred by the guide",
+    "observed": "random variable with a family that the data supplies when training",
+    "deterministic": "a plain function of its parents (an RNN state); no noise",
+}
+
+Param = float | Literal["learned", "computed"]
+"""A family parameter: fixed by the spec (a number, also a family's settings such as a
+temperature), `learned` (a free parameter that does not depend on the parents: the
+default of a node without parents), or `computed` by the node's network from its
+parents (the default of a node with parents)."""
+
+
+class Parent(Frozen):
+    """An edge into a node: from `name` at the same step (`lag` 0) or the previous (1)."""
+
+    name: str
+    lag: int = 0
+    span: Span
+
+
+class Guide(Frozen):
+    """The inference network's conditional q(node | parents) for a latent node."""
+
+    parents: tuple[Parent, ...]
+    net: Network
+    span: Span
+
+
+class Node(Frozen):
+    """One node of the graph and its conditional p(node | parents).
+
+    `type` is a family name (latent, observed) or a domain name (input: Real, Binary,
+    OneHot; deterministic: Real). `net` is None exactly for inputs and for nodes with no
+    parents. `init` is the value before the first step, for time-indexed nodes that some
+    edge reads at `t-1` (a number, or `learned`); a latent node may instead have an
+    `initial` distribution, of its own family, whose parameters are numbers or `learned`
+    (the value before the first step is then a sample, with its own noise). `shape` holds
+    the dimensions of a node declared with several (`[1, 28, 28]`, channels first); every
+    stage keeps its `size` values flat, and networks for images read the shapes.
+    """
+
+    name: str
+    kind: NodeKind
+    type: str
+    size: int
+    shape: tuple[int, ...] | None = None
+    params: dict[str, Param] = {}
+    timed: bool = False
+    init: Param | None = None
+    initial: dict[str, Param] | None = None
+    parents: tuple[Parent, ...] = ()
+    net: Network | None = None
+    guide: Guide | None = None
+    span: Span
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The node's dimensions: its shape, or (size,) for a vector."""
+        return self.shape or (self.size,)
+
+    def type_label(self, size: int | None = None) -> str:
+        """`Normal[8]`, `Bernoulli[1, 28, 28]`: as the spec declares it (a student's
+        deterministic state at its own `size`)."""
+        return f"{self.type}[{', '.join(map(str, self.shape or (size or self.size,)))}]"
+
+    @property
+    def family(self) -> Family | None:
+        return FAMILIES.get(self.type) if self.kind in ("latent", "observed") else None
+
+
+class Time(Frozen):
+    """`time t in first..last`: the step variable of the time-indexed nodes."""
+
+    var: str
+    first: int
+    last: int
+    span: Span
+
+    @property
+    def steps(self) -> int:
+        return self.last - self.first + 1
+
+
+class Binding(Frozen):
+    """The columns that feed one node, side by side, and the transform they go through
+    (`dgmc.datasets.transforms`) with its arguments."""
+
+    node: str
+    columns: tuple[str, ...]
+    transform: str | None = None
+    args: dict[str, float] = {}
+    span: Span
+
+    @property
+    def label(self) -> str:
+        """The columns as a person reads them: `pixels`, `eruptions+waiting`."""
+        return "+".join(self.columns)
+
+
+FILE_DATASET = "file"
+"""`data file { ... }`: the rows come from the file given with `--data PATH`."""
+
+
+class Data(Frozen):
+    """The dataset, its preprocessing, and which columns feed which node. A spec names a
+    registered dataset or `file`; for `file`, `source` is the path given with `--data`
+    and `digest` its content hash (neither is written in the spec)."""
+
+    dataset: str
+    flags: tuple[str, ...] = ()
+    classes: tuple[int, ...] | None = None
+    test_fraction: float = 0.2
+    bindings: dict[str, Binding] = {}
+    source: str | None = None
+    digest: str | None = None
+    span: Span
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Node -> the label of the columns that feed it."""
+        return {node: binding.label for node, binding in self.bindings.items()}
+
+
+class Train(Frozen):
+    """The teacher's recipe: objective (`elbo`, `wake_sleep`, `mle`) and optimiser; for
+    `elbo`, the KL warm-up steps and the free-bits floor (nats per latent dimension),
+    both against posterior collapse."""
+
+    objective: str
+    steps: int
+    batch: int
+    lr: float
+    warmup: int = 0
+    free_bits: float = 0.0
+    weight_decay: float
+    span: Span
+
+
+class Distill(Frozen):
+    """The distillation: student widths, lambdas (each a run of `ours`), methods, seeds,
+    optimiser, the divergence of every latent and observed node, and explicit student
+    networks where given."""
+
+    widths: tuple[float, ...]
+    lambdas: tuple[float, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    batch: int
+    lr: float
+    weight_decay: float
+    divergences: dict[str, str]
+    student_nets: dict[str, Network] = {}
+    stage: float = 0.5
+    """The share of a `staged` distillation's steps spent on local before ours."""
+    revive: int = 100
+    """Every this many steps, a distilled student's dead ReLU units are revived
+    (`dgmc.distillation.revive`); 0: never. On by default: on specs/hm.dgm it turned the 2 collapsed
+    seeds of 10 into students that match the teacher (docs/RESULTS.md, hm_no_revive)."""
+    span: Span
+
+
+class Model(Frozen):
+    """A checked spec. `nodes` are in declaration order; `order` is the topological
+    order over same-step edges, ties broken by declaration order."""
+
+    name: str
+    consts: dict[str, int | float] = {}
+    time: Time | None = None
+    nodes: tuple[Node, ...]
+    order: tuple[str, ...]
+    data: Data | None = None
+    train: Train | None = None
+    distill: Distill
+    span: Span
+
+    _by_name: dict[str, Node] = PrivateAttr(default_factory=dict)
+    _source: tuple[str, str] | None = PrivateAttr(default=None)
+
+    @property
+    def source_text(self) -> tuple[str, str] | None:
+        """(text, file name) of the spec this model was checked from, when known: later
+        stages locate their errors in it (a data file that does not fit a binding)."""
+        return self._source
+
+    def model_post_init(self, context: object) -> None:
+        self._by_name.update((n.name, n) for n in self.nodes)
+
+    def node(self, name: str) -> Node:
+        return self._by_name[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._by_name
+
+    def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind in kinds)
+
+    def fully_guided(self) -> bool:
+        """Latent nodes, each with a guide: what the ELBO and a student's guide need."""
+        latents = self.of_kind("latent")
+        return bool(latents) and all(n.guide is not None for n in latents)
+
+    def initial_name(self, name: str) -> str:
+        """How the sample before the first step of a node with an `initial` distribution
+        is named in traces, noise and losses: `z[0]` for `time t in 1..T`."""
+        assert self.time is not None, name
+        return f"{name}[{self.time.first - 1}]"
+
+    def initials(self) -> tuple[Node, ...]:
+        """The nodes whose value before the first step is drawn from a distribution."""
+        return tuple(n for n in self.nodes if n.initial is not None)
+
+    def student_size(self, name: str, width: float) -> int:
+        """A node's size in the student. Deterministic states (an RNN's `h`) are hidden
+        units, so they scale with `width` like hidden layers; every other node keeps its
+        size, since teacher and student are compared, or fed data, there."""
+        node = self.node(name)
+        if node.kind != "deterministic":
+            return node.size
+        return scale_hidden((node.size,), width)[0]
+
+    def student_net(self, name: str, width: float) -> Network | None:
+        """The student's network for a node: the explicit one from the distill block, or
+        the teacher's with hidden widths scaled by `width`."""
+        explicit = self.distill.student_nets.get(name)
+        if explicit is not None:
+            return explicit
+        net = self.node(name).net
+        if net is None:
+            return None
+        return NETWORKS[net.name].student(net, width)

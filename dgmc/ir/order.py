@@ -1,0 +1,180 @@
+"""The graph view of a model (networkx), its topological order, its cycles, and `lint`.
+
+Edges carry a `lag`: 0 for a dependence within a step, 1 for one on the previous step
+(`h[t-1] -> h[t]`). Only same-step edges constrain the order or can form a cycle; a
+model unrolled over time is acyclic exactly when its same-step graph is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+
+import networkx as nx
+
+from ..families import FAMILIES
+from . import Model
+
+Edge = tuple[str, str, int]
+"""(parent, child, lag)"""
+
+
+class LintError(AssertionError):
+    """A broken invariant of the graph IR: a bug in dgmc, never a user mistake."""
+
+
+def build(names: Iterable[str], edges: Iterable[Edge]) -> nx.MultiDiGraph:
+    """A multigraph with one edge per (parent, child, lag); the key is the lag."""
+    graph = nx.MultiDiGraph()
+    graph.add_nodes_from(names)
+    for parent, child, lag in edges:
+        graph.add_edge(parent, child, key=lag, lag=lag)
+    return graph
+
+
+def model_edges(model: Model, guide: bool = False) -> list[Edge]:
+    """The generative edges, or the guide's edges when `guide`."""
+    edges = []
+    for node in model.nodes:
+        parents = (node.guide.parents if node.guide else ()) if guide else node.parents
+        edges.extend((p.name, node.name, p.lag) for p in parents)
+    return edges
+
+
+def inference_edges(model: Model) -> list[Edge]:
+    """The edges that inference follows: a latent is computed from its guide parents, a
+    deterministic node from its generative parents; observed and input nodes are data."""
+    edges = []
+    for node in model.nodes:
+        if node.kind == "latent" and node.guide is not None:
+            edges.extend((p.name, node.name, p.lag) for p in node.guide.parents)
+        elif node.kind == "deterministic":
+            edges.extend((p.name, node.name, p.lag) for p in node.parents)
+    return edges
+
+
+def to_networkx(model: Model, guide: bool = False) -> nx.MultiDiGraph:
+    """The model (or its guide) as a networkx multigraph; node attributes are the IR
+    node's kind, type, size and timed flag."""
+    graph = build(model.order, model_edges(model, guide))
+    for node in model.nodes:
+        graph.nodes[node.name].update(kind=node.kind, type=node.type, size=node.size, timed=node.timed)
+    return graph
+
+
+def same_step(graph: nx.MultiDiGraph) -> nx.DiGraph:
+    flat = nx.DiGraph()
+    flat.add_nodes_from(graph.nodes)
+    flat.add_edges_from((u, v) for u, v, lag in graph.edges(keys=True) if lag == 0)
+    return flat
+
+
+def topological_order(graph: nx.MultiDiGraph, rank: dict[str, int]) -> list[str]:
+    """Parents before children; among nodes that are free at the same time, the one
+    declared first comes first. Raises networkx's error if there is a cycle."""
+    return list(nx.lexicographical_topological_sort(same_step(graph), key=rank.__getitem__))
+
+
+def find_cycles(graph: nx.MultiDiGraph, rank: dict[str, int]) -> list[list[str]]:
+    """One cycle per strongly connected group of nodes, as [a, b, ..., a], each starting
+    at its earliest-declared node; deterministic."""
+    flat = same_step(graph)
+    cycles = []
+    for group in nx.strongly_connected_components(flat):
+        if len(group) == 1 and not flat.has_edge(next(iter(group)), next(iter(group))):
+            continue
+        start = min(group, key=rank.__getitem__)
+        edges = nx.find_cycle(flat.subgraph(group), source=start)
+        cycles.append([u for u, _ in edges] + [start])
+    return sorted(cycles, key=lambda c: rank[c[0]])
+
+
+def ancestors_of(graph: nx.MultiDiGraph, targets: Iterable[str]) -> set[str]:
+    """Every node with a path (through any lag) to one of `targets`, targets included."""
+    seen = set(targets)
+    queue = deque(seen)
+    while queue:
+        for parent in graph.pred[queue.popleft()]:
+            if parent not in seen:
+                seen.add(parent)
+                queue.append(parent)
+    return seen
+
+
+def guide_side(kinds: Mapping[str, str], model_edges: Iterable[Edge], guide_edges: Iterable[Edge]) -> set[str]:
+    """The deterministic nodes that belong to the guide: read, directly or through other
+    such nodes, by some guide conditional and by no generative one (a feature extractor
+    `x -> r` that only `guide { r -> z }` reads). Nothing observed depends on them, yet
+    the guide's objective trains them, so they are counted, trained and distilled with
+    the guide; a state that any generative node reads stays generative."""
+    model_edges = list(model_edges)
+    side = {name for name, kind in kinds.items() if kind == "deterministic"}
+    while True:  # drop every state a node outside the set reads, until none is left to drop
+        read_outside = {parent for parent, child, _ in model_edges if parent in side and child not in side}
+        if not read_outside:
+            break
+        side -= read_outside
+    within = build(side, [(p, c, lag) for p, c, lag in model_edges if p in side and c in side])
+    return ancestors_of(within, {parent for parent, _, _ in guide_edges if parent in side})
+
+
+def guide_states(model: Model) -> set[str]:
+    """`guide_side` of a checked model."""
+    return guide_side({n.name: n.kind for n in model.nodes}, model_edges(model), model_edges(model, guide=True))
+
+
+def lint(model: Model) -> None:
+    """Re-check the invariants every later stage relies on; raise `LintError` listing
+    every violation. Cheap (linear), so it runs after every check."""
+    problems = list(_problems(model))
+    if problems:
+        raise LintError("graph IR invariants broken:\n- " + "\n- ".join(problems))
+
+
+def _problems(model: Model):
+    names = [n.name for n in model.nodes]
+    if len(set(names)) != len(names):
+        yield "node names are not unique"
+    if sorted(model.order) != sorted(names):
+        yield "order is not a permutation of the nodes"
+    position = {name: i for i, name in enumerate(model.order)}
+    for node in model.nodes:
+        yield from _node_problems(model, node, position)
+    for name, divergence in model.distill.divergences.items():
+        family = model.node(name).family if model.has(name) else None
+        if family is None or divergence not in family.divergences:
+            yield f"divergence {divergence!r} of {name!r} does not fit"
+    expected = {n.name for n in model.of_kind("latent", "observed")}
+    if set(model.distill.divergences) != expected:
+        yield "divergences do not cover exactly the latent and observed nodes"
+    for name in model.data.columns if model.data else ():
+        if not model.has(name) or model.node(name).kind not in ("observed", "input"):
+            yield f"data column bound to {name!r}, which is not an observed or input node"
+
+
+def _node_problems(model: Model, node, position: dict[str, int]):
+    if node.kind == "input" and node.parents:
+        yield f"input {node.name!r} has parents"
+    if (node.net is None) != (not node.parents):
+        yield f"{node.name!r}: a network exactly when there are parents"
+    if node.kind in ("latent", "observed") and node.type not in FAMILIES:
+        yield f"{node.name!r} has no family"
+    if node.guide is not None and node.kind != "latent":
+        yield f"{node.name!r} has a guide but is not latent"
+    for parent in (*node.parents, *(node.guide.parents if node.guide else ())):
+        if not model.has(parent.name):
+            yield f"{node.name!r} has unknown parent {parent.name!r}"
+            continue
+        source = model.node(parent.name)
+        has_init = source.init is not None or source.initial is not None
+        if parent.lag not in (0, 1) or (parent.lag == 1 and (not source.timed or not has_init)):
+            yield f"{node.name!r} reads {parent.name!r} at lag {parent.lag} without a time index and init"
+        if source.timed and not node.timed:
+            yield f"untimed {node.name!r} depends on timed {parent.name!r}"
+    for parent in node.parents:
+        if parent.lag == 0 and model.has(parent.name) and position[parent.name] >= position[node.name]:
+            yield f"order puts {node.name!r} before its parent {parent.name!r}"
+    if node.timed and model.time is None:
+        yield f"{node.name!r} is timed but the model has no time"
+    if node.initial is not None and (node.init is not None or node.kind != "latent" or not node.timed):
+        yield f"{node.name!r}: an initial distribution belongs to a timed latent without a fixed init"

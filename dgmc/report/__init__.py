@@ -1,0 +1,4 @@
+"""What a run shows a person: report.md and report.html from the run's metrics with
+paired verdicts (`report`, templates in `templates/`), and the graph drawn with graphviz
+(`render`), coloured by per-node measures (`heat`).
+"""

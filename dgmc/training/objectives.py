@@ -1,0 +1,184 @@
+"""The teacher's objectives: the registry `OBJECTIVES`, read by the checker (which
+objective fits which model) and by training (the function that computes it).
+
+Every objective takes a compiled model and a batch of data (node -> tensor) and returns
+the loss to minimise and its terms (batch means, in nats per example), so that training
+can log and plot each term:
+- `elbo`: -ELBO with reparametrized latents; the KL of each latent is closed-form when
+  torch knows it for the pair (q, p) and the guide draws none of the latent's generative
+  parents from it (`losses.elbo`), else the one-sample log q - log p; `beta` is the KL
+  warm-up weight.
+- `wake_sleep`: wake (generative nets fit log p(x, z) with z ~ q(z | x), no gradient
+  through z) plus sleep (guide nets fit log q(z | x) on dreams (x, z) ~ p).
+- `mle`: -log p(observed | inputs), for models without latents.
+`negative_elbo` is the number reported for latent-variable teachers (whatever trained
+them), `mle` for the others. torch is imported on first use, so the checker reads this
+registry without loading it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import ir
+from ..core.base import lazy_import
+from ..core.registry import Registry
+from ..losses.elbo import latent_terms
+from ..lower.runtime import kl_per_row
+
+if TYPE_CHECKING:
+    from torch import Generator, Tensor
+
+    from ..lower import CompiledModel
+
+torch = lazy_import("torch")
+
+Batch = dict[str, "Tensor"]
+Terms = dict[str, "Tensor"]
+ObjectiveFn = Callable[..., tuple["Tensor", Terms]]
+
+
+def inputs_of(model: ir.Model, batch: Batch) -> Batch:
+    """The columns of `batch` that feed input nodes (what every pass is given)."""
+    return {n.name: batch[n.name] for n in model.of_kind("input")}
+
+
+def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
+                guide: CompiledModel | None = None) -> dict[str, Tensor]:
+    """-log p of every observed node and the ELBO's term of every latent (its closed-form
+    KL where `losses.elbo` allows it, else log q - log p on the sample), per batch row. The latents
+    come from `guide`'s inference pass (default: the model's own guide); any q gives a
+    lower bound, so a distilled student can borrow its teacher's.
+
+    A draw before the first step (`z[0]`) is proposed from the guide model's initial
+    distribution: under the model's own guide its KL is zero and left out; under a
+    borrowed guide it is KL(teacher's initial || student's)."""
+    if guide is None and not model.interpret:
+        return model.elbo_parts(batch, generator)  # the same, as generated code
+    q = (guide or model).infer(batch, generator=generator)
+    drawn = tuple(model.initial_names.values())
+    if guide is None:  # the inference pass computed the deterministic states with these very nets
+        given = q.values
+    else:  # another model's states (a teacher's h) do not fit: recompute them
+        random = (*drawn, *(n.name for n in model.ir.of_kind("input", "latent", "observed")))
+        given = {name: q.values[name] for name in random}
+    p = model.run({}, given=given)
+    parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
+    if guide is not None:
+        parts.update({f"kl[{name}]": kl_per_row(model, name, q, p) for name in drawn})
+    for name, term in latent_terms(model.ir).items():
+        parts[f"kl[{name}]"] = kl_per_row(model, name, q, p) if term.closed else \
+            model.log_prob(name, q) - model.log_prob(name, p)
+    return parts
+
+
+def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
+         beta: float = 1.0, free_bits: float = 0.0) -> tuple[Tensor, Terms]:
+    """-ELBO, its KL terms weighted by `beta`; with `free_bits`, a layer's KL counts at
+    least `free_bits` nats per dimension in the loss (Kingma et al., 2016, one group per
+    latent node), so no layer gains by collapsing onto its prior. The logged terms are
+    the true ones."""
+    parts = {k: v.mean() for k, v in _elbo_parts(model, batch, generator).items()}
+    floors = {f"kl[{n.name}]": free_bits * n.size * (model.ir.time.steps if n.timed else 1)
+              for n in model.ir.of_kind("latent")} if free_bits else {}
+    loss = sum(beta * v.clamp(min=floors.get(k, 0.0)) if k.startswith("kl") else v for k, v in parts.items())
+    return loss, {**_detached(parts), "-elbo": sum(parts.values()).detach()}
+
+
+def negative_elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
+                  guide: CompiledModel | None = None) -> float:
+    """-ELBO per example (beta = 1), without gradient: the reported objective."""
+    with torch.no_grad():
+        return float(sum(v.mean() for v in _elbo_parts(model, batch, generator, guide).values()))
+
+
+def _wake_sleep_parts(model: CompiledModel, batch: Batch, generator: Generator | None) -> Terms:
+    """Each wake term (-log p of every random node, the latents from the guide, no
+    gradient through them) and sleep term (-log q of each latent on a dream (x, z) ~ p),
+    batch means: the generated `wake_sleep_parts` unless the model interprets."""
+    if not model.interpret:
+        return model.wake_sleep_parts(batch, generator)
+    with torch.no_grad():
+        q = model.infer(batch, generator=generator)
+    p = model.run({}, given=q.values)
+    wake = {f"wake[{n.name}]": -model.log_prob(n.name, p).mean() for n in model.ir.of_kind("latent", "observed")}
+    with torch.no_grad():
+        dream = model.sample(next(iter(batch.values())).shape[0], inputs_of(model.ir, batch), generator)
+    dreamt = model.infer(dream.values)
+    sleep = {f"sleep[{n.name}]": -model.log_prob(n.name, dreamt).mean() for n in model.ir.of_kind("latent")}
+    return {**wake, **sleep}
+
+
+def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None = None,
+               beta: float = 1.0) -> tuple[Tensor, Terms]:
+    parts = _wake_sleep_parts(model, batch, generator)
+    loss = sum(v for k, v in parts.items() if k.startswith("wake")) + \
+        sum(v for k, v in parts.items() if k.startswith("sleep"))
+    return loss, _detached(parts)
+
+
+def _mle_parts(model: CompiledModel, batch: Batch, generator: Generator | None) -> Terms:
+    """-log p of each observed node given the inputs, batch means: the generated
+    `mle_parts` unless the model interprets."""
+    if not model.interpret:
+        return model.mle_parts(batch, generator)
+    observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
+    p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
+    return {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
+
+
+def mle(model: CompiledModel, batch: Batch, generator: Generator | None = None,
+        beta: float = 1.0) -> tuple[Tensor, Terms]:
+    parts = _mle_parts(model, batch, generator)
+    loss = sum(parts.values())
+    return loss, {**_detached(parts), "nll": loss.detach()}
+
+
+def negative_log_likelihood(model: CompiledModel, batch: Batch, generator: Generator | None = None) -> float:
+    with torch.no_grad():
+        return float(mle(model, batch, generator)[0])
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A way to train a teacher: its function, what it needs of the model, and the
+    options of `train NAME(...)` beyond the optimiser's."""
+
+    name: str
+    run: ObjectiveFn
+    doc: str
+    latents: bool
+    """Needs latent nodes (each with a guide); False: needs none."""
+    discrete_latents: bool = True
+    """Copes with latents whose values are not differentiable (no reparametrized gradient)."""
+    options: tuple[str, ...] = ()
+    learns_initial: bool = True
+    """Trains the learned parameters of an initial distribution (`init z ~ ...`), which
+    the guide samples from: its gradient reaches them through the later steps."""
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+for _objective in (
+    Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
+              discrete_latents=False, options=("warmup", "free_bits")),
+    Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
+              "(discrete latents)", latents=True, learns_initial=False),
+    Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False),
+):
+    OBJECTIVES.register(_objective.name, _objective, origin="dgmc")
+
+
+def evaluate(model: CompiledModel, batch: Batch, generator: Generator | None = None,
+             guide: CompiledModel | None = None) -> float:
+    """The reported objective: -ELBO when the model has latents (through `guide`'s
+    inference, default its own), else -log p."""
+    if model.ir.of_kind("latent"):
+        return negative_elbo(model, batch, generator, guide)
+    return negative_log_likelihood(model, batch, generator)
+
+
+def _detached(parts: dict[str, Tensor]) -> Terms:
+    """The logged terms, left on the device (training reads them every few steps)."""
+    return {k: v.detach() for k, v in parts.items()}

@@ -17,8 +17,8 @@ import time
 
 import dgmc
 from dgmc.check import check
+from dgmc.frontend.parse import parse
 from dgmc.ir.order import build, topological_order
-from dgmc.spec.parse import parse
 
 
 def generate(nodes: int, seed: int = 0) -> str:

@@ -21,9 +21,9 @@ from collections import Counter
 from pathlib import Path
 
 import dgmc
-from dgmc.spec.fmt import format_text
-from dgmc.spec.parse import parser
-from dgmc.spec.source import BOM, decode
+from dgmc.frontend.fmt import format_text
+from dgmc.frontend.parse import parser
+from dgmc.frontend.source import BOM, decode
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPHABET = "model{}[]()->,=:#.\n \tabcxyzt0123456789_+-eéÿ\x00"

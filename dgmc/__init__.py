@@ -1,6 +1,6 @@
 """dgmc: a compiler for deep directed graphical models (DGMs).
 
-The folders read as the pipeline, each stage an IR in and an IR out: `spec` (file ->
+The folders read as the pipeline, each stage an IR in and an IR out: `frontend` (file ->
 text -> syntax IR, and back) -> `check` (syntax IR -> graph IR, all errors collected) ->
 `ir` (the graph IR; `ir.order`: topological order, lint) -> `lower` (graph IR ->
 generated PyTorch modules) -> `training` (the teacher) -> `distillation` (the students,

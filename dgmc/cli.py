@@ -12,10 +12,10 @@ from pathlib import Path
 from .check.load import check_text
 from .core.errors import DgmError, UserError, command_line, render
 from .core.files import locked, write_text
+from .frontend.source import STDIN, read_spec
 from .losses.methods import METHODS
 from .plugins import load_entry_points, load_module
 from .scale import launched, rank_label, relaunch
-from .spec.source import STDIN, read_spec
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -295,7 +295,7 @@ def _checked_rows(model) -> str:
 
 def _fmt(args: argparse.Namespace) -> int:
     """Rewrite each file in place; `-` formats standard input to standard output."""
-    from .spec.fmt import format_text
+    from .frontend.fmt import format_text
 
     status = 0
     for path in args.specs:

@@ -13,8 +13,8 @@ from strategies import specs
 import dgmc
 from dgmc.cli import main
 from dgmc.core.base import without_spans
-from dgmc.spec.fmt import format_text
-from dgmc.spec.parse import comments, parse
+from dgmc.frontend.fmt import format_text
+from dgmc.frontend.parse import comments, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "specs").glob("*.dgm"))

@@ -28,7 +28,7 @@ def test_wheel_contains_the_grammar_and_parses_with_it(tmp_path: Path) -> None:
         archive.extractall(unpacked)
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "import dgmc, dgmc.spec.parse as p;"
+        "import dgmc, dgmc.frontend.parse as p;"
         "assert dgmc.__file__.startswith(sys.argv[1]), dgmc.__file__;"
         "assert str(p.grammar_path()).startswith(sys.argv[1]), p.grammar_path();"
         "print(dgmc.loads('model m { observed x : Normal[1] }').order)"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from .. import ir
 from ..core.base import gc_paused
 from ..core.errors import DgmError, Diagnostic
+from ..frontend import syntax as s
 from ..ir import order
-from ..spec import syntax as s
 from .context import Context, stmts_of
 from .data import check_data
 from .edges import add_edges, add_inits, default_network

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..core.base import Span
 from ..core.errors import Diagnostic, did_you_mean
-from ..spec import syntax as s
+from ..frontend import syntax as s
 
 LEARNED = "learned"
 KEYWORDS = frozenset({

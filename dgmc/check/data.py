@@ -11,7 +11,7 @@ from .. import ir
 from ..datasets import DATA_OPTIONS, DATASETS, Dataset
 from ..datasets.transforms import FIXES, TRANSFORMS, fix_for
 from ..families import DOMAINS, FAMILIES, NODE_DOMAINS
-from ..spec import syntax as s
+from ..frontend import syntax as s
 from .context import Context, scalars, single
 from .nodes import Draft
 

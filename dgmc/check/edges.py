@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .. import ir
 from ..families import FAMILIES
+from ..frontend import syntax as s
 from ..networks import DEFAULT_HIDDEN, NETWORKS, NetworkKind, Option
-from ..spec import syntax as s
 from .context import LEARNED, Context, single, stmts_of
 from .nodes import UNSET, Draft, family_params
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import Diagnostic
+from ..frontend.parse import parse
+from ..frontend.source import read_spec
 from ..ir import Model
 from ..plugins import load_entry_points
-from ..spec.parse import parse
-from ..spec.source import read_spec
 from . import check
 
 

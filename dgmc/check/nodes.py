@@ -14,7 +14,7 @@ from .. import ir
 from ..core.base import Span
 from ..core.errors import did_you_mean
 from ..families import DETERMINISTIC_TYPES, FAMILIES, NODE_DOMAINS, param_spec
-from ..spec import syntax as s
+from ..frontend import syntax as s
 from .context import LEARNED, Context, single, stmts_of
 
 UNSET = "unset"

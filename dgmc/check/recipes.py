@@ -9,10 +9,10 @@ from __future__ import annotations
 from .. import ir
 from ..core.base import NOWHERE
 from ..families import FAMILIES
+from ..frontend import syntax as s
 from ..losses.divergences import DIVERGENCES
 from ..losses.methods import METHODS
 from ..networks import NETWORKS
-from ..spec import syntax as s
 from ..training.objectives import OBJECTIVES
 from .context import LEARNED, Context, scalars, single
 from .edges import DEFAULT_NET_NAME, network

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from .. import ir
 from ..families import FAMILIES, param_spec
+from ..frontend import syntax as s
 from ..networks import NETWORKS, Shape, output_shape
-from ..spec import syntax as s
 from .context import Context
 from .nodes import UNSET, Draft
 

@@ -1,6 +1,6 @@
 """The two things every IR element shares: immutability and a source span.
 
-Both IR layers (`dgmc.spec.syntax`, what the user wrote, and `dgmc.ir`, what it means) are
+Both IR layers (`dgmc.frontend.syntax`, what the user wrote, and `dgmc.ir`, what it means) are
 frozen pydantic models that forbid unknown fields, so a stage can never mutate what an
 earlier stage produced and a typo in a field name fails loudly.
 """

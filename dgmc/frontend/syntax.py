@@ -1,7 +1,7 @@
 """Syntax IR: the statements of a `.dgm` file as written, each with its source span.
 
-Built by the one Transformer in `dgmc.spec.parse`; read by the checker (`dgmc.check`), which
-resolves it into the graph IR (`dgmc.ir`), and by the formatter (`dgmc.spec.fmt`), which prints
+Built by the one Transformer in `dgmc.frontend.parse`; read by the checker (`dgmc.check`), which
+resolves it into the graph IR (`dgmc.ir`), and by the formatter (`dgmc.frontend.fmt`), which prints
 it back canonically. Constants stay as names here (`Normal[Z]`), so `fmt` keeps them.
 """
 

@@ -78,7 +78,7 @@ def _name(token: Token) -> s.Name:
 
 
 class ToSyntax:
-    """The one Transformer: parse tree -> `dgmc.spec.syntax` models, spans from Lark's meta.
+    """The one Transformer: parse tree -> `dgmc.frontend.syntax` models, spans from Lark's meta.
 
     One method per grammar rule, called bottom-up with the rule's meta and its already
     transformed children. It walks the tree with a loop rather than recursion (no depth

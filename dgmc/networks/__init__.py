@@ -4,7 +4,7 @@ schema (positional widths, named options, checked by the checker with located er
 how it is built for given input and output sizes, how a student's width scales it, and,
 for recurrent cells, how one step runs.
 
-Built in: `mlp(h1, h2, ..., act = relu)` (hidden layers of the given widths), `linear`
+Built in (`builtin.py`): `mlp(h1, h2, ..., act = relu)` (hidden layers of the given widths), `linear`
 (one affine map), `gru` and `lstm` (recurrent cells whose hidden size is the node's
 own size: they compute deterministic states such as `h[t]`); in `conv.py`, `conv` and
 `deconv` for images, built from shapes. `dgmc.register_network` adds one; an
@@ -13,182 +13,24 @@ unregistered name never reaches a builder, since the checker refuses it.
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from ..core.registry import RegistryError
+from .base import (
+    ACTIVATIONS,
+    DEFAULT_ACTIVATION,
+    DEFAULT_HIDDEN,
+    NETWORKS,
+    Network,
+    NetworkKind,
+    Option,
+    Shape,
+    activation,
+    output_shape,
+    scale_hidden,
+)
+from .builtin import BUILTIN, build_mlp
+from .conv import CONV
 
-from ..core.base import Frozen, Span, lazy_import
-from ..core.registry import Registry, RegistryError
-
-if TYPE_CHECKING:
-    from torch import Tensor, nn
-
-
-torch = lazy_import("torch")
-
-OptionValue = int | float | str
-
-
-class Network(Frozen):
-    """A registered network kind (`NETWORKS`) with its positional `hidden`
-    widths (which a student's width scales) and its named `options`, defaults filled in:
-    `mlp(256, 256, act = tanh)`, `linear`, a `gru` cell, a plugin's kind."""
-
-    name: str
-    hidden: tuple[int, ...] = ()
-    options: dict[str, int | float | str] = {}
-    span: Span
-
-    def label(self) -> str:
-        """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it (the
-        options that differ from their defaults)."""
-        args = [str(h) for h in self.hidden]
-        kind = NETWORKS.get(self.name)
-        defaults = kind.defaults() if kind else {}
-        args += [f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in self.options.items()
-                 if defaults.get(k) != v]
-        return f"{self.name}({', '.join(args)})" if args else self.name
-
-
-@dataclass(frozen=True)
-class Option:
-    """A named argument of a network kind: `act = tanh`, `blocks = 2`."""
-
-    name: str
-    kind: Literal["int", "float", "name"]
-    default: OptionValue
-    choices: tuple[str, ...] = ()
-    """The names a `name` option takes (empty: any name)."""
-    minimum: float | None = None
-    doc: str = ""
-
-
-Shape = tuple[int, ...]
-"""A node's dimensions, channels first: (size,) for a vector, (C, H, W) for an image."""
-Build = Callable[..., "nn.Module"]
-"""(net, in_dim, out_dim) -> module; for a `shaped` kind (net, in_shapes, out_shape)."""
-Fits = Callable[["Network", tuple[Shape, ...], Shape], "str | None"]
-"""(net, parents' shapes, output shape) -> why the network cannot map them, or None."""
-Step = Callable[["nn.Module", "Tensor", "Tensor", Any], tuple["Tensor", Any]]
-
-
-@dataclass(frozen=True)
-class NetworkKind:
-    """`build(net, in_dim, out_dim)` makes the module, [B, in_dim] -> [B, out_dim]. A
-    recurrent kind's module carries a state of size `out_dim` (the node's size) and
-    `step(module, inputs, state, carry) -> (state, carry)` runs one step (`carry`:
-    whatever else the cell keeps, None at the first step).
-
-    A `shaped` kind (a conv net) is built from shapes instead: `build(net, in_shapes,
-    out_shape)`, the parents' shapes in order and the output's (a computed image's
-    parameters stacked on the channels: (k * C, H, W)). Its module still maps the flat
-    [B, in] to the flat [B, out]: values stay flat between nodes.
-
-    Any kind, shaped or flat, may give `fits(net, in_shapes, out_shape)`, which says why
-    the network cannot map those shapes (None: it can), in the parents' and the node's
-    shapes ((size,) for a vector); the checker reports it at the edge with both shapes.
-    Whatever a kind says, compiling runs each network once on zeros and refuses an
-    output that is not the flat [B, out] its node needs (`CompiledModel._dry_run`)."""
-
-    name: str
-    build: Build
-    widths: bool = False
-    """Takes positional widths (hidden sizes), which a student's width scales."""
-    default_widths: tuple[int, ...] = ()
-    options: tuple[Option, ...] = ()
-    recurrent: bool = False
-    step: Step | None = None
-    scale: Callable[[Network, float], Network] | None = None
-    """A student's network at `width`; default: every width times `width`, rounded, >= 1."""
-    doc: str = ""
-    shaped: bool = False
-    fits: Fits | None = None
-    option_map: Mapping[str, Option] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "option_map", {o.name: o for o in self.options})
-
-    def student(self, net: Network, width: float) -> Network:
-        if self.scale is not None:
-            return self.scale(net, width)
-        return net.model_copy(update={"hidden": scale_hidden(net.hidden, width)})
-
-    def make(self, net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -> nn.Module:
-        """The module for these shapes: a flat kind sees only the total sizes."""
-        if self.shaped:
-            return self.build(net, in_shapes, out_shape)
-        return self.build(net, sum(math.prod(s) for s in in_shapes), math.prod(out_shape))
-
-    def defaults(self) -> dict[str, OptionValue]:
-        return {o.name: o.default for o in self.options}
-
-
-def output_shape(dims: Shape, raw: int) -> Shape:
-    """The shape of a network's output of `raw` values for a node of `dims`: an image's
-    parameters stacked on its channels, (raw / (H * W), H, W); a vector's, (raw,)."""
-    if len(dims) == 1:
-        return (raw,)
-    return (raw // math.prod(dims[1:]), *dims[1:])
-
-
-def scale_hidden(hidden: tuple[int, ...], width: float) -> tuple[int, ...]:
-    """The student's hidden widths: the teacher's times `width`, rounded, at least 1."""
-    return tuple(max(1, round(h * width)) for h in hidden)
-
-
-ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "sigmoid", "softplus", "leaky_relu", "identity")
-DEFAULT_ACTIVATION = "relu"
-DEFAULT_HIDDEN = (64,)
-"""`mlp` with no widths, and the network of a conditional whose edges name none."""
-
-
-def activation(name: str) -> nn.Module:
-    return {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "elu": torch.nn.ELU, "gelu": torch.nn.GELU,
-            "sigmoid": torch.nn.Sigmoid, "softplus": torch.nn.Softplus, "leaky_relu": torch.nn.LeakyReLU,
-            "identity": torch.nn.Identity}[name]()
-
-
-def build_mlp(net: Network, in_dim: int, out_dim: int) -> nn.Module:
-    """Affine layers of the given widths with the activation between them; a single
-    layer (no hidden width) is the bare `nn.Linear`."""
-    widths = (in_dim, *net.hidden, out_dim)
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(widths)):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(widths) - 2:
-            layers.append(activation(str(net.options.get("act", DEFAULT_ACTIVATION))))
-    return layers[0] if len(layers) == 1 else torch.nn.Sequential(*layers)
-
-
-def build_gru(net: Network, in_dim: int, out_dim: int) -> nn.Module:
-    return torch.nn.GRUCell(max(in_dim, 1), out_dim)
-
-
-def build_lstm(net: Network, in_dim: int, out_dim: int) -> nn.Module:
-    return torch.nn.LSTMCell(max(in_dim, 1), out_dim)
-
-
-def step_gru(cell: nn.Module, inputs: Tensor, state: Tensor, carry: Any) -> tuple[Tensor, Any]:
-    return cell(inputs, state), None
-
-
-def step_lstm(cell: nn.Module, inputs: Tensor, state: Tensor, carry: Any) -> tuple[Tensor, Any]:
-    """The LSTM's cell state is the carry (zeros at the first step)."""
-    hidden, cell_state = cell(inputs, (state, torch.zeros_like(state) if carry is None else carry))
-    return hidden, cell_state
-
-
-NETWORKS: Registry[NetworkKind] = Registry("network")
-for _kind in (
-    NetworkKind("mlp", build_mlp, widths=True, default_widths=DEFAULT_HIDDEN,
-                options=(Option("act", "name", DEFAULT_ACTIVATION, choices=ACTIVATIONS, doc="activation"),),
-                doc="multilayer perceptron on the concatenated parents"),
-    NetworkKind("linear", build_mlp, doc="one affine map of the concatenated parents"),
-    NetworkKind("gru", build_gru, recurrent=True, step=step_gru, doc="GRU cell; hidden size = the node's size"),
-    NetworkKind("lstm", build_lstm, recurrent=True, step=step_lstm, doc="LSTM cell; hidden size = the node's size"),
-):
+for _kind in (*BUILTIN, *CONV):
     NETWORKS.register(_kind.name, _kind, origin="dgmc")
 
 
@@ -201,4 +43,7 @@ def register_network(kind: NetworkKind, *, replace: bool = False) -> NetworkKind
     return NETWORKS.register(kind.name, kind, replace=replace)
 
 
-from . import conv  # noqa: E402, F401  (registers conv and deconv)
+__all__ = [
+    "ACTIVATIONS", "DEFAULT_ACTIVATION", "DEFAULT_HIDDEN", "NETWORKS", "Network", "NetworkKind", "Option", "Shape",
+    "activation", "build_mlp", "output_shape", "register_network", "scale_hidden",
+]

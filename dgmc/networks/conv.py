@@ -30,7 +30,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..core.base import lazy_import
-from . import ACTIVATIONS, DEFAULT_ACTIVATION, NETWORKS, Network, NetworkKind, Option, Shape, activation
+from .base import ACTIVATIONS, DEFAULT_ACTIVATION, Network, NetworkKind, Option, Shape, activation
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -182,10 +182,9 @@ def build_deconv(net: Network, in_shapes: tuple[Shape, ...], out_shape: Shape) -
     return torch.nn.Sequential(*layers)
 
 
-for _kind in (
+CONV = (
     NetworkKind("conv", build_conv, widths=True, default_widths=DEFAULT_CHANNELS, options=OPTIONS, shaped=True,
                 fits=conv_fits, doc="convolutional encoder: images to a vector or a smaller feature map"),
     NetworkKind("deconv", build_deconv, widths=True, default_widths=DEFAULT_CHANNELS, options=OPTIONS, shaped=True,
                 fits=deconv_fits, doc="decoder: an affine map to a small image, then transposed convolutions"),
-):
-    NETWORKS.register(_kind.name, _kind, origin="dgmc")
+)

@@ -2,7 +2,8 @@
 
 The stages run in file-independent order (declarations, edges and guides, initial
 values, shapes along the edges, data, recipes, cycles); each reports through the shared
-`Context` and carries on, so one run reports every mistake. Only a spec with no errors becomes a `Model`.
+`Context` and carries on, so one run reports every mistake. Only a spec with no errors
+becomes a `Model`. `load` runs the front end and the checker together (`dgmc.load`).
 """
 
 from __future__ import annotations

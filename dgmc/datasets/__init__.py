@@ -1,6 +1,8 @@
 """Datasets: what the language sees of them (`base`: columns, each column's size and value
 domain, the preprocessing options; the checker reads only this), how a model's data
-statement becomes train and test tensors (`split`), and the built-in datasets (`builtin`).
+statement becomes train and test tensors (`split`), the built-in datasets (`builtin`,
+`sprites`), the column transforms (`transforms`) and the readers of a user's data file
+(`readers`).
 The heavy imports (torch, scikit-learn, mnist1d) happen on first load, so `dgmc check`
 stays fast.
 """

@@ -2,8 +2,7 @@
 
 Formats: CSV and TSV with a header row, NumPy's .npy and .npz, Parquet (with pyarrow), and a
 folder of PNG/JPEG images with one subfolder per class (one module each). Nothing here knows
-specs: a later stage binds
-columns to nodes and checks values against their families, and points at bad rows with
+specs: a later stage binds columns to nodes and checks values against their families, and points at bad rows with
 `Table.where`, so every message names a place in the user's own file.
 
 Whatever bytes a file holds, the only exception that leaves this module is `DataError` (the

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .check.load import load
+from .check.overrides import Overrides, apply
 from .core.errors import UserError
 from .ir import Model, order
 
@@ -115,7 +116,9 @@ def distill(model: Model | str | Path, teacher: CompiledModel | str | Path, widt
     with a file knows it, so `evaluate(student)` reads its test split."""
     from .distillation.distill import distill as distill_student
 
-    model, split = _with_data(_model(model), data)
+    given = {"width": ("width", width), "lam": ("lambda", lam), "seed": ("seed", seed)}
+    model = apply(_model(model), Overrides.from_call("dgmc.distill", given))  # refused as the spec's own would be
+    model, split = _with_data(model, data)
     if not hasattr(teacher, "sample"):
         teacher = load_checkpoint(teacher)
     width = model.distill.widths[0] if width is None else width

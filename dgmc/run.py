@@ -17,19 +17,23 @@ refused.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from . import ir
 from .check.load import load
+from .check.overrides import NO_OVERRIDES, Overrides, apply, recorded
 from .core.errors import RenderError, UserError, words
-from .core.files import LOCK_NAME, locked, student_name, write_bytes, write_text
+from .core.files import LOCK_NAME, locked, write_bytes, write_text
 from .datasets import Split, has_data, load_split, with_data
-from .distillation.distill import DISTILLER, collapse, lambdas_of, progress_label, run_distill, split_for
+from .distillation.distill import DISTILLER, StudentJob, collapse, lambdas_of, run_distill, split_for
 from .distillation.jobs import Job, Workers, run_jobs
 from .evaluation.evaluate import SAMPLES, active_units, measure, setting
 from .evaluation.likelihood import exact_metrics
@@ -37,8 +41,9 @@ from .losses.methods import needs_data
 from .lower import CompiledModel, compile_model
 from .report.render import render_file
 from .report.report import report, write_reports
+from .scale import ddp
 from .training import checkpoint
-from .training.loop import check_trainable, device_of, quick_steps, train_teacher
+from .training.loop import Trained, check_trainable, device_of, quick_steps, report_to, scalars_to, train_teacher
 from .training.objectives import OBJECTIVES
 
 
@@ -93,14 +98,15 @@ def _make(model: ir.Model, out: Path, methods: tuple[str, ...], quick: bool, dev
           workers: Workers | None) -> list[dict]:
     """The claimed run directory's teacher, students, metrics and evaluation."""
     teacher = _teacher(model, out / "teacher", quick, device, progress, log)
-    grid = [(width, method, lam, seed) for width in model.distill.widths for method in methods
+    steps = quick_steps(model.distill.steps, quick)
+    grid = [StudentJob(method=method, width=width, seed=seed, lam=lam, steps=steps, device=device, progress=progress)
+            for width in model.distill.widths for method in methods
             for lam in lambdas_of(model, method) for seed in model.distill.seeds]
     if workers is None or workers.processes == 1:
-        students = [_student(model, out, *cell, quick, device, progress, log=log) for cell in grid]
-    else:
-        steps = quick_steps(model.distill.steps, quick)
-        jobs = [Job(_student, (model, out, width, method, lam, seed, quick, device, False),
-                    progress_label(method, width, lam, seed), steps) for width, method, lam, seed in grid]
+        students = [_student(model, out, job, log=log) for job in grid]
+    else:  # each worker's bar stays off: the parent draws one for all
+        jobs = [Job(partial(_student, model=model, out=out, job=replace(job, progress=False)), job.label, steps)
+                for job in grid]
         students = run_jobs(jobs, workers, progress, log)
     rows = [teacher, *students]
     write_text(out / "metrics.json", json.dumps(rows, indent=2) + "\n")
@@ -313,17 +319,16 @@ def _with_collapse(model: ir.Model, out: Path, name: str, width: float, metrics:
     return {**metrics, **collapse(model, teacher, student, split)}
 
 
-def _student(model: ir.Model, out: Path, width: float, method: str, lam: float | None, seed: int, quick: bool,
-             device: str, progress: bool, log: Callable[[str], None] = print) -> dict:
-    name = student_name(method, width, seed, lam)
+def _student(model: ir.Model, out: Path, job: StudentJob, log: Callable[[str], None] = print) -> dict:
+    name = job.name
     meta_path = out / "students" / f"{name}.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("distiller") == DISTILLER \
-            and checkpoint.matches(out / "students" / f"{name}.pt", model, width):
+            and checkpoint.matches(out / "students" / f"{name}.pt", model, job.width):
         log(f"{name}: done before, skipped")
-        metrics = _with_collapse(model, out, name, width, json.loads(meta_path.read_text())["metrics"], device)
+        metrics = _with_collapse(model, out, name, job.width, json.loads(meta_path.read_text())["metrics"],
+                                 job.device)
     else:
-        result = run_distill(model, out / "teacher" / "teacher.pt", out / "students", width, method, seed,
-                             device, quick_steps(model.distill.steps, quick), progress, lam)
+        result = run_distill(model, out / "teacher" / "teacher.pt", out / "students", job)
         metrics = result.metrics
         tested = metrics["test_objective"]
         tested = f"test objective {tested:.3f}" if tested is not None else "no test data"
@@ -366,3 +371,103 @@ def load_trained(path: str | Path, spec: str | Path | None = None, student: str 
     compiled = compile_model(checkpoint.with_recorded_data(ckpt, model), checkpoint.recorded_width(ckpt))
     checkpoint.load(ckpt, compiled)
     return compiled.eval(), ckpt
+
+
+# -- what the commands do: `dgmc.cli` maps its arguments to one of these and prints ---------
+
+def default_out(model: ir.Model, quick: bool = False) -> Path:
+    """Where `dgmc run` writes without --out: runs/<spec name>, and runs/<spec name>-quick
+    for a --quick run, so that smoke tests stay apart."""
+    return Path("runs") / (model.name + ("-quick" if quick else ""))
+
+
+def run_spec(model: ir.Model, source: str, filename: str, out: Path | None = None, data: Path | None = None,
+             overrides: Overrides = NO_OVERRIDES, quick: bool = False, device: str = "cpu", progress: bool = True,
+             force: bool = False, teacher: Path | None = None, jobs: int = 1, threads: int = 1,
+             plugins: tuple[str, ...] = (), tensorboard: bool = False, log=print) -> list[dict]:
+    """`dgmc run`: the checked spec `model` (its text `source`, read from `filename`) on
+    `data` (default: the data file the run directory recorded, when resuming), with the
+    distillation settings `overrides` in place of the spec's (each checked as the spec's
+    own; the run directory's spec.dgm records them), in `jobs` worker processes."""
+    out = out or default_out(model, quick)
+    if data is not None:
+        model = with_data(model, data)
+    elif (out / DATA_RECORD).is_file():  # resuming: the data file the run recorded
+        model = bind_recorded(model, out)
+    model = apply(model, overrides)
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {jobs}.")
+    workers = Workers(jobs, threads, plugins, partial(report_to, scalars_at(out, tensorboard)))
+    return run(model, recorded(source, filename, overrides), out, quick, device, progress, log, force=force,
+               teacher=teacher, workers=workers)
+
+
+def train_spec(model: ir.Model, out: Path, data: Path | None = None, seed: int = 0, device: str = "cpu",
+               quick: bool = False, progress: bool = True, tensorboard: bool = False) -> Trained:
+    """`dgmc train`: the teacher trained into `out`, everything it reads checked first (a
+    refused command creates nothing); the metrics are empty on a rank other than 0."""
+    model = with_data(model, data) if data is not None else model
+    check_trainable(model)
+    check_inputs(model, device)
+    scalars_at(out, tensorboard)
+    with writing(out):
+        return train_teacher(model, out, seed=seed, device=device, quick=quick, progress=progress)
+
+
+def distill_spec(model: ir.Model, teacher: Path, out: Path | None = None, data: Path | None = None,
+                 method: str = "ours", overrides: Overrides = NO_OVERRIDES, quick: bool = False, device: str = "cpu",
+                 progress: bool = True, tensorboard: bool = False) -> tuple[ir.Model, StudentJob, Trained]:
+    """`dgmc distill`: one student of `teacher` (a checkpoint) by `method`, its width,
+    seed and lambda (default: the spec's first) and recipe from `overrides` (each checked
+    as the spec's own), written into `out` (default: the teacher's folder). Returns the
+    model it was made from, the student's job and what it made."""
+    model = apply(with_data(model, data) if data is not None else model, overrides)
+    given = dict(zip(overrides.keys, overrides.args, strict=True))
+    job = StudentJob(method=method, width=model.distill.widths[0], seed=model.distill.seeds[0],
+                     lam=model.distill.lambdas[0] if "lambda" in given else None,
+                     steps=quick_steps(model.distill.steps, quick), device=device, progress=progress)
+    check_inputs(model, device, teacher, method)  # a refused command creates nothing
+    out = out or teacher.parent
+    scalars_at(out, tensorboard)
+    with writing(out):
+        return model, job, run_distill(model, teacher, out, job)
+
+
+def continual_spec(model: ir.Model, out: Path | None = None, data: Path | None = None,
+                   new: list[int] | None = None, seeds: list[int] | None = None, quick: bool = False,
+                   device: str = "cpu", progress: bool = True, tensorboard: bool = False) -> None:
+    """`dgmc continual`: into `out` (default runs/<spec name>_continual)."""
+    from .distillation import continual
+
+    model = with_data(model, data) if data is not None else model
+    out = out or Path("runs") / f"{model.name}_continual"
+    continual.check_inputs(model, new, device)  # a refused command creates nothing
+    scalars_at(out, tensorboard)
+    with locked(out):
+        continual.continual(model, out, new, seeds, quick=quick, progress=progress, device=device)
+
+
+def eval_run(out: Path, data: Path | None = None, device: str = "cpu", log=print) -> dict:
+    """`dgmc eval`: every model of the finished run in `out` measured again, its report
+    rewritten."""
+    spec, metrics = out / "spec.dgm", out / "metrics.json"
+    if not spec.is_file():
+        raise UserError(f"'{out}' is not a run directory: it has no spec.dgm "
+                        "(make one with `dgmc run SPEC --out DIR`).")
+    with locked(out):  # before looking for metrics.json: a run still writing them is named as such
+        if not metrics.is_file():
+            raise UserError(f"'{out}' is not a finished run: it has no metrics.json (finish it with "
+                            "`dgmc run SPEC --out DIR`).")
+        return evaluate_run(out, load_run_model(out, data), json.loads(metrics.read_text()), device, log)
+
+
+def scalars_at(out: Path, tensorboard: bool) -> Path | None:
+    """With `tensorboard`, where the training loops write their scalars (set for them)."""
+    directory = out / "tensorboard" if tensorboard else None
+    scalars_to(directory)
+    return directory
+
+
+def writing(out: Path):
+    """The output directory's lock, held by rank 0 alone (the one process that writes)."""
+    return locked(out) if ddp.world().main else contextlib.nullcontext()

@@ -169,7 +169,9 @@ def test_force_replaces_a_run_of_another_spec(tmp_path: Path, capsys) -> None:
     assert main([*RUN, "--out", str(out)]) == 1
     assert "pass --force" in capsys.readouterr().err
     assert main([*RUN, "--out", str(out), "--force"]) == 0
-    assert (out / "spec.dgm").read_text() == HM.read_text()
+    recorded = dgmc.load(out / "spec.dgm").distill  # the spec with the command line's settings
+    assert (recorded.seeds, recorded.methods, recorded.lambdas) == ((0,), ("ours", "scratch"), (1.0,))
+    assert dgmc.load(out / "spec.dgm").nodes == dgmc.load(HM).nodes
     assert sorted(p.name for p in (out / "students").glob("*.pt")) == [
         "student_ours_w0.25_s0.pt", "student_scratch_w0.25_s0.pt"]
 
@@ -210,7 +212,7 @@ _REFUSED = {  # what is wrong: (how the command changes, what it says)
     "plugin": (lambda a, m: [*a, "--plugin", "no_such_dgmc_plugin"], "no module named 'no_such_dgmc_plugin'"),
     "teacher": (lambda a, m: [*a, "--teacher", str(m["teacher"])], "is truncated or damaged"),
     "stage": (lambda a, m: [*a, "--stage", "2"], "--stage is the share of the steps"),
-    "widths": (lambda a, m: [*a, "--widths", "0"], "width is a share of the teacher's, so positive, not 0"),
+    "widths": (lambda a, m: [*a, "--widths", "0"], "A width must be positive, not 0"),
     "lambdas": (lambda a, m: [*a, "--lambdas", "1", "-1"], "lambda weighs the latent terms and must be >= 0, not -1"),
     "seeds": (lambda a, m: [*a, "--seeds", "-2"], "A seed must be an integer >= 0, not -2"),
     "device": (lambda a, m: [*a, "--device", "gpu9"], "Unknown device 'gpu9'"),

@@ -77,4 +77,4 @@ def test_revive_is_a_spec_and_command_line_setting(capsys) -> None:
     with pytest.raises(dgmc.DgmError, match="revive must be an integer >= 0"):
         dgmc.loads(spec.replace("revive = 50", "revive = -1"))
     assert main(["distill", str(ROOT / "specs/hm.dgm"), "--teacher", "x.pt", "--revive", "-3"]) == 1
-    assert "--revive is a number of steps" in capsys.readouterr().err
+    assert "--revive must be an integer >= 0, not -3" in capsys.readouterr().err

@@ -79,40 +79,54 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -
                                                                       if fits else "."))
 
 
+SETTINGS = ("width", "lambda", "method", "seed", "stage", "revive")
+"""The distillation settings a command or a call may give in place of the spec's
+(`dgmc.check.overrides`): each read by the one rule below, wherever it was written."""
+GRID_DEFAULTS = {"widths": (0.25,), "lambdas": (1.0,), "seeds": (0,)}
+
+
 def check_distill(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], train: ir.Train | None) -> ir.Distill:
     stmt = single(ctx, spec, s.DistillStmt, "distill") or s.DistillStmt(args=(), items=(), span=NOWHERE)
-    allowed = ("width", "lambda", "method", "seed", "stage", "revive", *OPTIMISER)
-    args = ctx.keyword_args(stmt.args, allowed, "distill")
+    args = ctx.keyword_args(stmt.args, (*SETTINGS, *OPTIMISER), "distill")
     inherited = {k: getattr(train, k) for k in OPTIMISER} if train else DEFAULTS
     divergences, student_nets = _items(ctx, stmt, drafts)
-    return ir.Distill(
-        widths=_list(ctx, args.get("width"), (0.25,), lambda v: ctx.positive(v, "A width")),
-        lambdas=_list(ctx, args.get("lambda"), (1.0,), lambda v: _lambda(ctx, v)),
-        methods=_list(ctx, args.get("method"), tuple(m for m in METHODS if METHODS[m].default),
-                      lambda v: _method(ctx, v)),
-        seeds=_list(ctx, args.get("seed"), (0,), lambda v: ctx.integer(v, "A seed", 0)),
-        divergences=divergences, student_nets=student_nets, span=stmt.span,
-        **_optimiser(ctx, args, inherited), **_stage(ctx, args.get("stage")),
-        **_revive(ctx, args.get("revive")),
-    )
+    defaults = {**GRID_DEFAULTS, "methods": tuple(m for m in METHODS if METHODS[m].default)}
+    return ir.Distill(**{**defaults, **distill_settings(ctx, args)}, divergences=divergences,
+                      student_nets=student_nets, span=stmt.span, **_optimiser(ctx, args, inherited))
 
 
-def _stage(ctx: Context, arg: s.Arg | None) -> dict[str, float]:
+def distill_settings(ctx: Context, args: dict[str, s.Arg]) -> dict:
+    """The `ir.Distill` fields of the settings (`SETTINGS`) that `args` give and that
+    check; an absent or refused one is left out (its default applies)."""
+    readers = {
+        "width": ("widths", lambda arg: _list(ctx, arg, lambda v: ctx.positive(v, "A width"))),
+        "lambda": ("lambdas", lambda arg: _list(ctx, arg, lambda v: _lambda(ctx, v))),
+        "method": ("methods", lambda arg: _list(ctx, arg, lambda v: _method(ctx, v))),
+        "seed": ("seeds", lambda arg: _list(ctx, arg, lambda v: ctx.integer(v, "A seed", 0))),
+        "stage": ("stage", lambda arg: _stage(ctx, arg)),
+        "revive": ("revive", lambda arg: _revive(ctx, arg)),
+    }
+    found = {}
+    for key, (field, read) in readers.items():
+        value = read(args[key]) if key in args else None
+        if value is not None:
+            found[field] = value
+    return found
+
+
+def _stage(ctx: Context, arg: s.Arg) -> float | None:
     """`stage = F`: the share of a staged distillation spent on local, in (0, 1)."""
-    if arg is None:
-        return {}
-    share = ctx.number(arg.value, "stage")
+    share = ctx.number(arg.value, arg.key.text)
     if share is not None and not 0 < share < 1:
-        ctx.error(arg.value.span, f"stage is the share of the steps spent on local before ours, between 0 and 1 "
-                                  f"(exclusive), not {share:g}.")
-        return {}
-    return {} if share is None else {"stage": float(share)}
+        ctx.error(arg.value.span, f"{arg.key.text} is the share of the steps spent on local before ours, between 0 "
+                                  f"and 1 (exclusive), not {share:g}.")
+        return None
+    return None if share is None else float(share)
 
 
-def _revive(ctx: Context, arg: s.Arg | None) -> dict[str, int]:
+def _revive(ctx: Context, arg: s.Arg) -> int | None:
     """`revive = N`: the steps between two revivals of dead units, 0 for none."""
-    every = ctx.integer(arg.value, "revive", 0) if arg is not None else None
-    return {} if every is None else {"revive": every}
+    return ctx.integer(arg.value, arg.key.text, 0)
 
 
 def _items(
@@ -212,14 +226,13 @@ def _method(ctx: Context, value: s.Value) -> str | None:
     return None
 
 
-def _list(ctx: Context, arg: s.Arg | None, default: tuple, read) -> tuple:
-    """A value or a list of values, each read by `read`; duplicates are errors."""
-    if arg is None:
-        return tuple(default)
+def _list(ctx: Context, arg: s.Arg, read) -> tuple | None:
+    """A value or a list of values, each read by `read`; duplicates are errors. None
+    when nothing is read (the default applies)."""
     if isinstance(arg.value, s.ListValue) and not arg.value.items:
         ctx.error(arg.value.span, f"'{arg.key.text}' lists nothing: give at least one value, or leave it out "
                   "for the default.")
-        return tuple(default)
+        return None
     out: list = []
     for item in scalars(arg.value):
         value = read(item)
@@ -227,4 +240,4 @@ def _list(ctx: Context, arg: s.Arg | None, default: tuple, read) -> tuple:
             ctx.error(item.span, f"'{arg.key.text}' lists {value} twice.")
         elif value is not None:
             out.append(value)
-    return tuple(out) or tuple(default)
+    return tuple(out) or None

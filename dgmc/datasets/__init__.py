@@ -8,9 +8,9 @@ stays fast.
 """
 
 from ..core.errors import DataError, DataFileError  # the errors of reading data, kept with every error
-from .base import DATA_OPTIONS, DATASETS, FLAGS, Column, Dataset, Split, cache_dir, register_dataset
+from .base import DATA_OPTIONS, DATASETS, FLAGS, Column, Dataset, Split, cache_dir, listing, register_dataset
 from .builtin import MNIST1D_ARGS
 from .split import has_data, load_split, read_source, with_data
 
 __all__ = ["DATASETS", "DATA_OPTIONS", "FLAGS", "MNIST1D_ARGS", "Column", "DataError", "DataFileError", "Dataset",
-           "Split", "cache_dir", "has_data", "load_split", "read_source", "register_dataset", "with_data"]
+           "Split", "cache_dir", "has_data", "listing", "load_split", "read_source", "register_dataset", "with_data"]

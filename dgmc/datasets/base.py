@@ -99,3 +99,17 @@ class Split:
                 return int(tensor.shape[0])
         raise ValueError("this split holds no tensor")  # load_split never builds one
 
+
+
+def listing() -> str:
+    """`dgmc datasets`: every registered dataset, where it comes from, its options and
+    columns."""
+    lines = []
+    for name, dataset in DATASETS.items():
+        lines.append(f"{name}: {dataset.rows:,} rows; {dataset.doc} ({DATASETS.origin_of(name)})")
+        lines.append(f"  options: {', '.join(dataset.flags) or 'none'}")
+        for column_name, column in dataset.columns.items():
+            shape = f"{column.size} per sequence" if column.sequence else str(column.size)
+            shape = f"[{', '.join(map(str, column.shape))}]" if column.shape else shape
+            lines.append(f"  {column_name:<12} {column.domain:<8} {shape:<16} {column.doc}")
+    return "".join(line + "\n" for line in lines)

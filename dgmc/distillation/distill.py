@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -302,21 +302,45 @@ def lambdas_of(model: ir.Model, method: str) -> tuple[float | None, ...]:
     return model.distill.lambdas if METHODS[method].weighs_latents and len(model.distill.lambdas) > 1 else (None,)
 
 
-def run_distill(model: ir.Model, teacher_path: Path, out: Path, width: float, method: str, seed: int,
-                device: str = "cpu", steps: int | None = None, progress: bool = True,
-                lam: float | None = None) -> Trained:
-    """Load the teacher, distill, evaluate, and write the student's checkpoint, metrics
-    and pictures under `out`."""
+@dataclass(frozen=True)
+class StudentJob:
+    """One student to distill: its method, width and seed, `ours`' lambda (None: the
+    spec's first), the steps (None: the spec's), the device, and whether a progress bar
+    shows."""
+
+    method: str
+    width: float
+    seed: int
+    lam: float | None = None
+    steps: int | None = None
+    device: str = "cpu"
+    progress: bool = True
+
+    @property
+    def name(self) -> str:
+        """The stem of its files (`student_name`)."""
+        return student_name(self.method, self.width, self.seed, self.lam)
+
+    @property
+    def label(self) -> str:
+        """Its training's label (`progress_label`)."""
+        return progress_label(self.method, self.width, self.lam, self.seed)
+
+
+def run_distill(model: ir.Model, teacher_path: Path, out: Path, job: StudentJob) -> Trained:
+    """Load the teacher, distill the student of `job`, evaluate it, and write its
+    checkpoint, metrics and pictures under `out`."""
     from ..evaluation.pictures import write_pictures
     from ..training.loop import device_of
 
     model = checkpoint.with_recorded_data(teacher_path, model)
-    teacher = compile_model(model).to(device_of(device))
+    teacher = compile_model(model).to(device_of(job.device))
     checkpoint.load(teacher_path, teacher, map_location=teacher._anchor.device)
     teacher.eval()
-    name = student_name(method, width, seed, lam)
+    name, method, width, seed, lam = job.name, job.method, job.width, job.seed, job.lam
     try:
-        student, history = distill(model, teacher, width, method, seed, steps, progress, lam)
+        student, history = distill(model, teacher, width=width, method=method, seed=seed, steps=job.steps,
+                                   progress=job.progress, lam=lam)
     except TrainingError as error:
         raise stopped(error, error.module, out / f"{name}.last_good.pt", {"seed": seed}) from None
     if not ddp.world().main:  # rank 0 evaluates and writes

@@ -1,11 +1,11 @@
 """`dgmc run --jobs N`: the grid's independent jobs in N worker processes.
 
-A job is a function and its arguments, run in a worker started by `spawn` (a fork of a
-process whose OpenMP threads already ran can hang), which first sets torch's threads and
-loads the same plugins as the parent. A job returns its result and the lines it would
-have logged; the parent logs them when it finishes, and draws one progress bar for all
-jobs from the step counts the workers' training loops send (through the `report` hook
-the caller gives, so that this module knows nothing of training).
+A job is a function with its arguments bound by keyword (`functools.partial`), run in a
+worker started by `spawn` (a fork of a process whose OpenMP threads already ran can
+hang), which first sets torch's threads and loads the same plugins as the parent.
+A job returns its result and the lines it would have logged; the parent logs them when
+it finishes, and draws one progress bar for all jobs from the step counts the workers'
+training loops send (through the `report` hook the caller gives, so that this module knows nothing of training).
 Each student is seeded on its own and every process runs torch on the same number of
 threads, so a job's result is the one it has in a single process.
 """
@@ -27,11 +27,11 @@ from ..core.errors import UserError, command_line
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of the grid: `function(*args, log=...)`, `steps` optimisation steps long
-    (for the progress bar), named `label` (its training loop's label)."""
+    """One unit of the grid: `work(log=...)` (a picklable function, its arguments bound
+    by keyword), `steps` optimisation steps long (for the progress bar), named `label`
+    (its training loop's label)."""
 
-    function: Callable[..., Any]
-    args: tuple
+    work: Callable[..., Any]
     label: str
     steps: int
 
@@ -119,7 +119,7 @@ def _run(job: Job) -> tuple[Any, list[str]]:
     lines: list[str] = []
     try:
         with command_line():
-            return job.function(*job.args, log=lines.append), lines
+            return job.work(log=lines.append), lines
     except UserError as error:
         raise JobError(f"{job.label}: {error}") from None
     except Exception:

@@ -35,7 +35,13 @@ class Entry:
 
 def format_text(text: str, filename: str = "<string>") -> str:
     """The canonical form of `text`; raises `DgmError` if it does not parse."""
-    entries = list(_spec(parse(text, filename)))
+    return format_spec(parse(text, filename), text)
+
+
+def format_spec(spec: s.Spec, text: str) -> str:
+    """The canonical form of `spec`, parsed from `text` and perhaps rewritten since (a
+    statement replaced keeps its span): `text`'s comments and blank lines kept."""
+    entries = list(_spec(spec))
     lines = text.splitlines()
     tail = _place_comments(entries, comments(text), lines)
     return _emit(entries, tail, lines)

@@ -178,3 +178,14 @@ def _node_problems(model: Model, node, position: dict[str, int]):
         yield f"{node.name!r} is timed but the model has no time"
     if node.initial is not None and (node.init is not None or node.kind != "latent" or not node.timed):
         yield f"{node.name!r}: an initial distribution belongs to a timed latent without a fixed init"
+
+
+def table(model: Model) -> str:
+    """The topological order as `dgmc compile --emit order` prints it: each node's
+    position, kind, type and size, and its parents (`[t-1]`: the previous step's)."""
+    lines = []
+    for position, name in enumerate(model.order, start=1):
+        node = model.node(name)
+        parents = ", ".join(p.name + ("[t-1]" if p.lag else "") for p in node.parents) or "-"
+        lines.append(f"{position:>3}. {name:<12} {node.kind:<13} {node.type}[{node.size}]  <- {parents}")
+    return "".join(line + "\n" for line in lines)

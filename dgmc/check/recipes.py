@@ -6,6 +6,8 @@ everywhere; distillation reuses the teacher's steps, batch and learning rate.
 
 from __future__ import annotations
 
+import math
+
 from .. import ir
 from ..core.base import NOWHERE
 from ..families import FAMILIES
@@ -44,11 +46,54 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
                       f"so >= 0, not {free_bits:g}.")
         elif free_bits is not None:
             values["free_bits"] = float(free_bits)
-    _objective_fits(ctx, stmt, drafts)
-    return ir.Train(objective=objective, span=stmt.span, **values)
+    listing = args["enumerate"].value if "enumerate" in args else s.ListValue(items=(), span=stmt.span)
+    summed = _enumerated(ctx, args["enumerate"], drafts) if "enumerate" in args else ()
+    listed = {v.text for v in scalars(listing) if isinstance(v, s.Name)}
+    _objective_fits(ctx, stmt, drafts, listed)  # a name refused above is not also reported as unguided
+    return ir.Train(objective=objective, span=stmt.span, enumerate=summed, **values)
 
 
-def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -> None:
+MAX_CONFIGURATIONS = 1024
+"""The most joint values `enumerate` sums over: each one is a copy of the batch."""
+
+
+def _enumerated(ctx: Context, arg: s.Arg, drafts: dict[str, Draft]) -> tuple[str, ...]:
+    """The latents of `enumerate = [c, ...]`: discrete with a finite support, untimed, and
+    few enough joint values to run the batch once per value."""
+    names = _list(ctx, arg, lambda v: _summable(ctx, v, drafts)) or ()
+    sizes = [FAMILIES[drafts[n].type].support_size(drafts[n].size) for n in names if drafts[n].size is not None]
+    if math.prod(sizes) > MAX_CONFIGURATIONS:
+        counts = " x ".join(map(str, sizes)) + " = " if len(sizes) > 1 else ""
+        ctx.error(arg.value.span, f"Summing out {', '.join(names)} runs the batch once per joint value: "
+                  f"{counts}{math.prod(sizes):,} of them, more than {MAX_CONFIGURATIONS:,}: sum fewer latents out, "
+                  "or train the rest with wake_sleep or a relaxed family.")
+    return names
+
+
+def _summable(ctx: Context, value: s.Value, drafts: dict[str, Draft]) -> str | None:
+    if not isinstance(value, s.Name) or value.text not in drafts:
+        if isinstance(value, s.Name):
+            ctx.unknown("node", value, drafts, listed=False)
+        else:
+            ctx.error(value.span, "enumerate lists latent nodes by name.")
+        return None
+    draft = drafts[value.text]
+    family = FAMILIES.get(draft.type)
+    if draft.kind != "latent":
+        ctx.error(value.span, f"'{draft.name}' is {draft.kind}: only a latent node can be summed out.")
+    elif family is not None and (not family.discrete or family.support_size(draft.size or 1) is None):
+        why = "is not discrete" if not family.discrete else "has no finite set of values"
+        ctx.error(value.span, f"'{draft.name}' is {draft.type}, which {why}: only Bernoulli, Categorical and "
+                  "other finite discrete families can be summed out.")
+    elif draft.decl.time_var is not None:
+        ctx.error(value.span, f"'{draft.name}' is indexed by time: summing a chain out step by step (the forward "
+                  "algorithm) is not supported yet; only untimed latents can be summed out.")
+    else:
+        return draft.name
+    return None
+
+
+def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft], summed: set[str]) -> None:
     objective = OBJECTIVES[stmt.objective.text]
     latents = [d for d in drafts.values() if d.kind == "latent"]
     others = [o.name for o in OBJECTIVES.values() if o.latents]
@@ -63,11 +108,12 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft]) -
                   f"{' or '.join(plain)}.")
     for draft in latents:
         family = FAMILIES.get(draft.type)
-        if not objective.discrete_latents and family is not None and family.discrete:
+        if not objective.discrete_latents and family is not None and family.discrete and draft.name not in summed:
             fits = [o.name for o in OBJECTIVES.values() if o.latents and o.discrete_latents]
             ctx.error(draft.decl.type.span, f"{objective.name} reparametrizes latents, but '{draft.name}' is "
-                      f"{draft.type} (discrete): train with {' or '.join(fits)}.")
-        if not draft.guide_parents:
+                      f"{draft.type} (discrete): sum it out (`enumerate = [{draft.name}]`), or train with "
+                      f"{' or '.join(fits)}.")
+        if not draft.guide_parents and draft.name not in summed:
             ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective.name} "
                       f"needs: add an edge `... -> {draft.name}` inside `guide {{ }}`.")
         if draft.initial and LEARNED in draft.initial.values() and not objective.learns_initial:

@@ -133,17 +133,20 @@ def columns(setting: Setting) -> list[str]:
 
 def active_units(compiled: CompiledModel, split: Split, guide: CompiledModel | None = None
                  ) -> dict[str, tuple[int, int] | None]:
-    """Per static latent node: (active dimensions, dimensions) under `guide`'s inference
-    (default the model's own) on the test split. A layer with no active unit has
-    collapsed: its posterior ignores the data. None for a node whose family has no mean
-    (`Family.mean`): its active units are not defined, and the report says so."""
+    """Per static latent node with a guide: (active dimensions, dimensions) under
+    `guide`'s inference (default the model's own) on the test split. A layer with no
+    active unit has collapsed: its posterior ignores the data. None for a node whose
+    family has no mean (`Family.mean`): its active units are not defined, and the report
+    says so. A latent summed out of the model has no posterior to measure."""
     guide = guide or compiled
+    if guide.inference is None:
+        return {}
     data = {k: v.to(compiled._anchor.device) for k, v in split.test.items()}
     with torch.no_grad():
         q = guide.infer(data, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     out: dict[str, tuple[int, int] | None] = {}
     for node in compiled.ir.of_kind("latent"):
-        if node.timed:
+        if node.timed or node.name in compiled.ir.summed_out():
             continue
         mean = guide.families[node.name].mean(q.params[node.name])
         if mean is None:

@@ -147,7 +147,8 @@ class Data(Frozen):
 class Train(Frozen):
     """The teacher's recipe: objective (`elbo`, `wake_sleep`, `mle`) and optimiser; for
     `elbo`, the KL warm-up steps and the free-bits floor (nats per latent dimension),
-    both against posterior collapse."""
+    both against posterior collapse, and the discrete latents it sums out exactly
+    (`enumerate`) instead of sampling them."""
 
     objective: str
     steps: int
@@ -156,6 +157,9 @@ class Train(Frozen):
     warmup: int = 0
     free_bits: float = 0.0
     weight_decay: float
+    enumerate: tuple[str, ...] = ()
+    """Discrete latents the ELBO sums over every joint value of: weighted by the guide's
+    probabilities where the latent has a guide, out of the model where it has none."""
     span: Span
 
 
@@ -218,10 +222,22 @@ class Model(Frozen):
     def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.kind in kinds)
 
+    def summed_out(self) -> tuple[str, ...]:
+        """The latents the ELBO sums out of the model (`train elbo(enumerate = ...)` on a
+        latent without a guide): no guide infers them."""
+        summed = self.train.enumerate if self.train else ()
+        return tuple(n.name for n in self.of_kind("latent") if n.name in summed and n.guide is None)
+
+    def has_elbo(self) -> bool:
+        """Latent nodes, each inferred by a guide or summed out of the model: the ELBO is
+        defined (what `elbo` trains and every latent-variable model reports)."""
+        latents, summed = self.of_kind("latent"), self.summed_out()
+        return bool(latents) and all(n.guide is not None or n.name in summed for n in latents)
+
     def fully_guided(self) -> bool:
-        """Latent nodes, each with a guide: what the ELBO and a student's guide need."""
-        latents = self.of_kind("latent")
-        return bool(latents) and all(n.guide is not None for n in latents)
+        """The ELBO is defined and a guide infers the latents it does not sum out: what a
+        student's guide, and an ELBO through another model's guide, need."""
+        return self.has_elbo() and any(n.guide is not None for n in self.of_kind("latent"))
 
     def initial_name(self, name: str) -> str:
         """How the sample before the first step of a node with an `initial` distribution

@@ -17,6 +17,7 @@ was drawn, and an untimed node never depends on a timed one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import networkx as nx
 
@@ -34,19 +35,27 @@ class LatentTerm:
     """The closed-form KL may stand for the term (no generative parent drawn from the node)."""
     drawn_from: tuple[str, ...] = ()
     """The generative parents the guide computes from the node (why `closed` is False)."""
+    summed: Literal["", "guide", "model"] = ""
+    """Summed over its values (`train elbo(enumerate = [...])`) instead of sampled:
+    weighted by its guide's probabilities (`guide`), or out of the model, having no guide
+    (`model`). Either way its term is scored at each value, never in closed form."""
 
 
 def latent_terms(model: ir.Model) -> dict[str, LatentTerm]:
-    """Per latent (in the model's order), whether its closed-form KL is valid in the ELBO.
-    The model must be fully guided."""
+    """Per latent (in the model's order), whether its closed-form KL is valid in the ELBO,
+    or whether it is summed out. Every latent not summed out has a guide."""
     names = [n.name for n in model.nodes]
     inference = order.same_step(order.build(names, order.inference_edges(model)))
+    summed = model.train.enumerate if model.train else ()
     terms = {}
     for name in model.order:
         node = model.node(name)
         if node.kind != "latent":
             continue
-        downstream = nx.descendants(inference, name)
+        if name in summed:
+            terms[name] = LatentTerm(name, closed=False, summed="guide" if node.guide else "model")
+            continue
+        downstream = nx.descendants(inference, name) if name in inference else set()
         drawn_from = tuple(p.name for p in node.parents if p.lag == 0 and p.name in downstream)
         terms[name] = LatentTerm(name, closed=not drawn_from, drawn_from=drawn_from)
     return terms
@@ -65,8 +74,14 @@ def describe(model: ir.Model) -> str:
                      "on the guide's sample")
     for name, term in latent_terms(model).items():
         node = model.node(name)
-        q, p = _conditional("q", name, node.guide.parents), _conditional("p", name, node.parents)
-        if term.closed:
+        p = _conditional("p", name, node.parents)
+        q = _conditional("q", name, node.guide.parents) if node.guide else ""
+        if term.summed == "guide":
+            text = f"log {q} - log {p} at each value of {name}, weighted by {q}  summed out exactly"
+        elif term.summed == "model":
+            text = (f"-log {p} at each value of {name}, combined as -log sum over {name}'s values of exp(log p(..))  "
+                    "summed out of the model (no guide)")
+        elif term.closed:
             how = "closed form" if "kl" in FAMILIES[node.type].closed else \
                 "closed form where torch has one for the pair, else the one-sample estimate"
             text = f"KL({q} || {p})  {how}"

@@ -76,7 +76,7 @@ def describe(model: ir.Model, method: str = "ours", lam: float | None = None) ->
     """The loss as a formula, then one line per term, each marked exact or estimated;
     for a guided model, the ELBO's terms after it (`elbo.describe`)."""
     text = _describe_distillation(model, method, lam)
-    return text + "\n" + elbo.describe(model) if model.fully_guided() else text
+    return text + "\n" + elbo.describe(model) if model.has_elbo() else text
 
 
 def _describe_distillation(model: ir.Model, method: str, lam: float | None) -> str:

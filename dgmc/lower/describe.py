@@ -50,7 +50,7 @@ def shown_losses(compiled: CompiledModel) -> list[tuple]:
     """The generated objectives `code` prints: the teacher's (and the ELBO, which every
     guided model reports), and a distillation step's terms under `ours`, its guide's too."""
     model = compiled.ir
-    keys = [("elbo_parts",)] if model.fully_guided() else []
+    keys = [("elbo_parts",)] if model.has_elbo() else []
     objective = model.train.objective if model.train else None
     own = {"wake_sleep": ("wake_sleep_parts",), "mle": ("mle_parts",)}.get(objective)
     keys += [own] if own else []

@@ -3,7 +3,9 @@
 One function per objective, each a few passes followed by one line per node:
 - `elbo_parts`: the latents from the model's own guide, the model run on them; -log p of
   each observed node and, per latent, KL(q || p) where the closed form is the ELBO's
-  term, else log q - log p on the guide's sample (`losses.elbo`), per row;
+  term, else log q - log p on the guide's sample (`losses.elbo`), per row; a latent
+  summed out is scored at the value each row gives it (with its log q, the row's weight,
+  as `logq[z]`), and `objectives` combines the rows;
 - `wake_sleep_parts`: wake, -log p of every random node on the guide's latents (no
   gradient through them); sleep, -log q of each latent on a dream from the model;
 - `mle_parts`: -log p of each observed node given the inputs;
@@ -101,12 +103,25 @@ def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
     the generative pass (its family and parameter spec)."""
     f = _Function(model, "def elbo_parts(self, data, generator, noise=None):",
                   "-log p of each observed node and the ELBO's term of each latent, per row.")
-    f.line("q = self.infer(data, noise, generator)")
-    f.line("p = self.run({}, given=q.values)")
+    terms = latent_terms(model)
+    outside = [name for name, term in terms.items() if term.summed == "model"]
+    if not model.fully_guided():  # every latent summed out of the model: the data gives them all
+        f.line("p = self.run({}, given=data)")
+    elif outside:  # summed out of the model: each row holds one of their values (`objectives._summed_out`)
+        f.line("q = self.infer(data, noise, generator)")
+        f.line("p = self.run({}, given={**q.values, " + ", ".join(f"{n!r}: data[{n!r}]" for n in outside) + "})")
+    else:
+        f.line("q = self.infer(data, noise, generator)")
+        f.line("p = self.run({}, given=q.values)")
     for node in model.of_kind("observed"):
         f.node(node.name, "nll", f"nll[{node.name}]", _nll(node, generative[node.name], "p"))
-    for name, term in latent_terms(model).items():
-        if term.closed:
+    for name, term in terms.items():
+        if term.summed == "model":
+            f.node(name, "kl", f"kl[{name}]", f"-self.log_prob({name!r}, p)")
+        elif term.summed == "guide":
+            f.node(name, "kl", f"kl[{name}]", f"self.log_prob({name!r}, q) - self.log_prob({name!r}, p)")
+            f.node(name, "logq", f"logq[{name}]", f"self.log_prob({name!r}, q)")
+        elif term.closed:
             step = generative[name]
             f.node(name, "kl", f"kl[{name}]", _kl_code(step, step.family) or f"kl_per_row(self, {name!r}, q, p)")
         else:  # the closed form would hold the generative parents the guide drew from this latent

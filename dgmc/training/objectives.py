@@ -18,6 +18,7 @@ registry without loading it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,31 +48,104 @@ def inputs_of(model: ir.Model, batch: Batch) -> Batch:
 
 def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
                 guide: CompiledModel | None = None) -> dict[str, Tensor]:
+    """-log p of every observed node and the ELBO's term of every latent, per batch row
+    (`_sampled_parts`), with the latents the spec sums out summed over every joint value
+    (`_summed_out`)."""
+    if not model.ir.train or not model.ir.train.enumerate:
+        return _sampled_parts(model, batch, generator, guide)
+    return _summed_out(model, batch, generator, guide)
+
+
+def _sampled_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
+                   guide: CompiledModel | None = None, noise: Batch | None = None) -> dict[str, Tensor]:
     """-log p of every observed node and the ELBO's term of every latent (its closed-form
     KL where `losses.elbo` allows it, else log q - log p on the sample), per batch row. The latents
-    come from `guide`'s inference pass (default: the model's own guide); any q gives a
-    lower bound, so a distilled student can borrow its teacher's.
+    come from `guide`'s inference pass (default: the model's own guide) on its `noise`
+    (default: drawn from `generator`); any q gives a lower bound, so a distilled student
+    can borrow its teacher's. A latent summed out takes its value from `batch`.
 
     A draw before the first step (`z[0]`) is proposed from the guide model's initial
     distribution: under the model's own guide its KL is zero and left out; under a
     borrowed guide it is KL(teacher's initial || student's)."""
     if guide is None and not model.interpret:
-        return model.elbo_parts(batch, generator)  # the same, as generated code
-    q = (guide or model).infer(batch, generator=generator)
+        return model.elbo_parts(batch, generator, noise)  # the same, as generated code
+    terms = latent_terms(model.ir)
+    if not model.ir.fully_guided():  # every latent summed out of the model: the batch gives them all
+        p = model.run({}, given=batch)
+        return {**{f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")},
+                **{f"kl[{name}]": -model.log_prob(name, p) for name in terms}}
+    q = (guide or model).infer(batch, noise, generator=generator)
     drawn = tuple(model.initial_names.values())
+    outside = {name: batch[name] for name, term in terms.items() if term.summed == "model"}
     if guide is None:  # the inference pass computed the deterministic states with these very nets
-        given = q.values
+        given = {**q.values, **outside}
     else:  # another model's states (a teacher's h) do not fit: recompute them
-        random = (*drawn, *(n.name for n in model.ir.of_kind("input", "latent", "observed")))
-        given = {name: q.values[name] for name in random}
+        random = (*drawn, *(n.name for n in model.ir.of_kind("input", "latent", "observed") if n.name not in outside))
+        given = {**{name: q.values[name] for name in random}, **outside}
     p = model.run({}, given=given)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
     if guide is not None:
         parts.update({f"kl[{name}]": kl_per_row(model, name, q, p) for name in drawn})
-    for name, term in latent_terms(model.ir).items():
-        parts[f"kl[{name}]"] = kl_per_row(model, name, q, p) if term.closed else \
-            model.log_prob(name, q) - model.log_prob(name, p)
+    for name, term in terms.items():
+        if term.summed == "model":
+            parts[f"kl[{name}]"] = -model.log_prob(name, p)
+        elif term.closed:
+            parts[f"kl[{name}]"] = kl_per_row(model, name, q, p)
+        else:
+            parts[f"kl[{name}]"] = model.log_prob(name, q) - model.log_prob(name, p)
+        if term.summed == "guide":
+            parts[f"logq[{name}]"] = model.log_prob(name, q)
     return parts
+
+
+def _summed_out(model: CompiledModel, batch: Batch, generator: Generator | None,
+                guide: CompiledModel | None) -> dict[str, Tensor]:
+    """The ELBO with the spec's `enumerate` latents summed over their joint values: the
+    batch runs once per value (on the same guide noise), and the rows are combined as
+    sum_g q(g | x) log sum_m exp(L(g, m)), g the values of the latents with a guide
+    (weighted by the guide's probabilities), m those without (summed out of the model).
+    Each returned term is its expectation under the weights q(g | x) p(m | g, x, z); the
+    latents summed out of the model also carry minus the entropy of p(m | ...), so that
+    the terms add up to the bound, exactly as a sum of logs."""
+    terms = latent_terms(model.ir)
+    guided = [n for n in model.ir.train.enumerate if terms[n].summed == "guide"]
+    outside = [n for n in model.ir.train.enumerate if terms[n].summed == "model"]
+    rows = next(iter(batch.values())).shape[0]
+    grid = _joint_values(model, guided + outside)
+    count = len(next(iter(grid.values())))
+    count_g = math.prod(model.families[n].support_size(model.ir.node(n).size) for n in guided)
+    expanded = {k: _tiled(v, count) for k, v in batch.items()}
+    expanded.update({n: values.repeat_interleave(rows, 0) for n, values in grid.items()})
+    guided_by = guide or model
+    noise = {k: _tiled(v, count) for k, v in guided_by.draw(rows, generator, guide=True).items()} \
+        if guided_by.inference is not None else {}
+    parts = _sampled_parts(model, expanded, generator, guide, noise)
+    log_q = [parts.pop(f"logq[{n}]").reshape(count_g, -1, rows)[:, 0] for n in guided]
+    weight_g = torch.stack(log_q).sum(0).exp() if guided else model._anchor.new_ones(1, rows)  # q(g | x)
+    shaped = {k: v.reshape(count_g, -1, rows) for k, v in parts.items()}
+    bound = -sum(shaped.values())  # L(g, m) per row: [guided values, outside values, rows]
+    responsibility = bound.softmax(1)  # p(m | g, x, z)
+    out = {k: (weight_g.unsqueeze(1) * responsibility * v).sum((0, 1)) for k, v in shaped.items()}
+    if outside:
+        entropy = bound.logsumexp(1) - (responsibility * bound).sum(1)  # [guided values, rows]
+        share = (weight_g * entropy).sum(0) / len(outside)
+        for name in outside:
+            out[f"kl[{name}]"] = out[f"kl[{name}]"] - share
+    return out
+
+
+def _tiled(tensor: Tensor, count: int) -> Tensor:
+    """`count` copies of a batch, one after the other (row k * rows + i is row i)."""
+    return tensor.repeat(count, *([1] * (tensor.dim() - 1)))
+
+
+def _joint_values(model: CompiledModel, names: list[str]) -> dict[str, Tensor]:
+    """Every joint value of the latents `names`, the first varying slowest: per latent, a
+    [values, size] tensor of its value in each joint value."""
+    supports = [model.families[n].support(model.ir.node(n).size).to(model._anchor) for n in names]
+    picks = torch.cartesian_prod(*(torch.arange(len(s)) for s in supports)) if len(supports) > 1 else \
+        torch.arange(len(supports[0])).unsqueeze(1)
+    return {n: s[picks[:, i]] for i, (n, s) in enumerate(zip(names, supports, strict=True))}
 
 
 def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
@@ -162,7 +236,7 @@ class Objective:
 OBJECTIVES: Registry[Objective] = Registry("objective")
 for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
-              discrete_latents=False, options=("warmup", "free_bits")),
+              discrete_latents=False, options=("warmup", "free_bits", "enumerate")),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
               "(discrete latents)", latents=True, learns_initial=False),
     Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False),

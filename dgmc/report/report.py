@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import ir
 from ..core.files import student_name
-from ..evaluation.metrics import METRICS
+from ..evaluation.metrics import METRICS, glosses
 from ..evaluation.stats import RULE, compare
 
 Group = tuple[float, str, float | None]
@@ -247,9 +247,7 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
         f"Each model's samples {against}"
         f"against {refs['teacher samples']} of the teacher's samples (as many samples). "
         "The teacher's -T row compares two independent teacher draws: a noisy floor, which a student reaches or "
-        "passes only by chance. "
-        "FD is the square root of the Frechet distance; 1NN is the leave-one-out 1-nearest-neighbour "
-        "accuracy (0.5 is ideal). Lower is better everywhere.")]
+        "passes only by chance. " + (f"{glosses()}. " if glosses() else "") + "Lower is better everywhere.")]
     if results.get("features"):
         parts.append(Text(f"Feature space: {results['features']} (no Inception weights offline)."))
     for space in spaces:

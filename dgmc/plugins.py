@@ -133,6 +133,7 @@ def registries() -> dict[str, Registry]:
     """Every registry, by concept, in the order `dgmc plugins` lists them."""
     from .datasets import DATASETS
     from .datasets.readers import READERS
+    from .distillation.continual import CONTINUAL_METHODS
     from .evaluation.metrics import METRICS
     from .families import FAMILIES
     from .losses.divergences import DIVERGENCES
@@ -142,7 +143,7 @@ def registries() -> dict[str, Registry]:
 
     return {"families": FAMILIES, "networks": NETWORKS, "datasets": DATASETS, "divergences": DIVERGENCES,
             "objectives": OBJECTIVES, "methods": METHODS, "metrics": METRICS,
-            "readers": READERS}
+            "readers": READERS, "continual methods": CONTINUAL_METHODS}
 
 
 def listing() -> str:

@@ -46,9 +46,10 @@ def pedantic(model: ir.Model) -> list[Diagnostic]:
             warn(f"Node '{node.name}' ({node.type}) is distilled by {divergence}, estimated on the student's own "
                  "discrete sample, through which no gradient passes: use kl (or bce for Bernoulli).", node.span)
     discrete = [n.name for n in model.of_kind("latent") if FAMILIES[n.type].discrete]
-    if discrete and "ours" in recipe.methods and 0 in recipe.lambdas:
+    throughout = [m for m in recipe.methods if METHODS[m].lambda_throughout]
+    if discrete and throughout and 0 in recipe.lambdas:
         which = f"Latents {', '.join(discrete)} are" if len(discrete) > 1 else f"Latent {discrete[0]} is"
-        warn(f"{which} discrete: under ours with lambda 0 "
+        warn(f"{which} discrete: under {' and '.join(throughout)} with lambda 0 "
              "nothing trains their conditionals (a discrete value passes no gradient, and their own terms weigh "
              "0), so that student keeps them as initialised.")
     return out

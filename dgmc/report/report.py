@@ -20,6 +20,7 @@ from .. import ir
 from ..core.files import student_name
 from ..evaluation.metrics import METRICS, glosses
 from ..evaluation.stats import RULE, compare
+from ..losses.methods import METHODS
 
 Group = tuple[float, str, float | None]
 """(width, method, lambda): the seeds of one student configuration."""
@@ -163,11 +164,12 @@ def _inline_svg(text: str) -> str:
 
 
 def _groups(model: ir.Model, rows: list[dict]) -> dict[Group, list[dict]]:
-    """The student rows by configuration; lambda is part of it only in an ablation."""
+    """The student rows by configuration; lambda is part of it only in an ablation, where
+    a row has one only when its method weighs lambda (`distillation.run_distill`)."""
     ablation = len(model.distill.lambdas) > 1
     groups: dict[Group, list[dict]] = {}
     for row in rows[1:]:
-        lam = row.get("lambda") if ablation and row["method"] == "ours" else None
+        lam = row.get("lambda") if ablation else None
         groups.setdefault((row["width"], row["method"], lam), []).append(row)
     return groups
 
@@ -274,15 +276,12 @@ def _active(model: ir.Model, node: str, active: int | None, dims: int) -> str:
     return f"{node} {active}/{dims}"
 
 
-CONTENDERS = ("ours", "staged")
-"""The methods whose verdicts a report gives, each against every other method of the run
-(staged against ours too; ours against staged would say the same the other way round)."""
-
-
 def pairs(methods: list[str]) -> list[tuple[str, str]]:
-    """(contender, rival) for every verdict a run with these methods gets."""
-    return [(a, b) for a in CONTENDERS if a in methods for b in methods
-            if b != a and not (b in CONTENDERS and CONTENDERS.index(b) > CONTENDERS.index(a))]
+    """(contender, rival) for every verdict a run with these methods gets: the contenders
+    are the registered methods that say so (`Method.contender`), in registration order."""
+    contenders = [name for name, how in METHODS.items() if how.contender]
+    return [(a, b) for a in contenders if a in methods for b in methods
+            if b != a and not (b in contenders and contenders.index(b) > contenders.index(a))]
 
 
 def _verdicts(model: ir.Model, groups: dict[Group, list[dict]], models: dict, keys: list[str]) -> list[Part]:

@@ -132,6 +132,9 @@ def load_entry_points() -> tuple[str, ...]:
 def registries() -> dict[str, Registry]:
     """Every registry, by concept, in the order `dgmc plugins` lists them."""
     from .datasets import DATASETS
+    from .datasets.readers import READERS
+    from .distillation.continual import CONTINUAL_METHODS
+    from .evaluation.metrics import METRICS
     from .families import FAMILIES
     from .losses.divergences import DIVERGENCES
     from .losses.methods import METHODS
@@ -139,7 +142,8 @@ def registries() -> dict[str, Registry]:
     from .training.objectives import OBJECTIVES
 
     return {"families": FAMILIES, "networks": NETWORKS, "datasets": DATASETS, "divergences": DIVERGENCES,
-            "objectives": OBJECTIVES, "methods": METHODS}
+            "objectives": OBJECTIVES, "methods": METHODS, "metrics": METRICS,
+            "readers": READERS, "continual methods": CONTINUAL_METHODS}
 
 
 def listing() -> str:

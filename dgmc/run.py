@@ -37,7 +37,7 @@ from .distillation.distill import DISTILLER, StudentJob, collapse, lambdas_of, r
 from .distillation.jobs import Job, Workers, run_jobs
 from .evaluation.evaluate import SAMPLES, active_units, measure, setting
 from .evaluation.likelihood import exact_metrics
-from .losses.methods import needs_data
+from .losses.methods import METHODS, needs_data
 from .lower import CompiledModel, compile_model
 from .report.render import render_file
 from .report.report import report, write_reports
@@ -310,8 +310,10 @@ def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> d
 
 def _with_collapse(model: ir.Model, out: Path, name: str, width: float, metrics: dict, device: str) -> dict:
     """A reused distilled student's metrics with its dead layers (`distillation.collapse`),
-    for a student made before dgmc counted them."""
-    if "dead_layers" in metrics or metrics.get("method") == "scratch":
+    for a student made before dgmc counted them (one trained without distilling keeps
+    its metrics as they are)."""
+    how = METHODS.get(metrics.get("method"))
+    if "dead_layers" in metrics or (how is not None and not how.distills):
         return metrics
     teacher = _load(model, out / "teacher" / "teacher.pt", None, device)
     student = _load(model, out / "students" / f"{name}.pt", width, device)

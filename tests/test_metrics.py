@@ -9,7 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from dgmc.evaluation.metrics import METRICS, compare, emd, frechet, mmd, one_nn, subsample
+from dgmc.core.registry import RegistryError
+from dgmc.evaluation.metrics import METRICS, Metric, compare, emd, frechet, glosses, mmd, one_nn, subsample
 
 
 def gaussian(n: int, d: int, seed: int) -> np.ndarray:
@@ -139,3 +140,38 @@ def test_subsample_is_deterministic_and_without_replacement() -> None:
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="n is"):
             subsample(x, bad, seed=0)  # type: ignore[arg-type]
+
+
+def _mean_gap(samples: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(np.mean(samples, axis=0) - np.mean(reference, axis=0)).sum())
+
+
+@pytest.fixture
+def mean_gap():
+    """A metric registered as a plugin would, for one test, removed after."""
+    METRICS.register("GAP", Metric(_mean_gap, "for a test", gloss="GAP is the gap of the means"), origin="python")
+    yield
+    METRICS.unregister("GAP")
+
+
+def test_a_registered_metric_is_measured_listed_and_glossed(mean_gap) -> None:
+    x, y = gaussian(20, 3, 0), gaussian(20, 3, 1) + 1.0
+    result = compare(x, y)
+    assert list(result) == ["FD", "EMD", "MMD", "1NN", "GAP"] and result["GAP"] == _mean_gap(x, y)
+    assert glosses().endswith("; GAP is the gap of the means")
+    from dgmc.plugins import listing
+
+    assert "metrics:\n  FD   dgmc\n" in listing() and "  GAP  python\n" in listing()
+
+
+def test_a_metric_that_needs_no_equal_sizes_is_measured_on_unequal_sets() -> None:
+    x, y = gaussian(10, 2, 0), gaussian(12, 2, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(METRICS, "_entries", {"GAP": Metric(_mean_gap, "for a test")})
+        assert compare(x, y) == {"GAP": _mean_gap(x, y)}
+
+
+def test_metric_names_need_not_be_spec_names_but_must_be_words() -> None:
+    assert "1NN" in METRICS
+    with pytest.raises(RegistryError, match=r"metric name 'a gap' is not a name dgmc can use"):
+        METRICS.register("a gap", Metric(_mean_gap, "for a test"))

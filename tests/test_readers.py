@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import struct
 import zipfile
 import zlib
@@ -16,8 +17,12 @@ import pytest
 from numpy.lib import format as npy
 from PIL import Image
 
+from dgmc.cli import main
+from dgmc.core.registry import RegistryError
 from dgmc.datasets import DataError
-from dgmc.datasets.readers import file_digest, read_table
+from dgmc.datasets.readers import READERS, Reader, Table, file_digest, read_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(path: Path, data: bytes | str) -> Path:
@@ -383,3 +388,48 @@ def test_file_digest_of_files_and_folders(tmp_path: Path) -> None:
     assert file_digest(tmp_path / "images") != folder  # same bytes, another class
     with pytest.raises(DataError, match="cannot read it"):
         file_digest(tmp_path / "missing.csv")
+
+
+# Readers registered by a plugin
+
+
+def _read_json(path: Path) -> Table:
+    """A JSON object of equal-length number lists, one per column (a plugin's reader)."""
+    columns = {name: np.asarray(values, dtype=np.float64) for name, values in json.loads(path.read_text()).items()}
+    return Table(path, "json", columns, len(next(iter(columns.values()))))
+
+
+@pytest.fixture
+def json_reader():
+    """A reader for .json files registered as a plugin would, for one test, removed after."""
+    READERS.register("json", Reader(_read_json, "JSON", (".json",)), origin="python")
+    yield
+    READERS.unregister("json")
+
+
+def test_a_registered_reader_makes_its_suffix_a_data_file(json_reader, tmp_path: Path, capsys,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    faithful = read_table(ROOT / "examples" / "data" / "faithful.csv")
+    path = write(tmp_path / "faithful.JSON", json.dumps({k: v.tolist() for k, v in faithful.columns.items()}))
+    table = read_table(path)
+    assert table.format == "json" and table.rows == faithful.rows
+    assert all(np.array_equal(table.columns[k], v) for k, v in faithful.columns.items())
+    with pytest.raises(DataError, match=r"dgmc reads CSV .*, a folder of images with one subfolder per class or "
+                                        r"JSON \(\.json\), not '\.yaml' files"):
+        read_table(write(tmp_path / "d.yaml", "{}"))
+    monkeypatch.chdir(ROOT)  # as a dataset file: `--data` binds its columns to the spec's nodes
+    assert main(["check", "examples/faithful_csv.dgm", "--data", str(path)]) == 0
+    assert "218 train and 54 test rows" in capsys.readouterr().out
+    from dgmc.plugins import listing
+
+    assert "readers:\n  csv      dgmc\n" in listing() and "  json     python\n" in listing()
+
+
+def test_a_folder_goes_to_the_folder_reader_whatever_its_name(tmp_path: Path) -> None:
+    image(tmp_path / "set.csv" / "a" / "0.png")
+    assert read_table(tmp_path / "set.csv").format == "images"
+
+
+def test_reader_suffixes_are_lower_case_with_their_dot() -> None:
+    with pytest.raises(RegistryError, match=r"suffixes are lower case and start with a dot, not \['json'\]"):
+        Reader(_read_json, "JSON", ("json",))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from .. import ir
 from ..core.errors import Diagnostic
 from ..families import FAMILIES
-from ..losses.divergences import is_closed
+from ..losses.divergences import DIVERGENCES, is_closed
 from ..losses.methods import METHODS
 
 
@@ -42,13 +42,14 @@ def pedantic(model: ir.Model) -> list[Diagnostic]:
     for node in model.of_kind("latent", "observed"):
         family = FAMILIES[node.type]
         divergence = recipe.divergences[node.name]
-        if family.discrete and divergence == "reverse_kl" and not is_closed(family, divergence):
-            warn(f"Node '{node.name}' ({node.type}) is distilled by reverse_kl, estimated on the student's own "
+        if family.discrete and DIVERGENCES[divergence].samples_student and not is_closed(family, divergence):
+            warn(f"Node '{node.name}' ({node.type}) is distilled by {divergence}, estimated on the student's own "
                  "discrete sample, through which no gradient passes: use kl (or bce for Bernoulli).", node.span)
     discrete = [n.name for n in model.of_kind("latent") if FAMILIES[n.type].discrete]
-    if discrete and "ours" in recipe.methods and 0 in recipe.lambdas:
+    throughout = [m for m in recipe.methods if METHODS[m].lambda_throughout]
+    if discrete and throughout and 0 in recipe.lambdas:
         which = f"Latents {', '.join(discrete)} are" if len(discrete) > 1 else f"Latent {discrete[0]} is"
-        warn(f"{which} discrete: under ours with lambda 0 "
+        warn(f"{which} discrete: under {' and '.join(throughout)} with lambda 0 "
              "nothing trains their conditionals (a discrete value passes no gradient, and their own terms weigh "
              "0), so that student keeps them as initialised.")
     return out

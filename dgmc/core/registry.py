@@ -1,8 +1,10 @@
 """What dgmc knows is what is registered: one `Registry` per concept (families, networks,
-datasets, objectives, methods, divergences), read alike by the checker, lowering,
-training and the command line. Built-ins register themselves on import; users add more
-from Python (`dgmc.register_family(...)` and friends), from `--plugin MODULE`, or from
-installed packages through the entry-point group `dgmc.plugins` (`dgmc.plugins`).
+datasets, objectives, methods, divergences, metrics, data readers, continual-learning
+methods), read alike by the checker, lowering, training, evaluation, the report and the
+command line, so that no code elsewhere branches on a name. Built-ins register
+themselves on import; users add more from Python (`dgmc.register_family(...)` and
+friends), from `--plugin MODULE`, or from installed packages through the entry-point
+group `dgmc.plugins` (`dgmc.plugins`).
 
 Each entry remembers where it came from, for `dgmc plugins` and for the message when a
 name is registered twice.
@@ -21,6 +23,7 @@ from .errors import UserError
 
 T = TypeVar("T")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LABEL = re.compile(r"[A-Za-z0-9_]+\Z")
 _ORIGIN: contextvars.ContextVar[str] = contextvars.ContextVar("origin", default="python")
 
 
@@ -40,25 +43,37 @@ def origin(name: str) -> Iterator[None]:
 
 
 class Registry(Generic[T]):
-    """Name -> entry for one concept, in registration order, with each entry's origin."""
+    """Name -> entry for one concept, in registration order, with each entry's origin.
 
-    def __init__(self, concept: str) -> None:
+    `spec_names=False` for a concept no spec names (metrics, data readers): its names need
+    only be letters, digits and _, so that a metric may keep its paper's name ("1NN")."""
+
+    def __init__(self, concept: str, *, spec_names: bool = True) -> None:
         self.concept = concept
+        self.spec_names = spec_names
         self._entries: dict[str, T] = {}
         self._origins: dict[str, str] = {}
 
     def register(self, name: str, entry: T, *, origin: str | None = None, replace: bool = False) -> T:
         """Add `entry` under `name`; a name a spec cannot write, or one already taken
         (unless `replace`), is a `RegistryError`."""
-        if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
+        if not self._valid(name):
             raise RegistryError(f"{self.concept} name {name!r} is not a name a spec can write "
-                                "(letters, digits and _, not starting with a digit).")
+                                "(letters, digits and _, not starting with a digit)." if self.spec_names else
+                                f"{self.concept} name {name!r} is not a name dgmc can use (letters, digits and _).")
         if name in self._entries and not replace:
             raise RegistryError(f"{self.concept} '{name}' is already registered (by {self._origins[name]}); "
                                 "choose another name, or pass replace=True.")
         self._entries[name] = entry
         self._origins[name] = origin or _ORIGIN.get()
         return entry
+
+    def _valid(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        if not self.spec_names:
+            return bool(_LABEL.match(name))
+        return bool(_NAME.match(name)) and not keyword.iskeyword(name)
 
     def unregister(self, name: str) -> None:
         """Remove `name` (tests and plugins that clean up after themselves)."""

@@ -14,6 +14,9 @@ learning rate and seeds (the spec's `distill` recipe):
   not only their samples;
 - joint: the ELBO on all classes' data: an upper reference that breaks the rule (the
   old data are not supposed to be there), not a competitor.
+The methods are the registry `CONTINUAL_METHODS` (not `losses.METHODS`, the distillation
+methods): each entry says what `learn` does with it and how the report treats it, so a
+plugin adds a method by registering a `ContinualMethod`.
 Metrics (`dgmc.evaluation`) are measured separately on the old and the new classes.
 """
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +33,9 @@ import torch
 from torch import Tensor
 
 from .. import ir
-from ..core.errors import UserError
+from ..core.errors import UserError, did_you_mean
 from ..core.files import write_text
+from ..core.registry import Registry
 from ..datasets import Split, load_split
 from ..evaluation.evaluate import measure, setting
 from ..losses import generate
@@ -40,7 +46,84 @@ from ..training.loop import batches, device_of, fit, optimise, quick_steps
 from ..training.objectives import Batch, elbo, evaluate
 from .distill import DISTILLER, GUIDE_STREAM, distillation_loss
 
-METHODS = ("finetune", "replay", "ours", "joint")
+Loss = tuple[Tensor, dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class Mixing:
+    """What a step that mixes the old model in needs, made once per learner."""
+
+    learner: CompiledModel
+    old_model: CompiledModel
+    terms: tuple
+    """The distillation terms of method `ours` (`losses.generate`)."""
+    share: float
+    """The new classes' share of all classes: their rows' share of each batch."""
+    old_count: int
+    """How many of each batch's rows stand for the old classes."""
+    generator: torch.Generator
+    guide: torch.Generator | None
+
+
+@dataclass(frozen=True)
+class ContinualMethod:
+    """A way to learn the new classes from the old model: exactly one of `fits` (a plain
+    ELBO fit) and `step` (a loss per step that mixes the old model in), and how the
+    checkpoints and the report treat it."""
+
+    doc: str
+    fits: Callable[[Split, Batch], Batch] | None = None
+    """(the common split, the new classes' training rows) -> the rows a plain ELBO fit learns."""
+    step: Callable[[Mixing, Batch, Batch], Loss] | None = None
+    """(mixing, fresh new-class rows, label inputs of the old classes' draws) -> the
+    step's loss and its logged terms."""
+    distilled: bool = False
+    """Learns through the distillation loss: its checkpoints carry `DISTILLER`, so a
+    change of that loss retrains them rather than reusing them."""
+    contender: bool = False
+    """The report asks whether it beats each rival."""
+    reference: bool = False
+    """Breaks the rule (keeps the old data): a reference for the report, never a rival."""
+
+    def __post_init__(self) -> None:
+        if (self.fits is None) == (self.step is None):
+            raise ValueError("a continual method gives exactly one of `fits` and `step`")
+
+
+def _new_rows(split: Split, new_data: Batch) -> Batch:
+    return new_data
+
+
+def _every_row(split: Split, new_data: Batch) -> Batch:
+    return split.train
+
+
+def _replay_step(mixing: Mixing, fresh: Batch, inputs: Batch) -> Loss:
+    """The ELBO on the new rows and as many dreams of the old model as stand for the old classes."""
+    with torch.no_grad():
+        dream = mixing.old_model.sample(mixing.old_count, inputs, mixing.generator).values
+    return elbo(mixing.learner, {k: torch.cat([v, dream[k]]) for k, v in fresh.items()}, mixing.generator)
+
+
+def _distilled_step(mixing: Mixing, fresh: Batch, inputs: Batch) -> Loss:
+    """The ELBO on the new rows mixed, by the new classes' share, with the distillation
+    loss from the frozen old model on its label inputs."""
+    loss, logged = elbo(mixing.learner, fresh, mixing.generator)
+    kept, kept_terms = distillation_loss(mixing.old_model, mixing.learner, mixing.terms, "ours", mixing.old_count,
+                                         inputs, mixing.generator, guide=mixing.guide)
+    return mixing.share * loss + (1 - mixing.share) * kept, {**logged, **kept_terms}
+
+
+CONTINUAL_METHODS: Registry[ContinualMethod] = Registry("continual method")
+for _name, _method in (
+    ("finetune", ContinualMethod("the ELBO on the new classes' data only", fits=_new_rows)),
+    ("replay", ContinualMethod("generative replay: new data mixed with the old model's samples", step=_replay_step)),
+    ("ours", ContinualMethod("the ELBO on the new data plus the distillation loss from the old model",
+                             step=_distilled_step, distilled=True, contender=True)),
+    ("joint", ContinualMethod("the ELBO on every class's data (keeps the old data: a reference)", fits=_every_row,
+                              reference=True)),
+):
+    CONTINUAL_METHODS.register(_name, _method, origin="dgmc")
 
 
 def classes_of(model: ir.Model, new: tuple[int, ...] | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -94,28 +177,20 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
     learner.load_state_dict(old_model.state_dict())
     new_data = {k: v.to(device) for k, v in _rows(split.train, split.train_labels, new).items()}
     train = model.train.model_copy(update={"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "warmup": 0})
-    if method in ("finetune", "joint"):
-        data = split.train if method == "joint" else new_data
-        fit(learner, train, data, steps, seed, progress, label=f"{method} s{seed}")
+    how = CONTINUAL_METHODS[method]
+    if how.fits is not None:
+        fit(learner, train, how.fits(split, new_data), steps, seed, progress, label=f"{method} s{seed}")
         return learner
     share = len(new) / (len(old) + len(new))
     generator = torch.Generator(device).manual_seed(seed)
     draws = batches(new_data, max(1, round(recipe.batch * share)), steps, generator)
     old_count = recipe.batch - max(1, round(recipe.batch * share))
-    terms = generate(model, "ours")
     guide = torch.Generator(device).manual_seed(seed + GUIDE_STREAM) if model.fully_guided() else None
+    mixing = Mixing(learner, old_model, generate(model, "ours"), share, old_count, generator, guide)
 
-    def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
+    def step_fn() -> Loss:
         inputs = _label_inputs(model, old, old_count, generator)
-        fresh = next(draws)
-        if method == "replay":
-            with torch.no_grad():
-                dream = old_model.sample(old_count, inputs, generator).values
-            return elbo(learner, {k: torch.cat([v, dream[k]]) for k, v in fresh.items()}, generator)
-        loss, logged = elbo(learner, fresh, generator)
-        kept, kept_terms = distillation_loss(old_model, learner, terms, "ours", old_count, inputs, generator,
-                                             guide=guide)
-        return share * loss + (1 - share) * kept, {**logged, **kept_terms}
+        return how.step(mixing, next(draws), inputs)
 
     optimise(learner, list(learner.parameters()), recipe.lr, recipe.weight_decay, steps, step_fn,
              f"{method} s{seed}", progress)
@@ -123,10 +198,12 @@ def learn(model: ir.Model, old_model: CompiledModel, split: Split, old: tuple[in
 
 
 def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, seeds: tuple[int, ...] | None = None,
-              methods: tuple[str, ...] = METHODS, quick: bool = False, progress: bool = True, log=print,
+              methods: tuple[str, ...] | None = None, quick: bool = False, progress: bool = True, log=print,
               device: str = "cpu") -> dict:
-    """The whole experiment: the old model, each method x seed, the metrics on old and
-    new classes; writes checkpoints, continual.json and report.md under `out`."""
+    """The whole experiment: the old model, each method x seed (default: every registered
+    method), the metrics on old and new classes; writes checkpoints, continual.json and
+    report.md under `out`."""
+    methods = _known(methods)
     old, new = classes_of(model, new)
     everything = _with_classes(model, tuple(sorted(old + new)))
     split = load_split(everything)
@@ -141,7 +218,7 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
             learners[name] = _trained(model, out / f"{name}.pt", device_, log,
                                       lambda m=method, s=seed: learn(model, old_model, split, old, new, m, s, steps,
                                                                      progress),
-                                      DISTILLER if method == "ours" else None)
+                                      DISTILLER if CONTINUAL_METHODS[method].distilled else None)
     results = {"old classes": list(old), "new classes": list(new), "steps": steps, "seeds": list(seeds),
                "methods": list(methods), "models": {}}
     for group, classes in (("old", old), ("new", new)):
@@ -157,6 +234,17 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
     for path in write_reports(continual_report(model, results, quick), out):
         log(f"wrote {path}")
     return results
+
+
+def _known(methods: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The methods to run, each a registered one (none given: every one)."""
+    if methods is None:
+        return tuple(CONTINUAL_METHODS)
+    for method in methods:
+        if method not in CONTINUAL_METHODS:
+            raise UserError(f"Unknown continual method '{method}' (known: {', '.join(CONTINUAL_METHODS)})."
+                            f"{did_you_mean(method, CONTINUAL_METHODS)}")
+    return tuple(methods)
 
 
 def _old(model: ir.Model, split: Split, old: tuple[int, ...], quick: bool, progress: bool,

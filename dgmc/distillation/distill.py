@@ -32,7 +32,7 @@ from ..core.errors import words
 from ..core.files import student_name, write_text
 from ..datasets import DataError, Split, has_data, load_split
 from ..evaluation.likelihood import exact_metrics
-from ..losses import Term, divergence, generate, reduce
+from ..losses import DIVERGENCES, Term, divergence, generate, reduce
 from ..losses.methods import METHODS, needs_data
 from ..lower import CompiledModel, Trace, compile_model
 from ..scale import ddp
@@ -246,10 +246,10 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
              ) -> dict[str, float]:
     """How closely the student imitates the teacher, on fresh noise with a fixed seed:
     each generated term (method ours) and their unweighted sum L, the same measure
-    whatever lambda the student was trained with. A `bce` term
-    is measured as KL (bce minus the teacher's entropy: the same minimiser), so that 0
-    means perfect imitation for every node."""
-    terms = tuple(replace(t, divergence="kl") if t.divergence == "bce" else t for t in generate(model, "ours", 1.0))
+    whatever lambda the student was trained with. A term whose divergence is measured as
+    another (`DivergenceKind.measured_as`: bce as KL, bce minus the teacher's entropy,
+    the same minimiser) is measured so, so that 0 means perfect imitation for every node."""
+    terms = tuple(_measured(term) for term in generate(model, "ours", 1.0))
     generator = torch.Generator().manual_seed(EVAL_SEED)
     inputs = inputs_of(model, split.test) if split is not None else {}
     batch = EVAL_SAMPLES
@@ -259,6 +259,12 @@ def fidelity(model: ir.Model, teacher: CompiledModel, student: CompiledModel, sp
     with torch.no_grad():
         loss, values = distillation_loss(teacher, student, terms, "ours", batch, inputs, generator)
     return {**{f"fidelity[{k.split('[', 1)[1][:-1]}]": float(v) for k, v in values.items()}, "fidelity": float(loss)}
+
+
+def _measured(term: Term) -> Term:
+    """`term` with the divergence fidelity measures in its place, where it has one."""
+    instead = DIVERGENCES[term.divergence].measured_as
+    return replace(term, divergence=instead) if instead else term
 
 
 def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: Split) -> dict[str, float]:

@@ -10,21 +10,26 @@ authors computed them, so that our numbers sit beside theirs.
   ideal (the sets cannot be told apart), 1.0 means every point's neighbour is of its own set.
 
 Every metric takes `samples` [N, D] and `reference` [M, D] and returns a float; lower is
-better for all four. Only numpy, scipy, POT and the standard library: no torch, so the
-metrics also serve features computed elsewhere.
+better for all four. They are the registry `METRICS` (a plugin adds one with
+`METRICS.register(name, Metric(...))`), which evaluation measures and the report tables
+and glosses. Only numpy, scipy, POT and the standard library: no torch, so the metrics
+also serve features computed elsewhere.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import ot
 import scipy.linalg
 from scipy.spatial.distance import cdist
 
-Metric = Callable[[np.ndarray, np.ndarray], float]
+from ..core.registry import Registry
+
+Measure = Callable[[np.ndarray, np.ndarray], float]
 
 
 def _pair(samples: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,17 +118,50 @@ def one_nn(samples: np.ndarray, reference: np.ndarray) -> float:
     return float(np.mean(labels[nearest] == labels))
 
 
-METRICS: dict[str, Metric] = {"FD": frechet, "EMD": emd, "MMD": mmd, "1NN": one_nn}
+@dataclass(frozen=True)
+class Metric:
+    """A two-sample metric: how it is measured, and what evaluation and the report need
+    to know of it. Verdicts (`stats.compare`) read lower as better, so a metric where
+    higher is better is registered negated."""
+
+    measure: Measure
+    doc: str
+    equal_sizes: bool = False
+    """Meaningful only for sets of equal size (1NN): `compare` refuses unequal sets
+    before anything is measured, rather than after the other metrics' work."""
+    gloss: str = ""
+    """What the report's sample tables say to read it (empty: its name says enough)."""
+
+    def __call__(self, samples: np.ndarray, reference: np.ndarray) -> float:
+        return self.measure(samples, reference)
+
+
+METRICS: Registry[Metric] = Registry("metric", spec_names=False)
+for _name, _metric in (
+    ("FD", Metric(frechet, "square root of the Frechet distance of Gaussians fitted to the two sets",
+                  gloss="FD is the square root of the Frechet distance")),
+    ("EMD", Metric(emd, "exact earth mover's distance, Euclidean cost")),
+    ("MMD", Metric(mmd, "square root of the biased MMD^2, Gaussian kernel scaled to the reference")),
+    ("1NN", Metric(one_nn, "leave-one-out 1-nearest-neighbour two-sample accuracy (0.5 is ideal)", equal_sizes=True,
+                   gloss="1NN is the leave-one-out 1-nearest-neighbour accuracy (0.5 is ideal)")),
+):
+    METRICS.register(_name, _metric, origin="dgmc")
 
 
 def compare(samples: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Every metric of `METRICS`, by name. The sets must be of equal size (1NN requires it;
-    the others do not), else ValueError before anything is computed."""
+    """Every metric of `METRICS`, by name. The sets must be of equal size where a metric
+    needs it (1NN), else ValueError before anything is computed."""
     x, y = _pair(samples, reference)
-    if len(x) != len(y):
-        raise ValueError(f"compare needs sets of equal size (for 1NN), not {len(x)} and {len(y)}: "
+    needing = [name for name, metric in METRICS.items() if metric.equal_sizes]
+    if len(x) != len(y) and needing:
+        raise ValueError(f"compare needs sets of equal size (for {', '.join(needing)}), not {len(x)} and {len(y)}: "
                          "use metrics.subsample to equalise them")
-    return {name: metric(x, y) for name, metric in METRICS.items()}
+    return {name: metric.measure(x, y) for name, metric in METRICS.items()}
+
+
+def glosses() -> str:
+    """How to read the metrics, for the report: each registered gloss, joined."""
+    return "; ".join(metric.gloss for metric in METRICS.values() if metric.gloss)
 
 
 def subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:

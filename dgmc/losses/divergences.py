@@ -44,6 +44,18 @@ class DivergenceKind:
     zero_when_equal: bool = False
     """Exactly 0 between equal distributions (a divergence, not a cross-entropy): a node
     whose parameters are all fixed, the same in teacher and student, needs no term."""
+    reverse_of: str | None = None
+    """The divergence whose closed form, teacher and student swapped, is this one's
+    (reverse_kl: kl), so a family's forward closed form serves both directions."""
+    from_params: bool = False
+    """Computed from the two parameter sets alone (mse): exact for every family, needing
+    no noise, its values per parameter entry even for an event family."""
+    measured_as: str | None = None
+    """The divergence fidelity measures in its place, so that 0 means perfect imitation
+    (bce: kl, the same minimiser less the teacher's entropy)."""
+    samples_student: bool = False
+    """Estimated on the student's own sample (reverse_kl): on a discrete family no
+    gradient passes through it (`check --pedantic` warns)."""
 
 
 def _kl_estimate(family: Family, t: Params, s: Params, eps: Tensor) -> Tensor:
@@ -66,10 +78,12 @@ for _kind in (
     DivergenceKind("kl", "KL(teacher || student): closed form where the family has one, else estimated",
                    estimate=_kl_estimate, zero_when_equal=True),
     DivergenceKind("reverse_kl", "KL(student || teacher): closed form where the family has one, else estimated",
-                   estimate=_reverse_kl_estimate, zero_when_equal=True),
+                   estimate=_reverse_kl_estimate, zero_when_equal=True, reverse_of="kl", samples_student=True),
     DivergenceKind("w2", "squared 2-Wasserstein distance (Normal)", reduction="mean", zero_when_equal=True),
-    DivergenceKind("bce", "binary cross-entropy of student logits against teacher probabilities (Bernoulli)"),
-    DivergenceKind("mse", "squared error between the two parameter vectors", estimate=_mse, zero_when_equal=True),
+    DivergenceKind("bce", "binary cross-entropy of student logits against teacher probabilities (Bernoulli)",
+                   measured_as="kl"),
+    DivergenceKind("mse", "squared error between the two parameter vectors", estimate=_mse, zero_when_equal=True,
+                   from_params=True),
 ):
     DIVERGENCES.register(_kind.name, _kind, origin="dgmc")
 
@@ -77,7 +91,10 @@ for _kind in (
 def is_closed(family: Family, name: str) -> bool:
     """Whether the term is exact (a closed form, or mse on the parameters) rather than a
     Monte Carlo estimate on the shared noise."""
-    return name in family.closed or (name == "reverse_kl" and "kl" in family.closed) or name == "mse"
+    if name in family.closed:
+        return True
+    kind = DIVERGENCES[name]
+    return kind.reverse_of in family.closed or kind.from_params
 
 
 def divergence(family: Family, name: str, t: Params, s: Params, eps: Tensor | None) -> Tensor:
@@ -93,15 +110,16 @@ def divergence_form(family: Family, name: str) -> Callable[[Params, Params, Tens
     if name in family.closed:
         closed = family.closed[name]
         return lambda t, s, eps: closed(family, t, s)
-    if name == "reverse_kl" and "kl" in family.closed:
-        forward = family.closed["kl"]
+    kind = DIVERGENCES[name]
+    if kind.reverse_of in family.closed:
+        forward = family.closed[kind.reverse_of]
         return lambda t, s, eps: forward(family, s, t)
-    estimate = DIVERGENCES[name].estimate
+    estimate = kind.estimate
     if estimate is None or name not in family.divergences:
         raise ValueError(f"the divergence {name} does not fit {family.name}")
 
     def estimated(t: Params, s: Params, eps: Tensor | None) -> Tensor:
-        if eps is None and name != "mse":
+        if eps is None and not kind.from_params:
             raise ValueError(f"estimating {name} for {family.name} needs the teacher's noise")
         return estimate(family, t, s, eps)
     return estimated

@@ -55,6 +55,16 @@ class Method:
     the steps, the second for the rest."""
     default: bool = True
     """Among the methods a spec runs when it names none."""
+    contender: bool = False
+    """The report asks whether it beats the run's other methods: each one that is no
+    contender, and each contender registered before it (staged against ours; ours
+    against staged would say the same the other way round)."""
+
+    @property
+    def lambda_throughout(self) -> bool:
+        """Its latent terms weigh lambda on every step (no phase of another method that
+        weighs them 1): at lambda 0 nothing trains a discrete latent's conditional."""
+        return self.weighs_latents and not self.phases
 
 
 def needs_data(method: str, model: ir.Model) -> str | None:
@@ -72,7 +82,7 @@ METHODS: Registry[Method] = Registry("method")
 for _method in (
     Method("ours", "the unified loss: one term per latent and observed node on shared noise", distills=True,
            weighs_latents=True, feeds=semi_nodes,
-           fed="student run on the teacher's noise eps; observed nodes with children teacher-forced"),
+           fed="student run on the teacher's noise eps; observed nodes with children teacher-forced", contender=True),
     Method("local", "local distillation of every conditional, fed the teacher's parents", distills=True,
            feeds=random_nodes, fed="each student conditional fed the teacher's parent values",
            given="| teacher's parents"),
@@ -80,6 +90,6 @@ for _method in (
            distills=False),
     Method("staged", "local for the spec's `stage` share of the steps, then ours", distills=True,
            weighs_latents=True, feeds=semi_nodes, fed="local (each conditional fed the teacher's parents), then ours",
-           phases=("local", "ours"), default=False),
+           phases=("local", "ours"), default=False, contender=True),
 ):
     METHODS.register(_method.name, _method, origin="dgmc")

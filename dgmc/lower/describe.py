@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..losses import generate as generate_terms
+from ..training.objectives import OBJECTIVES
 from . import generate
 from .generate import Signature
 from .module import CompiledModel, compile_model, distill_key
@@ -51,9 +52,8 @@ def shown_losses(compiled: CompiledModel) -> list[tuple]:
     guided model reports), and a distillation step's terms under `ours`, its guide's too."""
     model = compiled.ir
     keys = [("elbo_parts",)] if model.has_elbo() else []
-    objective = model.train.objective if model.train else None
-    own = {"wake_sleep": ("wake_sleep_parts",), "mle": ("mle_parts",)}.get(objective)
-    keys += [own] if own else []
+    own = _objective_parts(model)
+    keys += [own] if own and own not in keys else []
     terms = generate_terms(model, "ours")
     if terms:
         keys.append(distill_key(terms, compiled.fed("ours")))
@@ -61,6 +61,12 @@ def shown_losses(compiled: CompiledModel) -> list[tuple]:
         guide_terms, fed = compiled.guide_terms("ours")
         keys.append(("guide_distill_loss", fed, guide_terms))
     return keys
+
+
+def _objective_parts(model: ir.Model) -> tuple[str] | None:
+    """The key of the generated function of the teacher's objective (`Objective.parts`)."""
+    objective = OBJECTIVES.get(model.train.objective) if model.train else None
+    return (objective.parts,) if objective is not None and objective.parts else None
 
 
 def shown(compiled: CompiledModel) -> list[Signature]:

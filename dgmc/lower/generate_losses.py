@@ -235,8 +235,9 @@ ON_GUIDE = frozenset({"guide_distill_loss"})
 
 def _reduced(family: Family, term: Term) -> str:
     """`losses.reduce` written out: over the dimensions (a factorized family's value is
-    per dimension, except mse, which is per parameter entry), the steps, the batch."""
-    per_dimension = not family.event or term.divergence == "mse"
+    per dimension, as is one computed from the parameters alone, such as mse, per parameter
+    entry), the steps, the batch."""
+    per_dimension = not family.event or DIVERGENCES[term.divergence].from_params
     return (f".{'mean' if term.reduction == 'mean' else 'sum'}(-1)" if per_dimension else "") + \
         (".sum(-1)" if term.timed else "") + ".mean()"
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from .. import ir
 from ..core.files import student_name
-from ..evaluation.metrics import METRICS
+from ..evaluation.metrics import METRICS, glosses
 from ..evaluation.stats import RULE, compare
+from ..losses.methods import METHODS
 
 Group = tuple[float, str, float | None]
 """(width, method, lambda): the seeds of one student configuration."""
@@ -163,11 +164,12 @@ def _inline_svg(text: str) -> str:
 
 
 def _groups(model: ir.Model, rows: list[dict]) -> dict[Group, list[dict]]:
-    """The student rows by configuration; lambda is part of it only in an ablation."""
+    """The student rows by configuration; lambda is part of it only in an ablation, where
+    a row has one only when its method weighs lambda (`distillation.run_distill`)."""
     ablation = len(model.distill.lambdas) > 1
     groups: dict[Group, list[dict]] = {}
     for row in rows[1:]:
-        lam = row.get("lambda") if ablation and row["method"] == "ours" else None
+        lam = row.get("lambda") if ablation else None
         groups.setdefault((row["width"], row["method"], lam), []).append(row)
     return groups
 
@@ -247,9 +249,7 @@ def _sample_tables(model: ir.Model, results: dict, groups: dict[Group, list[dict
         f"Each model's samples {against}"
         f"against {refs['teacher samples']} of the teacher's samples (as many samples). "
         "The teacher's -T row compares two independent teacher draws: a noisy floor, which a student reaches or "
-        "passes only by chance. "
-        "FD is the square root of the Frechet distance; 1NN is the leave-one-out 1-nearest-neighbour "
-        "accuracy (0.5 is ideal). Lower is better everywhere.")]
+        "passes only by chance. " + (f"{glosses()}. " if glosses() else "") + "Lower is better everywhere.")]
     if results.get("features"):
         parts.append(Text(f"Feature space: {results['features']} (no Inception weights offline)."))
     for space in spaces:
@@ -276,15 +276,12 @@ def _active(model: ir.Model, node: str, active: int | None, dims: int) -> str:
     return f"{node} {active}/{dims}"
 
 
-CONTENDERS = ("ours", "staged")
-"""The methods whose verdicts a report gives, each against every other method of the run
-(staged against ours too; ours against staged would say the same the other way round)."""
-
-
 def pairs(methods: list[str]) -> list[tuple[str, str]]:
-    """(contender, rival) for every verdict a run with these methods gets."""
-    return [(a, b) for a in CONTENDERS if a in methods for b in methods
-            if b != a and not (b in CONTENDERS and CONTENDERS.index(b) > CONTENDERS.index(a))]
+    """(contender, rival) for every verdict a run with these methods gets: the contenders
+    are the registered methods that say so (`Method.contender`), in registration order."""
+    contenders = [name for name, how in METHODS.items() if how.contender]
+    return [(a, b) for a in contenders if a in methods for b in methods
+            if b != a and not (b in contenders and contenders.index(b) > contenders.index(a))]
 
 
 def _verdicts(model: ir.Model, groups: dict[Group, list[dict]], models: dict, keys: list[str]) -> list[Part]:
@@ -368,8 +365,8 @@ CONTINUAL_COLUMNS = {"old": ("FD", "EMD", "MMD", "1NN", "FD-T", "MMD-T", "1NN-T"
 def continual_report(model: ir.Model, results: dict, quick: bool) -> Report:
     """The continual-learning tables: one row per method (mean +- std over seeds), the
     old classes' metrics (against their test rows, and against the old model's samples)
-    and the new classes'; then whether ours beats fine-tuning and replay, paired over
-    seeds."""
+    and the new classes'; then whether each contender (ours) beats each rival (fine-tuning,
+    replay), paired over seeds: the roles are the entries' of `CONTINUAL_METHODS`."""
     old, new = results["old classes"], results["new classes"]
     intro = (f"Learnt first: classes {old}; then the new classes {new} arrive without the old data. Every method "
              f"starts from the old model and trains {results['steps']} steps; seeds {results['seeds']}.")
@@ -381,7 +378,7 @@ def continual_report(model: ir.Model, results: dict, quick: bool) -> Report:
     parts: list[Part] = []
     if results.get("features"):
         parts.append(Text(f"Feature space: {results['features']} (no Inception weights offline)."))
-    rivals = [m for m in results["methods"] if m not in ("ours", "joint")]
+    contenders, rivals, references = _continual_roles(results["methods"])
     for space in spaces:
         keys = [(group, (f"{space}:{c}" if c != "-ELBO" else c)) for group, cols in CONTINUAL_COLUMNS.items()
                 for c in cols]
@@ -389,14 +386,31 @@ def continual_report(model: ir.Model, results: dict, quick: bool) -> Report:
         rows = [[method, *[_stat([r[g] for r in seeds.values()], k) for g, k in keys]]
                 for method, seeds in by_method.items()]
         parts += [Heading(space), Table(head, rows)]
-        for rival in rivals if "ours" in results["methods"] else ():
-            verdicts = [compare({s: r[g][k] for s, r in by_method["ours"].items()},
+        for contender, rival in ((c, r) for c in contenders for r in rivals):
+            verdicts = [compare({s: r[g][k] for s, r in by_method[contender].items()},
                                 {s: r[g][k] for s, r in by_method[rival].items()}) for g, k in keys]
-            parts += [Text(f"Does ours beat {rival}? ({RULE}; joint, which keeps the old data, is a reference, not "
-                           "a rival.)"),
+            parts += [Text(f"Does {contender} beat {rival}? ({RULE}{references}.)"),
                       Table(head[1:], [[v.outcome for v in verdicts]], [[f'class="{v.outcome}"' for v in verdicts]]),
                       Lines([f"{h}: {v.outcome}: {v.why}" for h, v in zip(head[1:], verdicts, strict=True)])]
     return Report(f"dgmc continual: {model.name}", intro, quick, [Section("Old and new classes", parts)])
+
+
+def _continual_roles(methods: list[str]) -> tuple[list[str], list[str], str]:
+    """The run's contenders and rivals, and the note on the references (every registered
+    one, named whether or not the run has it), from the entries of `CONTINUAL_METHODS`;
+    a method no longer registered is a rival."""
+    from ..distillation.continual import CONTINUAL_METHODS  # it imports this module: read when a report is made
+
+    def role(method: str, which: str) -> bool:
+        entry = CONTINUAL_METHODS.get(method)
+        return entry is not None and getattr(entry, which)
+
+    contenders = [m for m in methods if role(m, "contender")]
+    rivals = [m for m in methods if not role(m, "contender") and not role(m, "reference")]
+    named = [m for m in CONTINUAL_METHODS if role(m, "reference")]
+    note = (f"; {' and '.join(named)}, which {'keeps' if len(named) == 1 else 'keep'} the old data, "
+            f"{'is a reference, not a rival' if len(named) == 1 else 'are references, not rivals'}" if named else "")
+    return contenders, rivals, note
 
 
 def _seed_of(name: str) -> int:

@@ -231,15 +231,19 @@ class Objective:
     learns_initial: bool = True
     """Trains the learned parameters of an initial distribution (`init z ~ ...`), which
     the guide samples from: its gradient reaches them through the later steps."""
+    parts: str | None = None
+    """The generated function that computes its terms (`lower.generate_losses.SOURCES`),
+    which `dgmc compile --emit code` prints beside the ELBO's (None: none is generated)."""
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
 for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
-              discrete_latents=False, options=("warmup", "free_bits", "enumerate")),
+              discrete_latents=False, options=("warmup", "free_bits", "enumerate"), parts="elbo_parts"),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
-              "(discrete latents)", latents=True, learns_initial=False),
-    Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False),
+              "(discrete latents)", latents=True, learns_initial=False, parts="wake_sleep_parts"),
+    Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False,
+              parts="mle_parts"),
 ):
     OBJECTIVES.register(_objective.name, _objective, origin="dgmc")
 

@@ -1,9 +1,10 @@
 """Reading a user's data file (`--data PATH`) into named numpy columns.
 
 Formats: CSV and TSV with a header row, NumPy's .npy and .npz, Parquet (with pyarrow), and a
-folder of PNG/JPEG images with one subfolder per class (one module each). Nothing here knows
-specs: a later stage binds columns to nodes and checks values against their families, and points at bad rows with
-`Table.where`, so every message names a place in the user's own file.
+folder of PNG/JPEG images with one subfolder per class (one module each), registered in
+`READERS` (a plugin registers a `Reader` of its own the same way). Nothing here knows
+specs: a later stage binds columns to nodes and checks values against their families, and
+points at bad rows with `Table.where`, so every message names a place in the user's own file.
 
 Whatever bytes a file holds, the only exception that leaves this module is `DataError` (the
 CLI prints it without a traceback): a crash on a malformed file would show the user a stack
@@ -14,44 +15,58 @@ loads; their headers are checked against the bytes actually present before anyth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
 from pathlib import Path
 
 from ...core.errors import DataError
-from .base import _KNOWN, Table, _os_errors, _raise, _stat
+from .base import READERS, Reader, Table, _os_errors, _raise, _stat, known
 from .delimited import _read_delimited
 from .images import _read_images
 from .npy import _read_npy, _read_npz
 from .parquet import _read_parquet
 
-__all__ = ["Table", "file_digest", "read_table"]
+__all__ = ["READERS", "Reader", "Table", "file_digest", "read_table"]
 
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".npy": "npy", ".npz": "npz", ".parquet": "parquet",
-            ".pq": "parquet"}
 _CHUNK = 1 << 20
+
+for _name, _reader in (
+    ("csv", Reader(functools.partial(_read_delimited, kind="csv"), "CSV", (".csv",))),
+    ("tsv", Reader(functools.partial(_read_delimited, kind="tsv"), "TSV", (".tsv", ".tab"))),
+    ("npy", Reader(_read_npy, "NumPy", (".npy",))),
+    ("npz", Reader(_read_npz, "NumPy", (".npz",))),
+    ("parquet", Reader(_read_parquet, "Parquet", (".parquet", ".pq"))),
+    ("images", Reader(_read_images, "a folder of images with one subfolder per class", folders=True)),
+):
+    READERS.register(_name, _reader, origin="dgmc")
 
 
 def read_table(path: str | Path) -> Table:
-    """Read a data file, or an image folder, into a `Table`; chosen by the suffix."""
+    """Read a data file, or a folder, into a `Table` by the registered reader that claims
+    it (`READERS`: by the suffix, and whether it is a folder)."""
     path = Path(path)
     mode = _stat(path).st_mode
-    if stat.S_ISDIR(mode):
-        return _read_images(path)
-    kind = _FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise DataError(f"{path}: dgmc reads {_KNOWN}, not '{path.suffix}' files." if path.suffix
-                        else f"{path}: a file without a suffix; dgmc reads {_KNOWN}.")
-    if not stat.S_ISREG(mode):
+    reader = _reader_for(path, stat.S_ISDIR(mode))
+    if not reader.folders and not stat.S_ISREG(mode):
         raise DataError(f"{path} is not a regular file.")
-    if kind == "npy":
-        return _read_npy(path)
-    if kind == "npz":
-        return _read_npz(path)
-    if kind == "parquet":
-        return _read_parquet(path)
-    return _read_delimited(path, kind)
+    return reader.read(path)
+
+
+def _reader_for(path: Path, folder: bool) -> Reader:
+    """The first reader of files (or of folders) that claims the path's suffix; for a
+    folder, else the first folder reader that claims no suffix (the image folder)."""
+    suffix = path.suffix.lower()
+    fitting = [reader for reader in READERS.values() if reader.folders == folder]
+    chosen = next((r for r in fitting if suffix in r.suffixes), None) or \
+        next((r for r in fitting if folder and not r.suffixes), None)
+    if chosen is not None:
+        return chosen
+    if folder:
+        raise DataError(f"{path}: a folder, and no reader of folders claims it; dgmc reads {known()}.")
+    raise DataError(f"{path}: dgmc reads {known()}, not '{path.suffix}' files." if path.suffix
+                    else f"{path}: a file without a suffix; dgmc reads {known()}.")
 
 
 def file_digest(path: Path) -> str:

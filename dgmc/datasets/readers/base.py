@@ -1,10 +1,12 @@
-"""What every reader shares: the `Table` a data file becomes, and the operating
-system's refusals turned into `DataError`s naming the file."""
+"""What every reader shares: the `Table` a data file becomes, the registry `READERS` of
+the formats `--data` reads (each module registers its own in the package's
+`__init__`; a plugin adds one the same way), and the operating system's refusals turned
+into `DataError`s naming the file."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import DataError, did_you_mean
-
-_KNOWN = (
-    "CSV (.csv), TSV (.tsv, .tab), NumPy (.npy, .npz), Parquet (.parquet, .pq) or a folder of images with one "
-    "subfolder per class")
-"""What `--data` reads, for the messages that refuse a file."""
+from ...core.registry import Registry, RegistryError
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,40 @@ class Table:
             return self.columns[name]
         raise DataError(f"{self.path} has no column '{name}' (its columns: {', '.join(self.columns)})."
                         f"{did_you_mean(name, self.columns)}")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A format `--data` reads: its function, and what `read_table` chooses it by (the
+    path's suffix, and whether the path is a folder), so that a new format is one
+    registration rather than another branch."""
+
+    read: Callable[[Path], Table]
+    label: str
+    """How messages name the format ("CSV"); readers of one label are listed together."""
+    suffixes: tuple[str, ...] = ()
+    """The suffixes it reads, lower case with their dot (".csv"); a folder reader without
+    any reads every folder no other folder reader claims."""
+    folders: bool = False
+    """Reads a folder (the path is a directory) rather than a regular file."""
+
+    def __post_init__(self) -> None:
+        bad = [suffix for suffix in self.suffixes if not suffix.startswith(".") or suffix != suffix.lower()]
+        if bad:
+            raise RegistryError(f"reader {self.label}: suffixes are lower case and start with a dot, not {bad}.")
+
+
+READERS: Registry[Reader] = Registry("reader", spec_names=False)
+
+
+def known() -> str:
+    """What `--data` reads, for the messages that refuse a file: each label once, with
+    the suffixes of all its readers, in registration order."""
+    labels: dict[str, list[str]] = {}
+    for reader in READERS.values():
+        labels.setdefault(reader.label, []).extend(reader.suffixes)
+    said = [label + (f" ({', '.join(suffixes)})" if suffixes else "") for label, suffixes in labels.items()]
+    return " or ".join([", ".join(said[:-1]), said[-1]]) if len(said) > 1 else "".join(said)
 
 
 def _raise(error: OSError) -> None:

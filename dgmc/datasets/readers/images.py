@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.errors import DataError
-from .base import _KNOWN, Table, _os_errors
+from .base import Table, _os_errors, known
 
 _PIXELS_PER_BYTE = 8300  # deflate expands a byte to at most 1032, a 1-bit PNG holds 8 pixels a byte; JPEG far fewer
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -43,7 +43,7 @@ def _class_folders(folder: Path) -> list[str]:
     classes = _entries(folder, want_folders=True)
     if not classes:
         raise DataError(f"{folder} is a folder, but not an image folder: it has no subfolders. An image folder "
-                        f"holds one subfolder per class, each holding PNG or JPEG files; dgmc also reads {_KNOWN}.")
+                        f"holds one subfolder per class, each holding PNG or JPEG files; dgmc also reads {known()}.")
     return classes
 
 

@@ -13,10 +13,9 @@ import dgmc
 from dgmc.core.errors import UserError
 from dgmc.datasets import load_split
 from dgmc.distillation import continual as continual_module
-from dgmc.distillation.continual import CONTINUAL_METHODS, ContinualMethod, Mixing, classes_of, continual, learn
+from dgmc.distillation.continual import CONTINUAL_METHODS, ContinualMethod, Mixing, classes_of, continual, learn, roles
 from dgmc.lower import compile_model
 from dgmc.plugins import listing
-from dgmc.report.report import _continual_roles
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,11 +75,11 @@ def test_an_entry_gives_exactly_one_way_to_learn() -> None:
 
 
 def test_the_report_roles_come_from_the_entries(registered) -> None:
-    assert _continual_roles(["finetune", "replay", "ours", "joint"]) == (
+    assert roles(["finetune", "replay", "ours", "joint"]) == (
         ["ours"], ["finetune", "replay"], "; joint, which keeps the old data, is a reference, not a rival")
     registered("oracle", ContinualMethod("for a test", fits=lambda split, new_data: split.train, reference=True))
     registered("rehearse", ContinualMethod("for a test", fits=lambda split, new_data: new_data, contender=True))
-    contenders, rivals, note = _continual_roles(["finetune", "ours", "rehearse", "oracle", "gone"])
+    contenders, rivals, note = roles(["finetune", "ours", "rehearse", "oracle", "gone"])
     assert contenders == ["ours", "rehearse"] and rivals == ["finetune", "gone"]
     assert note == "; joint and oracle, which keep the old data, are references, not rivals"
 

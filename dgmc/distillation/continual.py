@@ -231,9 +231,25 @@ def continual(model: ir.Model, out: Path, new: tuple[int, ...] | None = None, se
             row["-ELBO"] = evaluate(compiled, test, torch.Generator().manual_seed(0))
             results["models"].setdefault(name, {})[group] = row
     write_text(out / "continual.json", json.dumps(results, indent=2) + "\n")
-    for path in write_reports(continual_report(model, results, quick), out):
+    for path in write_reports(continual_report(model, results, quick, roles(results["methods"])), out):
         log(f"wrote {path}")
     return results
+
+
+def roles(methods: list[str]) -> tuple[list[str], list[str], str]:
+    """The run's contenders and rivals, and the note on the references (every registered
+    one, named whether or not the run has it), from the entries of `CONTINUAL_METHODS`;
+    a method no longer registered is a rival."""
+    def role(method: str, which: str) -> bool:
+        entry = CONTINUAL_METHODS.get(method)
+        return entry is not None and getattr(entry, which)
+
+    contenders = [m for m in methods if role(m, "contender")]
+    rivals = [m for m in methods if not role(m, "contender") and not role(m, "reference")]
+    named = [m for m in CONTINUAL_METHODS if role(m, "reference")]
+    note = (f"; {' and '.join(named)}, which {'keeps' if len(named) == 1 else 'keep'} the old data, "
+            f"{'is a reference, not a rival' if len(named) == 1 else 'are references, not rivals'}" if named else "")
+    return contenders, rivals, note
 
 
 def _known(methods: tuple[str, ...] | None) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ from ..losses.methods import METHODS, needs_data
 from ..lower import CompiledModel, Trace, compile_model
 from ..scale import ddp
 from ..training import checkpoint
-from ..training.loop import EVAL_SEED, Trained, TrainingError, batches, fit, optimise, stopped
+from ..training.loop import EVAL_SEED, Trained, TrainingError, batches, device_of, fit, optimise, stopped
 from ..training.objectives import evaluate, inputs_of
 from .revive import Dead, dead_units, revive
 
@@ -336,8 +336,7 @@ class StudentJob:
 def run_distill(model: ir.Model, teacher_path: Path, out: Path, job: StudentJob) -> Trained:
     """Load the teacher, distill the student of `job`, evaluate it, and write its
     checkpoint, metrics and pictures under `out`."""
-    from ..evaluation.pictures import write_pictures
-    from ..training.loop import device_of
+    from ..evaluation.pictures import write_pictures  # matplotlib, loaded only when a student is written
 
     model = checkpoint.with_recorded_data(teacher_path, model)
     teacher = compile_model(model).to(device_of(job.device))

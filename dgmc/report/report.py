@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import ir
-from ..core.files import student_name
+from ..core.files import student_name, write_text
 from ..evaluation.metrics import METRICS, glosses
 from ..evaluation.stats import RULE, compare
 from ..losses.methods import METHODS
@@ -121,8 +121,6 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: d
 
 def write_reports(report_: Report, out: Path) -> list[Path]:
     """`report.md` and `report.html` in `out`."""
-    from ..core.files import write_text
-
     return [write_text(out / "report.md", markdown(report_)), write_text(out / "report.html", html(report_, out))]
 
 
@@ -362,11 +360,13 @@ CONTINUAL_COLUMNS = {"old": ("FD", "EMD", "MMD", "1NN", "FD-T", "MMD-T", "1NN-T"
 """-T columns only for the old classes: the old model never learnt the new ones."""
 
 
-def continual_report(model: ir.Model, results: dict, quick: bool) -> Report:
+def continual_report(model: ir.Model, results: dict, quick: bool, roles: tuple[list[str], list[str], str]
+                     ) -> Report:
     """The continual-learning tables: one row per method (mean +- std over seeds), the
     old classes' metrics (against their test rows, and against the old model's samples)
     and the new classes'; then whether each contender (ours) beats each rival (fine-tuning,
-    replay), paired over seeds: the roles are the entries' of `CONTINUAL_METHODS`."""
+    replay), paired over seeds. `roles`: the contenders, the rivals, and the note on the
+    references, as the continual learner's registry says (`continual.roles`)."""
     old, new = results["old classes"], results["new classes"]
     intro = (f"Learnt first: classes {old}; then the new classes {new} arrive without the old data. Every method "
              f"starts from the old model and trains {results['steps']} steps; seeds {results['seeds']}.")
@@ -378,7 +378,7 @@ def continual_report(model: ir.Model, results: dict, quick: bool) -> Report:
     parts: list[Part] = []
     if results.get("features"):
         parts.append(Text(f"Feature space: {results['features']} (no Inception weights offline)."))
-    contenders, rivals, references = _continual_roles(results["methods"])
+    contenders, rivals, references = roles
     for space in spaces:
         keys = [(group, (f"{space}:{c}" if c != "-ELBO" else c)) for group, cols in CONTINUAL_COLUMNS.items()
                 for c in cols]
@@ -393,24 +393,6 @@ def continual_report(model: ir.Model, results: dict, quick: bool) -> Report:
                       Table(head[1:], [[v.outcome for v in verdicts]], [[f'class="{v.outcome}"' for v in verdicts]]),
                       Lines([f"{h}: {v.outcome}: {v.why}" for h, v in zip(head[1:], verdicts, strict=True)])]
     return Report(f"dgmc continual: {model.name}", intro, quick, [Section("Old and new classes", parts)])
-
-
-def _continual_roles(methods: list[str]) -> tuple[list[str], list[str], str]:
-    """The run's contenders and rivals, and the note on the references (every registered
-    one, named whether or not the run has it), from the entries of `CONTINUAL_METHODS`;
-    a method no longer registered is a rival."""
-    from ..distillation.continual import CONTINUAL_METHODS  # it imports this module: read when a report is made
-
-    def role(method: str, which: str) -> bool:
-        entry = CONTINUAL_METHODS.get(method)
-        return entry is not None and getattr(entry, which)
-
-    contenders = [m for m in methods if role(m, "contender")]
-    rivals = [m for m in methods if not role(m, "contender") and not role(m, "reference")]
-    named = [m for m in CONTINUAL_METHODS if role(m, "reference")]
-    note = (f"; {' and '.join(named)}, which {'keeps' if len(named) == 1 else 'keep'} the old data, "
-            f"{'is a reference, not a rival' if len(named) == 1 else 'are references, not rivals'}" if named else "")
-    return contenders, rivals, note
 
 
 def _seed_of(name: str) -> int:

@@ -324,7 +324,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
 
 def _pictures(compiled: CompiledModel, split: Split, out: Path, history: dict[str, list[float]],
               seed: int) -> list[Path]:
-    from ..evaluation.pictures import write_pictures
+    from ..evaluation.pictures import write_pictures  # matplotlib, loaded only when a teacher is written
 
     return write_pictures(compiled, split, out, "teacher", torch.Generator().manual_seed(seed), history=history)
 

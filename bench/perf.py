@@ -42,7 +42,7 @@ from dgmc.datasets import load_split
 from dgmc.distillation.distill import distillation_loss
 from dgmc.losses import generate as generate_terms
 from dgmc.lower import CompiledModel, compile_model
-from dgmc.lower.describe import shown
+from dgmc.report.describe import shown
 from dgmc.training.loop import _step as guarded_step
 from dgmc.training.objectives import elbo
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import graphviz
     import torch
 
+    from .core.registry import Registry
     from .datasets import Split
     from .lower import CompiledModel
 
@@ -215,3 +216,31 @@ def export(module: CompiledModel, path: str | Path, format: str = "onnx", guide:
     from .exporter import export as export_file
 
     return export_file(module, format, Path(path), guide)
+
+
+def registries() -> dict[str, Registry]:
+    """Every registry, by concept, in the order `dgmc plugins` lists them. Here, at the top,
+    because it names every stage's; `plugins` only loads what adds to them."""
+    from .datasets import DATASETS  # every stage's: imported when asked, so `import dgmc` stays light
+    from .datasets.readers import READERS
+    from .distillation.continual import CONTINUAL_METHODS
+    from .evaluation.metrics import METRICS
+    from .families import FAMILIES
+    from .losses.divergences import DIVERGENCES
+    from .losses.methods import METHODS
+    from .networks import NETWORKS
+    from .training.objectives import OBJECTIVES
+
+    return {"families": FAMILIES, "networks": NETWORKS, "datasets": DATASETS, "divergences": DIVERGENCES,
+            "objectives": OBJECTIVES, "methods": METHODS, "metrics": METRICS,
+            "readers": READERS, "continual methods": CONTINUAL_METHODS}
+
+
+def listing() -> str:
+    """What is registered and where each entry came from (`dgmc plugins`)."""
+    lines = []
+    for concept, registry in registries().items():
+        lines.append(f"{concept}:")
+        width = max(map(len, registry), default=0)
+        lines += [f"  {name:<{width}}  {registry.origin_of(name)}" for name in registry]
+    return "\n".join(lines) + "\n"

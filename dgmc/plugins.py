@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .core.errors import UserError, words
-from .core.registry import Registry, origin
+from .core.registry import origin
 
 GROUP = "dgmc.plugins"
 
@@ -127,30 +127,3 @@ def load_entry_points() -> tuple[str, ...]:
                                   f"{_where(error)}: {type(error).__name__}: {error}.") from None
         loaded.append(entry.name)
     return tuple(loaded)
-
-
-def registries() -> dict[str, Registry]:
-    """Every registry, by concept, in the order `dgmc plugins` lists them."""
-    from .datasets import DATASETS
-    from .datasets.readers import READERS
-    from .distillation.continual import CONTINUAL_METHODS
-    from .evaluation.metrics import METRICS
-    from .families import FAMILIES
-    from .losses.divergences import DIVERGENCES
-    from .losses.methods import METHODS
-    from .networks import NETWORKS
-    from .training.objectives import OBJECTIVES
-
-    return {"families": FAMILIES, "networks": NETWORKS, "datasets": DATASETS, "divergences": DIVERGENCES,
-            "objectives": OBJECTIVES, "methods": METHODS, "metrics": METRICS,
-            "readers": READERS, "continual methods": CONTINUAL_METHODS}
-
-
-def listing() -> str:
-    """What is registered and where each entry came from (`dgmc plugins`)."""
-    lines = []
-    for concept, registry in registries().items():
-        lines.append(f"{concept}:")
-        width = max(map(len, registry), default=0)
-        lines += [f"  {name:<{width}}  {registry.origin_of(name)}" for name in registry]
-    return "\n".join(lines) + "\n"

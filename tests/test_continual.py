@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import dgmc
+from dgmc.api import listing
 from dgmc.core.errors import UserError
 from dgmc.datasets import load_split
 from dgmc.distillation import continual as continual_module
 from dgmc.distillation.continual import CONTINUAL_METHODS, ContinualMethod, Mixing, classes_of, continual, learn, roles
 from dgmc.lower import compile_model
-from dgmc.plugins import listing
 
 ROOT = Path(__file__).resolve().parents[1]
 

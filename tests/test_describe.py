@@ -7,7 +7,7 @@ from pathlib import Path
 import dgmc
 from dgmc.cli import main
 from dgmc.lower import compile_model
-from dgmc.lower.describe import code, summary
+from dgmc.report.describe import code, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 

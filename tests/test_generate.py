@@ -24,7 +24,7 @@ from dgmc.ir import Model
 from dgmc.losses import generate
 from dgmc.losses.methods import METHODS
 from dgmc.lower import CompiledModel, Trace, compile_model
-from dgmc.lower.describe import code, shown
+from dgmc.report.describe import code, shown
 from dgmc.training.objectives import _elbo_parts, _mle_parts, _wake_sleep_parts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -159,7 +159,7 @@ def test_a_registered_metric_is_measured_listed_and_glossed(mean_gap) -> None:
     result = compare(x, y)
     assert list(result) == ["FD", "EMD", "MMD", "1NN", "GAP"] and result["GAP"] == _mean_gap(x, y)
     assert glosses().endswith("; GAP is the gap of the means")
-    from dgmc.plugins import listing
+    from dgmc.api import listing
 
     assert "metrics:\n  FD   dgmc\n" in listing() and "  GAP  python\n" in listing()
 

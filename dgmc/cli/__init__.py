@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..core.errors import DgmError, UserError, command_line
 from ..plugins import load_entry_points, load_module
 from ..scale import launched, rank_label
+from .commands import message
 from .parser import parser
 
 
@@ -39,16 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..scale import ddp
 
             ddp.stop()
-
-
-def message(error: DgmError | UserError | OSError) -> str:
-    """What the command line prints for a user's mistake: a located error as it renders,
-    any other in one line naming the process (under torchrun)."""
-    if isinstance(error, DgmError):
-        return error.render()
-    if isinstance(error, UserError):
-        return f"dgmc: {rank_label()}error: {error}"
-    return f"dgmc: {rank_label()}error: {error.strerror or error}: '{error.filename}'"
 
 
 __all__ = ["main", "message"]

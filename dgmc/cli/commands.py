@@ -19,14 +19,22 @@ from ..core.files import write_text
 from ..frontend.source import STDIN, read_spec
 from ..ir import Model
 from ..ir.order import table
-from ..scale import launched, relaunch
+from ..scale import launched, rank_label, relaunch
+
+
+def message(error: DgmError | UserError | OSError) -> str:
+    """What the command line prints for a user's mistake: a located error as it renders,
+    any other in one line naming the process (under torchrun)."""
+    if isinstance(error, DgmError):
+        return error.render()
+    if isinstance(error, UserError):
+        return f"dgmc: {rank_label()}error: {error}"
+    return f"dgmc: {rank_label()}error: {error.strerror or error}: '{error.filename}'"
 
 
 def check(args: argparse.Namespace) -> int:
     """Every spec checked (and its data, with --data); each error printed, and the others
     checked still."""
-    from . import message
-
     status = 0
     for path in args.specs:
         try:
@@ -83,7 +91,7 @@ def compile(args: argparse.Namespace) -> int:
     if args.emit == "ir":
         print(model.model_dump_json(indent=2))
     elif args.emit == "summary":
-        from ..lower.describe import summary
+        from ..report.describe import summary
 
         print(summary(model), end="")
     elif args.emit == "losses":
@@ -91,7 +99,7 @@ def compile(args: argparse.Namespace) -> int:
 
         print(describe(model, args.method), end="")
     elif args.emit == "code":
-        from ..lower.describe import code
+        from ..report.describe import code
 
         print(code(model, args.width), end="")
     else:
@@ -176,7 +184,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def plugins(args: argparse.Namespace) -> int:
-    from ..plugins import listing
+    from ..api import listing
 
     print(listing(), end="")
     return 0

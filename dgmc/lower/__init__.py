@@ -4,7 +4,7 @@
 write each pass and each loss as Python source, which `module` compiles and runs as an
 `nn.Module` (`CompiledModel`); `runtime` is all that source imports; `interpret` runs the
 same passes by hand, the reference the generated code is tested against (`trace`: what a
-pass returns); `describe` prints what a compiled module does.
+pass returns). `dgmc.report.describe` prints what a compiled module does.
 """
 
 from .module import CompiledModel, MissingValueError, Trace, compile_model

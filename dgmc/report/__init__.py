@@ -1,4 +1,5 @@
 """What a run shows a person: report.md and report.html from the run's metrics with
 paired verdicts (`report`, templates in `templates/`), and the graph drawn with graphviz
-(`render`), coloured by per-node measures (`heat`).
+(`render`), coloured by per-node measures (`heat`); what a compiled model is and runs, in
+words and generated code (`describe`: `dgmc compile --emit summary|code`).
 """

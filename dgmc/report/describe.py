@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from .. import ir
 from ..losses import generate as generate_terms
+from ..lower import generate
+from ..lower.generate import Signature
+from ..lower.module import CompiledModel, compile_model, distill_key
 from ..training.objectives import OBJECTIVES
-from . import generate
-from .generate import Signature
-from .module import CompiledModel, compile_model, distill_key
 
 
 def summary(model: ir.Model) -> str:

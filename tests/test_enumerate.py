@@ -13,6 +13,7 @@ to the bound, and their gradient is the bound's.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,8 @@ import dgmc
 from dgmc.cli import main
 from dgmc.lower import compile_model
 from dgmc.training.objectives import _elbo_parts, elbo
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MIXTURE = """
 model mix {
@@ -171,7 +174,7 @@ def test_the_shipped_mixture_vae_sums_what_the_guide_samples() -> None:
     """specs/gmvae.dgm: the ELBO with c summed out under q(c | x) has the expectation of
     the one-sample ELBO with c drawn from the guide, log p(x, c, z) - log q(c, z | x)."""
     torch.manual_seed(0)
-    module = compile_model(dgmc.load("specs/gmvae.dgm"))
+    module = compile_model(dgmc.load(ROOT / "specs" / "gmvae.dgm"))
     rows = 4096
     with torch.no_grad():
         x = module.sample(rows, generator=torch.Generator().manual_seed(1)).values["x"]
@@ -183,3 +186,15 @@ def test_the_shipped_mixture_vae_sums_what_the_guide_samples() -> None:
     error = (summed.var() / rows + sampled.var() / rows).sqrt()
     assert abs(float(difference)) <= 5 * float(error), f"{difference:.4g} +- {error:.2g}"
     assert float(summed.var()) < float(sampled.var())  # summing c out removes its share of the noise
+
+
+def test_checkpoints_made_before_keep_loading() -> None:
+    """The shipped specs hash as they did before `enumerate` and a Categorical's fixable
+    logits existed (tests/golden/checkpoint_hashes.json, written by the commit before
+    them), so their teachers and students still load."""
+    from dgmc.training.checkpoint import spec_hash
+
+    golden = json.loads((ROOT / "tests" / "golden" / "checkpoint_hashes.json").read_text())
+    for name, hashes in golden.items():
+        model = dgmc.load(ROOT / "specs" / f"{name}.dgm")
+        assert {"teacher": spec_hash(model), "student x0.25": spec_hash(model, 0.25)} == hashes, name

@@ -43,6 +43,12 @@ keep matching where nothing changed, and stop matching where the default did."""
 _ADDED = ("initial", "shape")
 """Node fields added since format 2, hashed only when set, so that the checkpoints of
 specs that do not use them keep loading."""
+_TRAIN_ADDED = {"enumerate": []}
+"""Training settings added since, hashed only when not at their default (nothing summed
+out): the teachers of specs that do not use them keep loading."""
+_PARAMS_ADDED = {"Categorical": {"logits": ("computed", "learned")}}
+"""Parameters a family has let a spec fix since checkpoints were first written, hashed
+only when fixed (at a default, computed or learned, the node is what it was before)."""
 
 
 def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
@@ -52,13 +58,22 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     reformatting a spec keeps its checkpoints."""
     dump = without_spans(model.model_dump(mode="json", include={"name", "time", "nodes", "data", "train", "distill"}))
     data = {k: v for k, v in (dump["data"] or {}).items() if k != "source"}  # the file's digest, not its path
-    found = {"model name": dump["name"], "time": dump["time"], "data": data, "train": dump["train"]}
-    found.update((f"node '{node['name']}'", {k: v for k, v in node.items() if v is not None or k not in _ADDED})
-                 for node in dump["nodes"])
+    train = {k: v for k, v in (dump["train"] or {}).items() if k not in _TRAIN_ADDED or v != _TRAIN_ADDED[k]} \
+        if dump["train"] else None
+    found = {"model name": dump["name"], "time": dump["time"], "data": data, "train": train}
+    found.update((f"node '{node['name']}'", _node_part(node)) for node in dump["nodes"])
     if width is not None:
         found["distill"] = {k: v for k, v in dump["distill"].items()
                             if k not in _GRID and (k not in _DISTILL_ADDED or v != _DISTILL_ADDED[k])}
     return {key: _digest(value) for key, value in found.items()}
+
+
+def _node_part(node: dict[str, Any]) -> dict[str, Any]:
+    """A node's dump as hashed: the fields and parameters added since left out at their
+    defaults (`_ADDED`, `_PARAMS_ADDED`)."""
+    added = _PARAMS_ADDED.get(node["type"], {})
+    params = {k: v for k, v in node["params"].items() if v not in added.get(k, ())}
+    return {k: (params if k == "params" else v) for k, v in node.items() if v is not None or k not in _ADDED}
 
 
 def spec_hash(model: ir.Model, width: float | None = None) -> str:

@@ -58,15 +58,25 @@ MAX_CONFIGURATIONS = 1024
 
 
 def _enumerated(ctx: Context, arg: s.Arg, drafts: dict[str, Draft]) -> tuple[str, ...]:
-    """The latents of `enumerate = [c, ...]`: discrete with a finite support, untimed, and
-    few enough joint values to run the batch once per value."""
+    """The latents of `enumerate = [c, ...]`: discrete with a finite support, and either
+    untimed with few enough joint values to run the batch once per value, or one chain
+    over time alone (summed step by step: each step's values count, not the paths')."""
     names = _list(ctx, arg, lambda v: _summable(ctx, v, drafts)) or ()
-    sizes = [FAMILIES[drafts[n].type].support_size(drafts[n].size) for n in names if drafts[n].size is not None]
+    chains = [n for n in names if drafts[n].decl.time_var is not None]
+    counted = [n for n in names if n not in chains] or chains  # a chain alone: its values at one step
+    sizes = [FAMILIES[drafts[n].type].support_size(drafts[n].size) for n in counted if drafts[n].size is not None]
     if math.prod(sizes) > MAX_CONFIGURATIONS:
         counts = " x ".join(map(str, sizes)) + " = " if len(sizes) > 1 else ""
-        ctx.error(arg.value.span, f"Summing out {', '.join(names)} runs the batch once per joint value: "
-                  f"{counts}{math.prod(sizes):,} of them, more than {MAX_CONFIGURATIONS:,}: sum fewer latents out, "
-                  "or train the rest with wake_sleep or a relaxed family.")
+        each = "value at each step" if counted == chains else "joint value"
+        ctx.error(arg.value.span, f"Summing out {', '.join(counted)} runs the batch once per {each}: {counts}"
+                  f"{math.prod(sizes):,} of them, more than {MAX_CONFIGURATIONS:,}: sum fewer latents out, or train "
+                  "the rest with wake_sleep or a relaxed family.")
+    if chains and len(names) > 1:
+        ctx.error(arg.value.span, f"'{chains[0]}' is a chain over time, summed out step by step on its own: "
+                  "sum it out alone.")
+        return ()
+    if chains and not _chain_fits(ctx, arg, drafts[chains[0]], drafts):
+        return ()
     return names
 
 
@@ -85,12 +95,29 @@ def _summable(ctx: Context, value: s.Value, drafts: dict[str, Draft]) -> str | N
         why = "is not discrete" if not family.discrete else "has no finite set of values"
         ctx.error(value.span, f"'{draft.name}' is {draft.type}, which {why}: only Bernoulli, Categorical and "
                   "other finite discrete families can be summed out.")
-    elif draft.decl.time_var is not None:
-        ctx.error(value.span, f"'{draft.name}' is indexed by time: summing a chain out step by step (the forward "
-                  "algorithm) is not supported yet; only untimed latents can be summed out.")
     else:
         return draft.name
     return None
+
+
+def _chain_fits(ctx: Context, arg: s.Arg, chain: Draft, drafts: dict[str, Draft]) -> bool:
+    """A chain s[t] is summed out of the model by the forward algorithm, which needs its
+    every value at a step to be scored by the next step's transition and this step's
+    observations alone: no guide, and nothing reads s but s[t+1] and observed nodes at t."""
+    if chain.guide_parents:
+        ctx.error(arg.value.span, f"'{chain.name}' is a chain over time with a guide: a chain is summed out of the "
+                  "model (the forward algorithm), so give it no guide.")
+        return False
+    readers = [(d, p) for d in drafts.values() for p in (*d.parents, *d.guide_parents) if p.name == chain.name]
+    wrong = [d.name for d, p in readers
+             if not ((d is chain and p.lag == 1) or (d.kind == "observed" and d.decl.time_var is not None
+                                                    and p.lag == 0 and p in d.parents))]
+    if wrong:
+        ctx.error(arg.value.span, f"'{chain.name}' is read by {', '.join(dict.fromkeys(wrong))}: a chain is summed "
+                  f"out step by step only when nothing reads it but its own next step and observed nodes of the "
+                  "same step.")
+        return False
+    return True
 
 
 def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft], summed: set[str]) -> None:

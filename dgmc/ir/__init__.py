@@ -228,6 +228,12 @@ class Model(Frozen):
         summed = self.train.enumerate if self.train else ()
         return tuple(n.name for n in self.of_kind("latent") if n.name in summed and n.guide is None)
 
+    def summed_chain(self) -> str | None:
+        """The latent chain over time the ELBO sums out by the forward algorithm, if any
+        (the checker allows one, alone in `enumerate`)."""
+        summed = self.summed_out()
+        return summed[0] if summed and self.node(summed[0]).timed else None
+
     def has_elbo(self) -> bool:
         """Latent nodes, each inferred by a guide or summed out of the model: the ELBO is
         defined (what `elbo` trains and every latent-variable model reports)."""

@@ -64,20 +64,28 @@ def latent_terms(model: ir.Model) -> dict[str, LatentTerm]:
 def describe(model: ir.Model) -> str:
     """The ELBO's terms as `dgmc compile --emit losses` prints them: one line per observed
     and latent node, each latent marked closed form or Monte Carlo, and why."""
+    chain = model.summed_chain()
+    read = {n.name for n in model.of_kind("observed") if any(p.name == chain for p in n.parents)}
     lines = [f"# {model.name}: the ELBO (the `elbo` objective, and the test -ELBO reported for teachers "
              "and students)", "-ELBO = " + " + ".join(
-                 [f"nll[{n.name}]" for n in model.of_kind("observed")] +
-                 [f"kl[{n.name}]" for n in model.of_kind("latent")]), ""]
+                 [f"nll[{n.name}]" for n in model.of_kind("observed") if n.name not in read] +
+                 [f"{'sum' if n.name == chain else 'kl'}[{n.name}]" for n in model.of_kind("latent")]), ""]
     width = max(len(n.name) for n in model.nodes) + 5
     for node in model.of_kind("observed"):
-        lines.append(f"{f'nll[{node.name}]':<{width}} = -log {_conditional('p', node.name, node.parents)} "
-                     "on the guide's sample")
+        if node.name not in read:
+            lines.append(f"{f'nll[{node.name}]':<{width}} = -log {_conditional('p', node.name, node.parents)} "
+                         "on the guide's sample")
     for name, term in latent_terms(model).items():
         node = model.node(name)
         p = _conditional("p", name, node.parents)
         q = _conditional("q", name, node.guide.parents) if node.guide else ""
         if term.summed == "guide":
             text = f"log {q} - log {p} at each value of {name}, weighted by {q}  summed out exactly"
+        elif term.summed == "model" and node.timed:
+            lines.append(f"{f'sum[{name}]':<{width}} = -log sum over every path of {name} of p({name}) "
+                         f"p({', '.join(sorted(read))} | {name})  summed out of the model along the chain (the forward "
+                         "algorithm)")
+            continue
         elif term.summed == "model":
             text = (f"-log {p} at each value of {name}, combined as -log sum over {name}'s values of exp(log p(..))  "
                     "summed out of the model (no guide)")

@@ -51,7 +51,7 @@ def shown_losses(compiled: CompiledModel) -> list[tuple]:
     """The generated objectives `code` prints: the teacher's (and the ELBO, which every
     guided model reports), and a distillation step's terms under `ours`, its guide's too."""
     model = compiled.ir
-    keys = [("elbo_parts",)] if model.has_elbo() else []
+    keys = [("elbo_parts",)] if model.has_elbo() and not model.summed_chain() else []  # a chain: not generated
     own = _objective_parts(model)
     keys += [own] if own and own not in keys else []
     terms = generate_terms(model, "ours")

@@ -18,7 +18,6 @@ registry without loading it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,11 +27,12 @@ from ..core.base import lazy_import
 from ..core.registry import Registry
 from ..losses.elbo import latent_terms
 from ..lower.runtime import kl_per_row
+from .summed import chain_summed_out, summed_out
 
 if TYPE_CHECKING:
     from torch import Generator, Tensor
 
-    from ..lower import CompiledModel
+    from ..lower import CompiledModel, Trace
 
 torch = lazy_import("torch")
 
@@ -53,7 +53,9 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
     (`_summed_out`)."""
     if not model.ir.train or not model.ir.train.enumerate:
         return _sampled_parts(model, batch, generator, guide)
-    return _summed_out(model, batch, generator, guide)
+    if model.ir.summed_chain():
+        return chain_summed_out(model, batch, generator, guide, _parts_and_trace)
+    return summed_out(model, batch, generator, guide, _sampled_parts)
 
 
 def _sampled_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
@@ -69,11 +71,18 @@ def _sampled_parts(model: CompiledModel, batch: Batch, generator: Generator | No
     borrowed guide it is KL(teacher's initial || student's)."""
     if guide is None and not model.interpret:
         return model.elbo_parts(batch, generator, noise)  # the same, as generated code
+    return _parts_and_trace(model, batch, generator, guide, noise)[0]
+
+
+def _parts_and_trace(model: CompiledModel, batch: Batch, generator: Generator | None,
+                     guide: CompiledModel | None = None, noise: Batch | None = None) -> tuple[dict[str, Tensor], Trace]:
+    """`_sampled_parts` as the reference computes them, and the generative pass's trace
+    they were read from (what summing a chain out reads per step)."""
     terms = latent_terms(model.ir)
     if not model.ir.fully_guided():  # every latent summed out of the model: the batch gives them all
         p = model.run({}, given=batch)
         return {**{f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")},
-                **{f"kl[{name}]": -model.log_prob(name, p) for name in terms}}
+                **{f"kl[{name}]": -model.log_prob(name, p) for name in terms}}, p
     q = (guide or model).infer(batch, noise, generator=generator)
     drawn = tuple(model.initial_names.values())
     outside = {name: batch[name] for name, term in terms.items() if term.summed == "model"}
@@ -95,57 +104,7 @@ def _sampled_parts(model: CompiledModel, batch: Batch, generator: Generator | No
             parts[f"kl[{name}]"] = model.log_prob(name, q) - model.log_prob(name, p)
         if term.summed == "guide":
             parts[f"logq[{name}]"] = model.log_prob(name, q)
-    return parts
-
-
-def _summed_out(model: CompiledModel, batch: Batch, generator: Generator | None,
-                guide: CompiledModel | None) -> dict[str, Tensor]:
-    """The ELBO with the spec's `enumerate` latents summed over their joint values: the
-    batch runs once per value (on the same guide noise), and the rows are combined as
-    sum_g q(g | x) log sum_m exp(L(g, m)), g the values of the latents with a guide
-    (weighted by the guide's probabilities), m those without (summed out of the model).
-    Each returned term is its expectation under the weights q(g | x) p(m | g, x, z); the
-    latents summed out of the model also carry minus the entropy of p(m | ...), so that
-    the terms add up to the bound, exactly as a sum of logs."""
-    terms = latent_terms(model.ir)
-    guided = [n for n in model.ir.train.enumerate if terms[n].summed == "guide"]
-    outside = [n for n in model.ir.train.enumerate if terms[n].summed == "model"]
-    rows = next(iter(batch.values())).shape[0]
-    grid = _joint_values(model, guided + outside)
-    count = len(next(iter(grid.values())))
-    count_g = math.prod(model.families[n].support_size(model.ir.node(n).size) for n in guided)
-    expanded = {k: _tiled(v, count) for k, v in batch.items()}
-    expanded.update({n: values.repeat_interleave(rows, 0) for n, values in grid.items()})
-    guided_by = guide or model
-    noise = {k: _tiled(v, count) for k, v in guided_by.draw(rows, generator, guide=True).items()} \
-        if guided_by.inference is not None else {}
-    parts = _sampled_parts(model, expanded, generator, guide, noise)
-    log_q = [parts.pop(f"logq[{n}]").reshape(count_g, -1, rows)[:, 0] for n in guided]
-    weight_g = torch.stack(log_q).sum(0).exp() if guided else model._anchor.new_ones(1, rows)  # q(g | x)
-    shaped = {k: v.reshape(count_g, -1, rows) for k, v in parts.items()}
-    bound = -sum(shaped.values())  # L(g, m) per row: [guided values, outside values, rows]
-    responsibility = bound.softmax(1)  # p(m | g, x, z)
-    out = {k: (weight_g.unsqueeze(1) * responsibility * v).sum((0, 1)) for k, v in shaped.items()}
-    if outside:
-        entropy = bound.logsumexp(1) - (responsibility * bound).sum(1)  # [guided values, rows]
-        share = (weight_g * entropy).sum(0) / len(outside)
-        for name in outside:
-            out[f"kl[{name}]"] = out[f"kl[{name}]"] - share
-    return out
-
-
-def _tiled(tensor: Tensor, count: int) -> Tensor:
-    """`count` copies of a batch, one after the other (row k * rows + i is row i)."""
-    return tensor.repeat(count, *([1] * (tensor.dim() - 1)))
-
-
-def _joint_values(model: CompiledModel, names: list[str]) -> dict[str, Tensor]:
-    """Every joint value of the latents `names`, the first varying slowest: per latent, a
-    [values, size] tensor of its value in each joint value."""
-    supports = [model.families[n].support(model.ir.node(n).size).to(model._anchor) for n in names]
-    picks = torch.cartesian_prod(*(torch.arange(len(s)) for s in supports)) if len(supports) > 1 else \
-        torch.arange(len(supports[0])).unsqueeze(1)
-    return {n: s[picks[:, i]] for i, (n, s) in enumerate(zip(names, supports, strict=True))}
+    return parts, p
 
 
 def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,

@@ -420,7 +420,7 @@ def test_a_registered_reader_makes_its_suffix_a_data_file(json_reader, tmp_path:
     monkeypatch.chdir(ROOT)  # as a dataset file: `--data` binds its columns to the spec's nodes
     assert main(["check", "examples/faithful_csv.dgm", "--data", str(path)]) == 0
     assert "218 train and 54 test rows" in capsys.readouterr().out
-    from dgmc.plugins import listing
+    from dgmc.api import listing
 
     assert "readers:\n  csv      dgmc\n" in listing() and "  json     python\n" in listing()
 

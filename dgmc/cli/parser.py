@@ -82,10 +82,7 @@ def _model_commands(command: Command) -> None:
     train.add_argument("--out", type=Path, required=True, metavar="DIR")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
-    _data_option(train)
-    _device_option(train)
-    _tensorboard_option(train)
-    _nproc_option(train)
+    _training_options(train, processes=True)
 
     distill = command("distill", commands.distill, "Distill one student from a trained teacher checkpoint.")
     distill.add_argument("spec", type=Path, metavar="SPEC")
@@ -98,10 +95,7 @@ def _model_commands(command: Command) -> None:
     _recipe_options(distill, DISTILL_OVERRIDES)
     distill.add_argument("--out", type=Path, help="output directory (default: the teacher's)")
     distill.add_argument("--quick", action="store_true", help="a smoke run of a few steps")
-    _data_option(distill)
-    _device_option(distill)
-    _tensorboard_option(distill)
-    _nproc_option(distill)
+    _training_options(distill, processes=True)
 
     run = command("run", commands.run, "Train the teacher, distill every method x width x seed, evaluate, report.")
     run.add_argument("spec", type=Path, metavar="SPEC")
@@ -118,9 +112,7 @@ def _model_commands(command: Command) -> None:
                      "training one; with no --data, a `data file` spec then runs data-free (ours, local)")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="distill the students in N worker processes (default 1; each with --threads threads)")
-    _data_option(run)
-    _device_option(run)
-    _tensorboard_option(run)
+    _training_options(run)
 
     later = command("continual", commands.continual, "Continual learning: learn the remaining classes without the old "
                     "data; compare ours with fine-tuning and generative replay.")
@@ -129,9 +121,7 @@ def _model_commands(command: Command) -> None:
     later.add_argument("--new", type=int, nargs="+", metavar="CLASS", help="the new classes (default: the rest)")
     later.add_argument("--seeds", type=int, nargs="+", help="default: the spec's distill seeds")
     later.add_argument("--quick", action="store_true", help="a smoke run: few steps everywhere")
-    _data_option(later)
-    _device_option(later)
-    _tensorboard_option(later)
+    _training_options(later)
 
 
 
@@ -152,6 +142,16 @@ def _finished_commands(command: Command) -> None:
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     _data_option(evaluate)
     _device_option(evaluate)
+
+
+def _training_options(command: argparse.ArgumentParser, processes: bool = False) -> None:
+    """What every command that trains takes: the data file, the device, TensorBoard, and
+    (`processes`) torchrun's process count."""
+    _data_option(command)
+    _device_option(command)
+    _tensorboard_option(command)
+    if processes:
+        _nproc_option(command)
 
 
 def _data_option(command: argparse.ArgumentParser, use: str = "the data of a `data file` spec: ") -> None:

@@ -360,3 +360,17 @@ model hmm {
     untrained = compile_model(dgmc.load(spec))
     test = load_split(untrained.ir).test
     assert trained["test_objective"] < negative_elbo(untrained, test, torch.Generator().manual_seed(0)) - 1.0
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_fixed_probabilities_per_class_and_per_dimension(interpret: bool) -> None:
+    """`probs = [0.2, 0.3, 0.5]` on a Categorical root and `[0.1, 0.9]` on a Bernoulli's
+    two dimensions: samples follow them, and the summed-out ELBO holds them as its prior."""
+    module = _module((ROOT / "tests" / "good" / "fixed_probs.dgm").read_text(), interpret)
+    with torch.no_grad():
+        sample = module.sample(40000, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(sample.values["c"].mean(0), torch.tensor([0.2, 0.3, 0.5]), atol=0.01, rtol=0)
+        torch.testing.assert_close(sample.values["b"].mean(0), torch.tensor([0.1, 0.9]), atol=0.01, rtol=0)
+        x = _x()
+        got = _bound(_elbo_parts(module, {"x": x}, torch.Generator().manual_seed(2)))
+    torch.testing.assert_close(got, dgmc.log_likelihood(module, {"x": x}), rtol=1e-5, atol=1e-5)

@@ -256,5 +256,5 @@ def _initial_distribution(ctx: Context, stmt: s.InitStmt, draft: Draft) -> dict[
                   f"{family.name}, not {stmt.family.text}.")
         return None
     given = ctx.keyword_args(stmt.args, tuple(family.spec_params), f"The initial {family.name}")
-    params = family_params(ctx, family, given)
+    params = family_params(ctx, family, given, draft.size)
     return {k: LEARNED if v == UNSET else v for k, v in params.items()}

@@ -147,7 +147,7 @@ def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
         ctx.keyword_args(decl.args, (), f"The domain {type_name}")
         return draft
     given = ctx.keyword_args(decl.args, (*family.spec_params, *family.settings), f"The family {type_name}")
-    draft.params.update(family_params(ctx, family, given))
+    draft.params.update(family_params(ctx, family, given, draft.size))
     for setting, default in family.settings.items():
         arg = given.get(setting)
         value = ctx.positive(arg.value, f"'{setting}' of {family.name}") if arg else None
@@ -155,17 +155,57 @@ def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:
     return draft
 
 
-def family_params(ctx: Context, family, given: dict[str, s.Arg]) -> dict[str, ir.Param | str]:
-    """Each parameter a spec may fix: its number (checked against its range),
-    `learned`, or UNSET where the arguments do not give it."""
+def family_params(ctx: Context, family, given: dict[str, s.Arg], size: int | None) -> dict[str, ir.Param | str]:
+    """Each parameter a spec may fix: its number, or a list of one number per dimension
+    (each checked against its range), `learned`, or UNSET where the arguments do not give
+    it. A one-hot family's probabilities are one list that sums to 1; two names of one
+    parameter (Categorical `logits` and `probs`) cannot both be given."""
     params: dict[str, ir.Param | str] = {}
     for param, constraint in family.spec_params.items():
         arg = given.get(param)
-        value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else None
-        if value is not None and value != LEARNED and not _in_range(ctx, family, param, constraint, value, arg):
-            value = None
+        if arg is not None and isinstance(arg.value, s.ListValue):
+            value = _fixed_list(ctx, family, param, constraint, arg, size)
+        else:
+            value = ctx.number_or_learned(arg.value, f"'{param}'") if arg else None
+            if value is not None and value != LEARNED and not _in_range(ctx, family, param, constraint, value, arg):
+                value = None
+            if value not in (None, LEARNED) and family.event and constraint == "unit":
+                example = ", ".join([format(1 / size, ".3g")] * size) if size and size <= 5 else "0.2, 0.3, 0.5"
+                ctx.error(arg.value.span, f"'{param}' of {family.name} gives each of its classes a probability: a "
+                          f"list that sums to 1, such as [{example}].")
+                value = None
         params[param] = UNSET if value is None else value
+    aliases = family.fix_aliases()
+    given_aliases = [p for p in aliases if p in given]
+    if len(given_aliases) > 1:
+        ctx.error(given[given_aliases[1]].span, f"{' and '.join(given_aliases)} of {family.name} are two names of "
+                  "one parameter: give one.")
+    elif given_aliases:  # the other names of the parameter it gives are not parameters of this node
+        params = {k: v for k, v in params.items() if k not in aliases or k == given_aliases[0]}
     return params
+
+
+def _fixed_list(ctx: Context, family, param: str, constraint: str, arg: s.Arg, size: int | None
+                ) -> tuple[float, ...] | None:
+    """`probs = [0.2, 0.8]`: one number per dimension, each in the parameter's range; a
+    one-hot family's probabilities sum to 1."""
+    numbers = [ctx.number(item, f"'{param}'") for item in arg.value.items]
+    if None in numbers or not numbers:
+        if not numbers:
+            ctx.error(arg.value.span, f"'{param}' lists nothing: give one number per dimension.")
+        return None
+    if not all(_in_range(ctx, family, param, constraint, float(n), arg) for n in numbers):
+        return None
+    if size is not None and len(numbers) != size:
+        unit, units = ("class", "classes") if family.event else ("dimension", "dimensions")
+        ctx.error(arg.value.span, f"'{param}' lists {len(numbers)} numbers, but the node has {size} {units}: give "
+                  f"one per {unit}.")
+        return None
+    if family.event and constraint == "unit" and abs(sum(numbers) - 1) > 1e-6:
+        ctx.error(arg.value.span, f"'{param}' of {family.name} are the probabilities of its classes, which sum to 1, "
+                  f"not {sum(numbers):g}.")
+        return None
+    return tuple(float(n) for n in numbers)
 
 
 def _shape(ctx: Context, decl: s.NodeDecl, family) -> tuple[int | None, tuple[int, ...] | None]:

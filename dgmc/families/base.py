@@ -133,6 +133,12 @@ class Family:
         """A value a spec fixed, in the family's own parameters (probs -> logits)."""
         return name, value
 
+    def fix_aliases(self) -> tuple[str, ...]:
+        """The fixable names that set the same parameter (Categorical's `logits` and
+        `probs`): a spec gives at most one of them."""
+        own = [self.fix(name, 0.5)[0] for name in self.spec_params]
+        return tuple(name for name, param in zip(self.spec_params, own, strict=True) if own.count(param) > 1)
+
     def with_settings(self, values: Mapping[str, float]) -> Family:
         return dataclasses.replace(self, values={**self.settings, **values})
 
@@ -159,7 +165,7 @@ class Family:
         parts = {"computed": _chunks(computed, size), "learned": _chunks(learned, size)}
         for name in self.params:
             if name in spec.fixed:
-                out[name] = like.new_full((batch, size), spec.fixed[name])
+                out[name] = fixed_tensor(spec.fixed[name], batch, size, like)
             else:
                 out[name] = self.constrain(name, next(parts["learned" if name in spec.learned else "computed"]))
         return out
@@ -212,27 +218,40 @@ class ParamSpec:
     parameters), `learned` ones (free, shared by every row), the rest computed by the
     node's network; `settings` the node's settings."""
 
-    fixed: dict[str, float]
+    fixed: dict[str, float | tuple[float, ...]]
+    """A number for every dimension, or one per dimension (`probs = [0.2, 0.8]`)."""
     learned: tuple[str, ...]
     computed: tuple[str, ...]
     settings: dict[str, float]
 
 
-def param_spec(family: Family, node_params: Mapping[str, float | str]) -> ParamSpec:
-    """A node's IR parameters (numbers, `learned`, `computed`) in the family's terms."""
+def param_spec(family: Family, node_params: Mapping[str, float | tuple[float, ...] | str]) -> ParamSpec:
+    """A node's IR parameters (numbers, lists of numbers, `learned`, `computed`) in the
+    family's terms; a parameter fixed under one name (Categorical `probs`) is not also
+    learned under the other (`logits`)."""
     fixed, learned = {}, []
     for name, value in node_params.items():
         if name in family.settings:
             continue
         if value == "learned":
             learned.append(family.fix(name, 0.0)[0])
+        elif isinstance(value, tuple | list):
+            own = family.fix(name, float(value[0]))[0]
+            fixed[own] = tuple(family.fix(name, float(v))[1] for v in value)
         elif value != "computed":
             own, number = family.fix(name, float(value))
             fixed[own] = number
     settings = {k: float(node_params[k]) for k in family.settings if k in node_params}
     computed = tuple(p for p in family.params if p not in fixed and p not in learned)
-    learned_in_order = tuple(p for p in family.params if p in learned)
+    learned_in_order = tuple(p for p in family.params if p in learned and p not in fixed)
     return ParamSpec(fixed=fixed, learned=learned_in_order, computed=computed, settings=settings)
+
+
+def fixed_tensor(value: float | tuple[float, ...], batch: int, size: int, like: Tensor) -> Tensor:
+    """A fixed parameter as [batch, size]: one number everywhere, or one per dimension."""
+    if isinstance(value, tuple):
+        return like.new_tensor(value).expand(batch, size)
+    return like.new_full((batch, size), value)
 
 
 def _chunks(raw: Tensor | None, size: int):

@@ -17,6 +17,7 @@ one: the inverse CDF of its counts on one uniform.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -254,6 +255,9 @@ class Bernoulli(Family):
 
 @dataclass(frozen=True, kw_only=True)
 class Categorical(Family):
+    def fix(self, name, value):
+        return ("logits", math.log(value) if value > 0 else -math.inf) if name == "probs" else (name, value)
+
     def noise(self, shape, generator, device):
         return standard_gumbel(shape, generator, device)
 
@@ -331,7 +335,8 @@ BUILTIN: tuple[Family, ...] = (
               divergences=("kl", "reverse_kl", "bce", "mse"), closed={"kl": kl_bernoulli, "bce": bce_bernoulli},
               formula="1[u < sigmoid(logits)],  u ~ U(0, 1)", doc="independent bits"),
     Categorical(name="Categorical", domain="onehot", params=("logits",), constraints={"logits": "real"},
-                fixable={"logits": "real"}, root_only=("logits",), discrete=True, event=True, min_size=2,
+                fixable={"logits": "real", "probs": "unit"}, root_only=("logits", "probs"), discrete=True, event=True,
+                min_size=2,
                 closed={"kl": kl_categorical},
                 formula="onehot(argmax(logits + g)),  g ~ Gumbel(0, 1)", doc="one of k classes, one-hot"),
     Poisson(name="Poisson", domain="count", params=("rate",), constraints={"rate": "positive"}, discrete=True,

@@ -26,7 +26,7 @@ NODE_KINDS: dict[str, str] = {
     "deterministic": "a plain function of its parents (an RNN state); no noise",
 }
 
-Param = float | Literal["learned", "computed"]
+Param = float | tuple[float, ...] | Literal["learned", "computed"]
 """A family parameter: fixed by the spec (a number, also a family's settings such as a
 temperature), `learned` (a free parameter that does not depend on the parents: the
 default of a node without parents), or `computed` by the node's network from its

@@ -228,7 +228,9 @@ class _Writer:
             elif free:
                 lines.append(f"{', '.join(names[p] for p in free)} = {raw}.split({size}, dim=-1)")
         for p in family.params:
-            if p in spec.fixed:
+            if p in spec.fixed and isinstance(spec.fixed[p], tuple):  # one number per dimension
+                lines.append(f"{names[p]} = anchor.new_tensor({spec.fixed[p]!r}).expand(batch, {size})")
+            elif p in spec.fixed:
                 lines.append(f"{names[p]} = anchor.new_full((batch, {size}), {spec.fixed[p]!r})")
             elif family.constraints[p] == "positive":
                 lines.append(f"{names[p]} = torch.nn.functional.softplus({names[p]}) + {MIN_SCALE!r}")

@@ -191,7 +191,9 @@ def _params_label(node: Node) -> str:
     return ", ".join(fixed + [f"{k} free" for k in learned])
 
 
-def _value(value: float | str) -> str:
+def _value(value: float | tuple[float, ...] | str) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f"{v:g}" for v in value) + "]"
     return value if isinstance(value, str) else f"{value:g}"
 
 

@@ -46,7 +46,7 @@ specs that do not use them keep loading."""
 _TRAIN_ADDED = {"enumerate": []}
 """Training settings added since, hashed only when not at their default (nothing summed
 out): the teachers of specs that do not use them keep loading."""
-_PARAMS_ADDED = {"Categorical": {"logits": ("computed", "learned")}}
+_PARAMS_ADDED = {"Categorical": {"logits": ("computed", "learned"), "probs": ("computed", "learned")}}
 """Parameters a family has let a spec fix since checkpoints were first written, hashed
 only when fixed (at a default, computed or learned, the node is what it was before)."""
 

@@ -44,14 +44,30 @@ _VALUES = {"real": ["0", "-1.5", "learned"], "positive": ["0.5", "1", "2e-1", "l
            "unit": ["0.25", "learned"]}
 
 
-def _family_args(rng: random.Random, family: str, root: bool, initial: bool = False) -> list[str]:
-    """Fixed or learned parameters (those only a root may fix, only on roots) and
-    settings (not in an initial distribution: it takes the node's)."""
+def _family_args(rng: random.Random, family: str, root: bool, initial: bool = False,
+                 size: str = "1") -> list[str]:
+    """Fixed or learned parameters (those only a root may fix, only on roots; one name of
+    a parameter that has two) and settings (not in an initial distribution: it takes the
+    node's). A fixed number may be a list of one per dimension where the size is a
+    number; a one-hot family's probabilities are always such a list, summing to 1."""
     found = FAMILIES[family]
-    args = []
+    args, given = [], set()
     for param, constraint in found.spec_params.items():
-        if (root or param not in found.root_only) and rng.random() < 0.4:
-            args.append(f"{param} = {rng.choice(_VALUES[constraint])}")
+        own = found.fix(param, 0.5)[0]
+        if own in given or not (root or param not in found.root_only) or rng.random() >= 0.4:
+            continue
+        value = rng.choice(_VALUES[constraint])
+        per_dimension = size.isdigit() and value != "learned" and (rng.random() < 0.3 or found.event)
+        if found.event and constraint == "unit":
+            if not size.isdigit() or value == "learned":
+                continue
+            weights = [rng.randint(1, 9) for _ in range(int(size))]
+            value = "[" + ", ".join(repr(w / sum(weights)) for w in weights) + "]"
+        elif per_dimension:
+            value = "[" + ", ".join(rng.choice([v for v in _VALUES[constraint] if v != "learned"])
+                                    for _ in range(int(size))) + "]"
+        args.append(f"{param} = {value}")
+        given.add(own)
     for setting in found.settings if not initial else ():
         if rng.random() < 0.5:
             args.append(f"{setting} = {rng.choice(['0.5', '1', '2e-1'])}")
@@ -83,7 +99,7 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
             size = str(rng.randint(2, 5)) if FAMILIES[family].min_size > 1 else rng.choice(["1", "3", *consts])
             if not timed and not FAMILIES[family].event and rng.random() < 0.2:
                 size = rng.choice(["1, 2, 3", "2, 2", "1, 4, 4"])  # a shaped node: an image, a matrix
-            node = GenNode(name, kind, family, size, timed, _family_args(rng, family, not parents))
+            node = GenNode(name, kind, family, size, timed, _family_args(rng, family, not parents, size=size))
         else:
             domain = rng.choice(list(NODE_DOMAINS)) if kind == "input" else "Real"
             node = GenNode(name, kind, domain, rng.choice(["1", "4", *consts]), timed)
@@ -156,7 +172,7 @@ def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, 
 def _init(rng: random.Random, node: GenNode) -> str:
     """A fixed or learned value, or for a latent sometimes a distribution of its family."""
     if node.kind == "latent" and rng.random() < 0.4:
-        args = _family_args(rng, node.type, root=True, initial=True)
+        args = _family_args(rng, node.type, root=True, initial=True, size=node.size)
         return f"init {node.name} ~ {node.type}" + (f"({', '.join(args)})" if args else "")
     return f"init {node.name} = {rng.choice(['0', 'learned', '0.5'])}"
 

@@ -193,14 +193,15 @@ def test_the_shipped_mixture_vae_sums_what_the_guide_samples() -> None:
 
 
 def test_checkpoints_made_before_keep_loading() -> None:
-    """The shipped specs hash as they did before `enumerate` and a Categorical's fixable
-    logits existed (tests/golden/checkpoint_hashes.json, written by the commit before
-    them), so their teachers and students still load."""
+    """The shipped specs, and a root Categorical with learned logits, hash as they did
+    before `enumerate` and a Categorical's fixable probabilities existed
+    (tests/golden/checkpoint_hashes.json, written by the commits before them), so their
+    teachers and students still load."""
     from dgmc.training.checkpoint import spec_hash
 
     golden = json.loads((ROOT / "tests" / "golden" / "checkpoint_hashes.json").read_text())
     for name, hashes in golden.items():
-        model = dgmc.load(ROOT / "specs" / f"{name}.dgm")
+        model = dgmc.load(ROOT / f"{name}.dgm")
         assert {"teacher": spec_hash(model), "student x0.25": spec_hash(model, 0.25)} == hashes, name
 
 
@@ -374,3 +375,28 @@ def test_fixed_probabilities_per_class_and_per_dimension(interpret: bool) -> Non
         x = _x()
         got = _bound(_elbo_parts(module, {"x": x}, torch.Generator().manual_seed(2)))
     torch.testing.assert_close(got, dgmc.log_likelihood(module, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_a_probability_fixed_to_zero(interpret: bool) -> None:
+    """A class of probability 0 (logits -inf in the generated code too) adds nothing to
+    the sum over values: the ELBO stays finite, its gradient too, and it is the exact
+    log-likelihood."""
+    text = MIXTURE.replace("latent c : Categorical[3]", "latent c : Categorical[3](probs = [0.5, 0.5, 0])")
+    module, x = _module(text, interpret), _x()
+    loss, _ = elbo(module, {"x": x}, torch.Generator().manual_seed(2))
+    grads = torch.autograd.grad(loss, [p for p in module.parameters() if p.requires_grad])
+    assert torch.isfinite(loss) and all(torch.isfinite(g).all() for g in grads)
+    with torch.no_grad():
+        got = _bound(_elbo_parts(module, {"x": x}, torch.Generator().manual_seed(2)))
+    torch.testing.assert_close(got, dgmc.log_likelihood(module, {"x": x}), rtol=1e-5, atol=1e-5)
+
+
+def test_a_chain_nothing_observes_sums_to_one() -> None:
+    """Every path of a chain no observed node reads sums to probability 1: its term is 0."""
+    text = CHAIN.replace("INIT", "init s ~ Categorical()").replace("s[t], z -> x[t]", "z -> x[t]")
+    module = _module(text, False)
+    x, y = torch.randn(4, 3, 1), _x(4)[:, :1]
+    with torch.no_grad():
+        parts = _elbo_parts(module, {"x": x, "y": y}, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(parts["sum[s]"], torch.zeros(4), atol=1e-6, rtol=0)

@@ -1,4 +1,4 @@
-"""dgmc/datasets/readers.py: each format read into named columns (values, shapes, dtypes, `where`),
+"""dgmc/datasets/readers/: each format read into named columns (values, shapes, dtypes, `where`),
 NumPy files memory-mapped, and every bad input a DataError that names the file and, where
 there is one, the column and line."""
 

@@ -202,7 +202,8 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
     if family is None or not draft.parents:
         return
     for arg in draft.decl.args:
-        if arg.key and arg.key.text in family.root_only and isinstance(draft.params.get(arg.key.text), int | float):
+        if arg.key and arg.key.text in family.root_only and isinstance(draft.params.get(arg.key.text),
+                                                                        int | float | tuple):
             ctx.error(arg.span, f"'{arg.key.text}' can be fixed only on a node without parents; the "
                       f"network of '{draft.name}' computes it from its parents.")
 

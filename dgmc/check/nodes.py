@@ -180,8 +180,10 @@ def family_params(ctx: Context, family, given: dict[str, s.Arg], size: int | Non
     if len(given_aliases) > 1:
         ctx.error(given[given_aliases[1]].span, f"{' and '.join(given_aliases)} of {family.name} are two names of "
                   "one parameter: give one.")
-    elif given_aliases:  # the other names of the parameter it gives are not parameters of this node
-        params = {k: v for k, v in params.items() if k not in aliases or k == given_aliases[0]}
+    else:  # one name per parameter: the one given, else the family's own (Categorical `logits`)
+        keep = given_aliases[0] if given_aliases else None
+        params = {k: v for k, v in params.items()
+                  if k not in aliases or k == keep or (keep is None and family.fix(k, 0.5)[0] == k)}
     return params
 
 
@@ -194,7 +196,9 @@ def _fixed_list(ctx: Context, family, param: str, constraint: str, arg: s.Arg, s
         if not numbers:
             ctx.error(arg.value.span, f"'{param}' lists nothing: give one number per dimension.")
         return None
-    if not all(_in_range(ctx, family, param, constraint, float(n), arg) for n in numbers):
+    located = [s.Arg(key=arg.key, value=item, span=item.span) for item in arg.value.items]
+    if not all([_in_range(ctx, family, param, constraint, float(n), at)
+                for n, at in zip(numbers, located, strict=True)]):
         return None
     if size is not None and len(numbers) != size:
         unit, units = ("class", "classes") if family.event else ("dimension", "dimensions")

@@ -64,7 +64,8 @@ def _enumerated(ctx: Context, arg: s.Arg, drafts: dict[str, Draft]) -> tuple[str
     names = _list(ctx, arg, lambda v: _summable(ctx, v, drafts)) or ()
     chains = [n for n in names if drafts[n].decl.time_var is not None]
     counted = [n for n in names if n not in chains] or chains  # a chain alone: its values at one step
-    sizes = [FAMILIES[drafts[n].type].support_size(drafts[n].size) for n in counted if drafts[n].size is not None]
+    sizes = [FAMILIES[drafts[n].type].support_size(drafts[n].size) for n in counted
+             if drafts[n].size is not None and drafts[n].type in FAMILIES]
     if math.prod(sizes) > MAX_CONFIGURATIONS:
         counts = " x ".join(map(str, sizes)) + " = " if len(sizes) > 1 else ""
         each = "value at each step" if counted == chains else "joint value"
@@ -76,6 +77,16 @@ def _enumerated(ctx: Context, arg: s.Arg, drafts: dict[str, Draft]) -> tuple[str
                   "sum it out alone.")
         return ()
     if chains and not _chain_fits(ctx, arg, drafts[chains[0]], drafts):
+        return ()
+    outside = [n for n in names if not drafts[n].guide_parents]
+    readers = {d.name: [p.name for p in d.guide_parents if p.name in outside] for d in drafts.values()}
+    read = list(dict.fromkeys(n for names_read in readers.values() for n in names_read))
+    if read:
+        one = len(read) == 1
+        guides = ", ".join(d for d, r in readers.items() if r)
+        ctx.error(arg.value.span, f"{', '.join(read)} {'is' if one else 'are'} summed out of the model (no guide), "
+                  f"so no guide can read {'it' if one else 'them'}, but the guide of {guides} does: give "
+                  f"{'it a guide' if one else 'them guides'}, or read the data instead.")
         return ()
     return names
 

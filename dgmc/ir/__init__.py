@@ -241,8 +241,9 @@ class Model(Frozen):
         return bool(latents) and all(n.guide is not None or n.name in summed for n in latents)
 
     def fully_guided(self) -> bool:
-        """The ELBO is defined and a guide infers the latents it does not sum out: what a
-        student's guide, and an ELBO through another model's guide, need."""
+        """The ELBO is defined (every latent guided or summed out of the model) and at
+        least one latent has a guide to run: what a student's guide, and an ELBO through
+        another model's guide, need."""
         return self.has_elbo() and any(n.guide is not None for n in self.of_kind("latent"))
 
     def initial_name(self, name: str) -> str:

@@ -82,9 +82,9 @@ def describe(model: ir.Model) -> str:
         if term.summed == "guide":
             text = f"log {q} - log {p} at each value of {name}, weighted by {q}  summed out exactly"
         elif term.summed == "model" and node.timed:
-            lines.append(f"{f'sum[{name}]':<{width}} = -log sum over every path of {name} of p({name}) "
-                         f"p({', '.join(sorted(read))} | {name})  summed out of the model along the chain (the forward "
-                         "algorithm)")
+            observed = f" p({', '.join(sorted(read))} | {name})" if read else ""
+            lines.append(f"{f'sum[{name}]':<{width}} = -log sum over every path of {name} of p({name}){observed}  "
+                         "summed out of the model along the chain (the forward algorithm)")
             continue
         elif term.summed == "model":
             text = (f"-log {p} at each value of {name}, combined as -log sum over {name}'s values of exp(log p(..))  "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import keyword
 import linecache
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,9 +230,9 @@ class _Writer:
                 lines.append(f"{', '.join(names[p] for p in free)} = {raw}.split({size}, dim=-1)")
         for p in family.params:
             if p in spec.fixed and isinstance(spec.fixed[p], tuple):  # one number per dimension
-                lines.append(f"{names[p]} = anchor.new_tensor({spec.fixed[p]!r}).expand(batch, {size})")
+                lines.append(f"{names[p]} = anchor.new_tensor({_literal(spec.fixed[p])}).expand(batch, {size})")
             elif p in spec.fixed:
-                lines.append(f"{names[p]} = anchor.new_full((batch, {size}), {spec.fixed[p]!r})")
+                lines.append(f"{names[p]} = anchor.new_full((batch, {size}), {_literal(spec.fixed[p])})")
             elif family.constraints[p] == "positive":
                 lines.append(f"{names[p]} = torch.nn.functional.softplus({names[p]}) + {MIN_SCALE!r}")
         lines.append(f"{params} = {{" + ", ".join(f"{p!r}: {names[p]}" for p in family.params) + "}")
@@ -360,3 +361,11 @@ def compile_function(text: str, name: str, tag: str, namespace: dict[str, object
     scope = dict(namespace)
     exec(compile(text, filename, "exec"), scope)
     return scope[name]
+
+
+def _literal(value: float | tuple[float, ...]) -> str:
+    """A fixed number (or a tuple of them) as Python source; an infinite one (the logit of
+    a probability fixed to 0 or 1) as `float('-inf')`, which `repr` does not write."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_literal(v) for v in value) + ",)"
+    return repr(value) if math.isfinite(value) else f"float({str(value)!r})"

@@ -107,7 +107,7 @@ def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
     outside = [name for name, term in terms.items() if term.summed == "model"]
     if not model.fully_guided():  # every latent summed out of the model: the data gives them all
         f.line("p = self.run({}, given=data)")
-    elif outside:  # summed out of the model: each row holds one of their values (`objectives._summed_out`)
+    elif outside:  # summed out of the model: each row holds one of their values (`training.summed`)
         f.line("q = self.infer(data, noise, generator)")
         f.line("p = self.run({}, given={**q.values, " + ", ".join(f"{n!r}: data[{n!r}]" for n in outside) + "})")
     else:

@@ -46,9 +46,10 @@ specs that do not use them keep loading."""
 _TRAIN_ADDED = {"enumerate": []}
 """Training settings added since, hashed only when not at their default (nothing summed
 out): the teachers of specs that do not use them keep loading."""
-_PARAMS_ADDED = {"Categorical": {"logits": ("computed", "learned"), "probs": ("computed", "learned")}}
-"""Parameters a family has let a spec fix since checkpoints were first written, hashed
-only when fixed (at a default, computed or learned, the node is what it was before)."""
+_PARAMS_ADDED = {"Categorical": {"logits": ("computed",)}}
+"""Parameters a family has let a spec fix since checkpoints were first written, at the
+default under which the node's dump had none (a Categorical's computed logits), so that
+its checkpoints keep loading; a fixed one is hashed."""
 
 
 def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:

@@ -107,7 +107,7 @@ def progress_to(sink: Callable[[str, int, int], None] | None) -> None:
 
 
 def report_to(scalars: Path | None, progress: Callable[[str, int, int], None]) -> None:
-    """A worker's loops (`scale.jobs.Workers.report`): progress to `progress`, the
+    """A worker's loops (`distillation.jobs.Workers.report`): progress to `progress`, the
     TensorBoard scalars under `scalars`."""
     progress_to(progress)
     scalars_to(scalars)

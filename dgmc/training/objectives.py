@@ -12,8 +12,8 @@ can log and plot each term:
   through z) plus sleep (guide nets fit log q(z | x) on dreams (x, z) ~ p).
 - `mle`: -log p(observed | inputs), for models without latents.
 `negative_elbo` is the number reported for latent-variable teachers (whatever trained
-them), `mle` for the others. torch is imported on first use, so the checker reads this
-registry without loading it.
+them), `mle` for the others. Latents the spec sums out (`enumerate`) are summed in
+`summed`, over the parts computed here.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
                 guide: CompiledModel | None = None) -> dict[str, Tensor]:
     """-log p of every observed node and the ELBO's term of every latent, per batch row
     (`_sampled_parts`), with the latents the spec sums out summed over every joint value
-    (`_summed_out`)."""
+    (`summed`)."""
     if not model.ir.train or not model.ir.train.enumerate:
         return _sampled_parts(model, batch, generator, guide)
     if model.ir.summed_chain():

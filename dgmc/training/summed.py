@@ -56,9 +56,12 @@ def summed_out(model: CompiledModel, batch: Batch, generator: Generator | None, 
     shaped = {k: v.reshape(count_g, -1, rows) for k, v in parts.items()}
     bound = -sum(shaped.values())  # L(g, m) per row: [guided values, outside values, rows]
     responsibility = bound.softmax(1)  # p(m | g, x, z)
-    out = {k: (weight_g.unsqueeze(1) * responsibility * v).sum((0, 1)) for k, v in shaped.items()}
+    weight = weight_g.unsqueeze(1) * responsibility
+    # a joint value of weight 0 (a probability fixed to 0) scores inf: it adds nothing, not 0 * inf
+    out = {k: (weight * torch.where(weight > 0, v, 0)).sum((0, 1)) for k, v in shaped.items()}
     if outside:
-        entropy = bound.logsumexp(1) - (responsibility * bound).sum(1)  # [guided values, rows]
+        scored = torch.where(responsibility > 0, bound, 0)
+        entropy = bound.logsumexp(1) - (responsibility * scored).sum(1)  # [guided values, rows]
         share = (weight_g * entropy).sum(0) / len(outside)
         for name in outside:
             out[f"kl[{name}]"] = out[f"kl[{name}]"] - share
@@ -77,8 +80,6 @@ def _joint_values(model: CompiledModel, names: list[str]) -> dict[str, Tensor]:
     picks = torch.cartesian_prod(*(torch.arange(len(s)) for s in supports)) if len(supports) > 1 else \
         torch.arange(len(supports[0])).unsqueeze(1)
     return {n: s[picks[:, i]] for i, (n, s) in enumerate(zip(names, supports, strict=True))}
-
-
 
 
 def chain_summed_out(model: CompiledModel, batch: Batch, generator: Generator | None,
@@ -108,7 +109,8 @@ def chain_summed_out(model: CompiledModel, batch: Batch, generator: Generator | 
     family = model.families[name]
     transition = torch.stack([_per_step(family, p.params[name], value.expand(count * rows, steps, -1))
                               for value in support], -1).reshape(count, rows, steps, count)  # [j, row, t, k]
-    emission = sum(_per_step(model.families[c], p.params[c], expanded[c]) for c in children)
+    emission = sum((_per_step(model.families[c], p.params[c], expanded[c]) for c in children),
+                   model._anchor.new_zeros(count * rows, steps))  # no child: the chain's own prior
     emission = emission.reshape(count, rows, steps).permute(1, 2, 0)  # [row, t, k]
     if initial is not None:  # s[0] drawn: its distribution is the same in every pass
         log_alpha = _per_value(family, p.params[initial], support)[:rows]  # [row, j]

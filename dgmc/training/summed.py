@@ -47,10 +47,7 @@ def summed_out(model: CompiledModel, batch: Batch, generator: Generator | None, 
     count_g = math.prod(model.families[n].support_size(model.ir.node(n).size) for n in guided)
     expanded = {k: _tiled(v, count) for k, v in batch.items()}
     expanded.update({n: values.repeat_interleave(rows, 0) for n, values in grid.items()})
-    guided_by = guide or model
-    noise = {k: _tiled(v, count) for k, v in guided_by.draw(rows, generator, guide=True).items()} \
-        if guided_by.inference is not None else {}
-    parts = sampled(model, expanded, generator, guide, noise)
+    parts = sampled(model, expanded, generator, guide, _shared_noise(guide or model, rows, count, generator))
     log_q = [parts.pop(f"logq[{n}]").reshape(count_g, -1, rows)[:, 0] for n in guided]
     weight_g = torch.stack(log_q).sum(0).exp() if guided else model._anchor.new_ones(1, rows)  # q(g | x)
     shaped = {k: v.reshape(count_g, -1, rows) for k, v in parts.items()}
@@ -66,6 +63,14 @@ def summed_out(model: CompiledModel, batch: Batch, generator: Generator | None, 
         for name in outside:
             out[f"kl[{name}]"] = out[f"kl[{name}]"] - share
     return out
+
+
+def _shared_noise(guided_by: CompiledModel, rows: int, count: int, generator: Generator | None) -> Batch:
+    """The guide's noise for `rows` rows, drawn once and repeated for each of the `count`
+    values summed over (none where no latent has a guide)."""
+    if guided_by.inference is None:
+        return {}
+    return {k: _tiled(v, count) for k, v in guided_by.draw(rows, generator, guide=True).items()}
 
 
 def _tiled(tensor: Tensor, count: int) -> Tensor:
@@ -102,10 +107,7 @@ def chain_summed_out(model: CompiledModel, batch: Batch, generator: Generator | 
     initial = model.initial_names.get(name)
     if initial is not None:
         expanded[initial] = support.repeat_interleave(rows, 0)
-    guided_by = guide or model
-    noise = {k: _tiled(v, count) for k, v in guided_by.draw(rows, generator, guide=True).items()} \
-        if model.ir.fully_guided() else None
-    parts, p = traced(model, expanded, generator, guide, noise)
+    parts, p = traced(model, expanded, generator, guide, _shared_noise(guide or model, rows, count, generator))
     family = model.families[name]
     transition = torch.stack([_per_step(family, p.params[name], value.expand(count * rows, steps, -1))
                               for value in support], -1).reshape(count, rows, steps, count)  # [j, row, t, k]

@@ -39,8 +39,9 @@ from .evaluation.evaluate import SAMPLES, active_units, measure, setting
 from .evaluation.likelihood import exact_metrics
 from .losses.methods import METHODS, needs_data
 from .lower import CompiledModel, compile_model
+from .report.document import write_reports
 from .report.render import render_file
-from .report.report import report, write_reports
+from .report.report import report
 from .scale import ddp
 from .training import checkpoint
 from .training.loop import Trained, check_trainable, device_of, quick_steps, report_to, scalars_to, train_teacher

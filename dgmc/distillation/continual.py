@@ -40,7 +40,8 @@ from ..datasets import Split, load_split
 from ..evaluation.evaluate import measure, setting
 from ..losses import generate
 from ..lower import CompiledModel, compile_model
-from ..report.report import continual_report, write_reports
+from ..report.document import write_reports
+from ..report.report import continual_report
 from ..training import checkpoint
 from ..training.loop import batches, device_of, fit, optimise, quick_steps
 from ..training.objectives import Batch, elbo, evaluate

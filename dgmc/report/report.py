@@ -1,104 +1,36 @@
-"""A run's report, `report.md` and `report.html`, made from the same data through the
-templates in `templates/` (jinja2): the students' table in the paper's layout (one
-block per student size, one row per method, each figure as mean +- std over seeds), the
-per-node heat map of the distillation terms, the sample metrics with verdicts that
-respect the noise (`dgmc.evaluation.stats`), the teacher's active units, the graph and the
-pictures. The HTML page is self-contained: the graph's SVG inline, the pictures as data
-URIs, no script and nothing fetched, so it opens from disk anywhere.
+"""What a run's report says (written as `report.md` and `report.html` by `document`): the
+students' table in the paper's layout (one block per student size, one row per method,
+each figure as mean +- std over seeds), the per-node heat map of the distillation terms,
+the sample metrics with verdicts that respect the noise (`dgmc.evaluation.stats`), the
+teacher's active units, the graph and the pictures; and the continual-learning report.
 """
 
 from __future__ import annotations
 
-import base64
 import math
-import re
 import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import ir
-from ..core.files import student_name, write_text
+from ..core.files import student_name
 from ..evaluation.metrics import METRICS, glosses
 from ..evaluation.stats import RULE, compare
 from ..losses.methods import METHODS
+from .document import (
+    Graph,
+    Heading,
+    Lines,
+    Part,
+    Picture,
+    Pictures,
+    Report,
+    Section,
+    Table,
+    Text,
+)
 
 Group = tuple[float, str, float | None]
 """(width, method, lambda): the seeds of one student configuration."""
-
-
-@dataclass
-class Table:
-    head: list[str]
-    rows: list[list[str]]
-    attrs: list[list[str]] | None = None
-    """Per cell, its HTML attributes (a verdict's class, a heat map's colour), made here
-    from numbers and fixed words only."""
-    kind: str = "table"
-
-
-@dataclass
-class Text:
-    text: str
-    small: bool = False
-    kind: str = "text"
-
-
-@dataclass
-class Heading:
-    text: str
-    kind: str = "heading"
-
-
-@dataclass
-class Lines:
-    lines: list[str]
-    kind: str = "lines"
-
-
-@dataclass
-class Picture:
-    caption: str
-    path: str
-    """Relative to the run directory."""
-    data: str = ""
-    """The picture as a data URI (HTML)."""
-
-
-@dataclass
-class Graph:
-    path: str | None
-    """graph.svg when graphviz drew it, else None."""
-    svg: str = ""
-    text: str = ""
-    kind: str = "graph"
-
-
-@dataclass
-class Pictures:
-    pictures: list[Picture]
-    kind: str = "pictures"
-
-
-Part = Table | Text | Heading | Lines | Graph | Pictures
-
-
-@dataclass
-class Section:
-    title: str
-    parts: list[Part] = field(default_factory=list)
-    level: int = 2
-
-    @property
-    def anchor(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
-
-
-@dataclass
-class Report:
-    title: str
-    intro: str
-    quick: bool
-    sections: list[Section]
 
 
 def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: dict | None = None) -> Report:
@@ -117,48 +49,6 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: d
         sections.append(Section("Samples", _sample_tables(model, results, groups, rows)))
     sections.append(Section("Pictures", [_graph(out), Pictures(_pictures(out, groups))]))
     return Report(f"dgmc run: {model.name}", intro, quick, sections)
-
-
-def write_reports(report_: Report, out: Path) -> list[Path]:
-    """`report.md` and `report.html` in `out`."""
-    return [write_text(out / "report.md", markdown(report_)), write_text(out / "report.html", html(report_, out))]
-
-
-def markdown(report_: Report) -> str:
-    return _template("report.md.j2").render(report=report_, quick_note=QUICK_NOTE).rstrip("\n") + "\n"
-
-
-def html(report_: Report, out: Path) -> str:
-    for section in report_.sections:
-        for part in section.parts:
-            if isinstance(part, Pictures):
-                for picture in part.pictures:
-                    picture.data = _data_uri(out / picture.path)
-            elif isinstance(part, Graph) and part.path:
-                part.svg = _inline_svg((out / part.path).read_text())
-    return _template("report.html.j2").render(report=report_)
-
-
-QUICK_NOTE = "**Quick run: few steps, numbers are smoke-test values.**"
-
-
-def _template(name: str):
-    import jinja2
-
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("dgmc.report", "templates"),
-                                     autoescape=name.endswith(".html.j2"), trim_blocks=True, lstrip_blocks=True,
-                                     keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    return environment.get_template(name)
-
-
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def _inline_svg(text: str) -> str:
-    """graphviz's SVG without its XML prolog and doctype, to sit inside the page."""
-    start = text.find("<svg")
-    return text[start:] if start >= 0 else ""
 
 
 def _groups(model: ir.Model, rows: list[dict]) -> dict[Group, list[dict]]:

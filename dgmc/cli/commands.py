@@ -1,5 +1,5 @@
-"""What each `dgmc` command does: its arguments mapped to one call of the API (`dgmc.api`,
-`dgmc.run`, or the module that owns what it shows), and the result printed.
+"""What each `dgmc` command prints: its arguments mapped to one call (`dgmc.tasks`,
+`dgmc.api`, or the module that owns what it shows), and the result printed.
 
 The modules that train, distill or draw are imported inside the commands that use them:
 `dgmc check` and `dgmc --help` never import torch.
@@ -108,7 +108,7 @@ def compile(args: argparse.Namespace) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
-    from ..run import train_spec
+    from ..tasks import train_spec
 
     if (status := _torchrun(args)) is not None:
         return status
@@ -128,7 +128,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def distill(args: argparse.Namespace) -> int:
-    from ..run import distill_spec
+    from ..tasks import distill_spec
 
     if (status := _torchrun(args)) is not None:
         return status
@@ -148,7 +148,7 @@ def distill(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The whole job; `run` checks what it reads before it locks and writes the run directory."""
-    from ..run import run_spec
+    from ..tasks import run_spec
 
     model, text, name = _load(args.spec)
     run_spec(model, text, name, args.out, args.data, _overrides(args), quick=args.quick, device=args.device,
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def continual(args: argparse.Namespace) -> int:
-    from ..run import continual_spec
+    from ..tasks import continual_spec
 
     continual_spec(_load(args.spec)[0], args.out, args.data, args.new, args.seeds, quick=args.quick,
                    device=args.device, progress=not args.no_progress, tensorboard=args.tensorboard)
@@ -166,7 +166,7 @@ def continual(args: argparse.Namespace) -> int:
 
 
 def eval(args: argparse.Namespace) -> int:
-    from ..run import eval_run
+    from ..tasks import eval_run
 
     eval_run(args.run_dir, args.data, args.device)
     return 0

@@ -1,6 +1,9 @@
 """Hypothesis strategies: valid `.dgm` specs (random DAGs, families, sizes, networks,
 optional time-indexed part and guide) written with random layout and comments, so that
-`fmt` has real work to do."""
+`fmt` has real work to do. Time-indexed nodes run forward or backward (each reads its own
+direction's earlier steps, `t-k` or `t+k`, of itself and of nodes declared before it
+that run the same way, so no group reads both ways), a static node may summarise a
+sequence by one step (`h[T]`), and the guide may declare a backward state of its own."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ class GenNode:
     parents: list[str] = field(default_factory=list)  # rendered refs
     via: str | None = None
     guide: list[str] = field(default_factory=list)
+    direction: int = 1
+    """A timed node's direction: 1 reads earlier steps (`t-k`), -1 later ones (`t+k`)."""
 
 
 def _net(rng: random.Random) -> str | None:
@@ -81,11 +86,14 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
     consts = {"K": rng.randint(2, 9)} if rng.random() < 0.5 else {}
     nodes: list[GenNode] = []
     static_count = len(names) - timed_count
+    both_ways = rng.random() < 0.5
     for i, name in enumerate(names):
         timed = i >= static_count
+        direction = rng.choice([1, -1]) if both_ways and timed else 1
         pool = [n for n in nodes if n.kind != "never"]
         candidates = [f"{n.name}[t]" if n.timed else n.name for n in pool if timed or not n.timed]
-        lagged = [f"{n.name}[t-1]" for n in nodes if n.timed] + ([f"{name}[t-1]"] if timed else [])
+        same_way = [n.name for n in nodes if n.timed and n.direction == direction] + ([name] if timed else [])
+        lagged = [_lag_ref(rng, other, direction, steps) for other in same_way]
         parents = rng.sample(candidates, k=rng.randint(0, min(3, len(candidates))))
         if timed and lagged and rng.random() < 0.7:
             parents.append(rng.choice(lagged))
@@ -104,11 +112,44 @@ def build_spec(rng: random.Random, names: list[str], timed_count: int, steps: in
             domain = rng.choice(list(NODE_DOMAINS)) if kind == "input" else "Real"
             node = GenNode(name, kind, domain, rng.choice(["1", "4", *consts]), timed)
         node.parents = [] if kind == "input" else parents
-        recurrent = kind == "deterministic" and f"{name}[t-1]" in parents
+        node.direction = direction
+        recurrent = kind == "deterministic" and _lag_ref(rng, name, direction, 1) in parents
         node.via = rng.choice(["gru", "lstm"]) if recurrent and rng.random() < 0.5 else _net(rng)
         nodes.append(node)
+    _add_summary(rng, nodes, steps)
     _add_guides(rng, nodes, guides)
-    return _render(rng, nodes, consts, steps, timed_count)
+    guide_state = _guide_state(rng, nodes) if rng.random() < 0.8 else None
+    return _render(rng, nodes, consts, steps, timed_count, guide_state)
+
+
+def _lag_ref(rng: random.Random, name: str, direction: int, steps: int) -> str:
+    """`name[t-k]` (forward) or `name[t+k]` (backward), k one step, sometimes two."""
+    k = 2 if steps > 2 and rng.random() < 0.25 else 1
+    return f"{name}[t{'-' if direction > 0 else '+'}{k}]"
+
+
+def _add_summary(rng: random.Random, nodes: list[GenNode], steps: int) -> None:
+    """Sometimes a static observed node that reads one step of a sequence (its first or
+    last): `summary` (longer than any drawn name, so it never clashes)."""
+    timed = [n for n in nodes if n.timed and n.kind != "input"]
+    if timed and rng.random() < 0.3:
+        source = rng.choice(timed)
+        step = rng.choice([1, steps])
+        nodes.append(GenNode("summary", "observed", "Normal", "1", False, parents=[f"{source.name}[{step}]"],
+                             via=_net(rng)))
+
+
+def _guide_state(rng: random.Random, nodes: list[GenNode]) -> str | None:
+    """A backward state the guide declares over a timed observed node, read by the guide of
+    a timed latent: `guide_h` (longer than any drawn name)."""
+    seen = [n for n in nodes if n.timed and n.kind == "observed"]
+    latents = [n for n in nodes if n.timed and n.kind == "latent" and n.guide]
+    if not seen or not latents:
+        return None
+    rng.choice(latents).guide.append("guide_h[t]")
+    cell = rng.choice(["gru", "mlp(4)"])
+    return (f"deterministic guide_h[t] : Real[3]  init guide_h = {rng.choice(['0', 'learned'])}  "
+            f"{rng.choice(seen).name}[t], guide_h[t+1] -> guide_h[t] via {cell}")
 
 
 GUIDE_ORDERS = ("bottom_up", "top_down", "mixed")
@@ -139,12 +180,14 @@ def _add_guides(rng: random.Random, nodes: list[GenNode], order: str | None = No
 
 
 def _ref(node: GenNode, lag: bool) -> str:
+    """A state read one step back in its own direction (`h[t-1]`, or `h[t+1]` backward)."""
     if not node.timed:
         return node.name
-    return f"{node.name}[t-1]" if lag else f"{node.name}[t]"
+    return f"{node.name}[t{'-' if node.direction > 0 else '+'}1]" if lag else f"{node.name}[t]"
 
 
-def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, timed_count: int) -> str:
+def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, timed_count: int,
+            guide_state: str | None = None) -> str:
     stmts = [f"const {k} = {v}" for k, v in consts.items()]
     if timed_count:
         stmts.append(f"time t in 1..{steps}")
@@ -153,14 +196,20 @@ def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, 
     for n in nodes:
         args = f"({', '.join(n.args)})" if n.args else ""
         stmts.append(f"{n.kind} {n.name}{'[t]' if n.timed else ''} : {n.type}[{n.size}]{args}")
-    lagged = {p.split("[")[0] for n in nodes for p in (*n.parents, *n.guide) if p.endswith("[t-1]")}
-    stmts += [_init(rng, next(n for n in nodes if n.name == name)) for name in sorted(lagged)]
+    reads = [p for n in nodes for p in (*n.parents, *n.guide) if "[t-" in p or "[t+" in p]
+    lagged = {p.split("[")[0] for p in reads}
+    for name in sorted(lagged):  # a draw beyond the sequence serves reads one step away, on one side
+        sides = {p.split("[")[1].rstrip("]") for p in reads if p.split("[")[0] == name}
+        drawn = len(sides) == 1 and sides.pop() in ("t-1", "t+1")
+        stmts.append(_init(rng, next(n for n in nodes if n.name == name), drawn))
     for n in nodes:
         if n.parents:
             target = f"{n.name}[t]" if n.timed else n.name
             stmts.append(f"{', '.join(n.parents)} -> {target}" + (f" via {n.via}" if n.via else ""))
     guides = [f"{', '.join(n.guide)} -> {n.name}[t]" if n.timed else f"{', '.join(n.guide)} -> {n.name}"
               for n in nodes if n.guide]
+    if guide_state:
+        guides.insert(rng.randint(0, len(guides)), guide_state)
     if guides:
         stmts.append("guide { " + " ".join(guides) + " }")
     stmts.append(_distill(rng, nodes))
@@ -169,9 +218,10 @@ def _render(rng: random.Random, nodes: list[GenNode], consts: dict, steps: int, 
     return f"{_gap(rng)}model generated {{{body}{_gap(rng)}}}{_gap(rng)}"
 
 
-def _init(rng: random.Random, node: GenNode) -> str:
-    """A fixed or learned value, or for a latent sometimes a distribution of its family."""
-    if node.kind == "latent" and rng.random() < 0.4:
+def _init(rng: random.Random, node: GenNode, drawn: bool = True) -> str:
+    """A fixed or learned value, or for a latent sometimes (when `drawn` allows) a
+    distribution of its family."""
+    if drawn and node.kind == "latent" and rng.random() < 0.4:
         args = _family_args(rng, node.type, root=True, initial=True, size=node.size)
         return f"init {node.name} ~ {node.type}" + (f"({', '.join(args)})" if args else "")
     return f"init {node.name} = {rng.choice(['0', 'learned', '0.5'])}"

@@ -65,7 +65,7 @@ def check_every_pass(model: Model, width: float | None) -> None:
     a, b = (m.sample(BATCH, inputs, torch.Generator().manual_seed(1)) for m in (generated, interpreted))
     assert_same(a, b)
     lean = generated.sample(BATCH, inputs, torch.Generator().manual_seed(1), read=())  # what nothing reads left out
-    read = {p for s in generated.generative.steps for p, _ in s.parents} | set(generated.initial_names.values())
+    read = {r.node for s in generated.generative.steps for r in s.parents} | set(generated.initial_names.values())
     kept = {k: v for k, v in a.values.items() if k in read or k in inputs or k not in a.params}
     assert_same(lean, Trace(kept, a.noise, a.params))
     random = {k: v for k, v in a.values.items() if k in a.noise}

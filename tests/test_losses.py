@@ -316,8 +316,8 @@ def propagate(model: CompiledModel, forced: dict[str, Affine] | None = None) -> 
         if step.parents:
             net = model.nets[step.key]
             assert isinstance(net, nn.Linear), net
-            m = torch.cat([values[p][0] for p, _ in step.parents])
-            c = torch.cat([values[p][1] for p, _ in step.parents])
+            m = torch.cat([values[p][0] for p, *_ in step.parents])
+            c = torch.cat([values[p][1] for p, *_ in step.parents])
             loc = (net.weight @ m, net.weight @ c + net.bias)
         else:
             loc = (torch.zeros(step.size, total, dtype=DTYPE), model.free[step.key])

@@ -27,6 +27,8 @@ class Context:
     consts: dict[str, int | float] = field(default_factory=dict)
     time_var: str = "t"
     """The model's time variable, for messages that suggest `x[t-1]`."""
+    steps: tuple[int, int] | None = None
+    """The model's first and last step, once the time statement checks."""
 
     def error(self, span: Span, message: str) -> None:
         self.diagnostics.append(Diagnostic(severity="error", phase="semantic", span=span, message=message))

@@ -1,8 +1,11 @@
 """Edges, networks, guides and initial values, added to the node drafts.
 
 A reference `h[t-1]` becomes a parent with lag 1 (a dependence on the previous step, not
-a cycle); `t+1` and older steps are errors, as are indices on nodes that have no time
-dimension. Every target of an edge statement gets its `via` network.
+a cycle), `g[t+1]` one with lag -1 (the next step: the compiler runs it in a backward
+scan, `dgmc.lower.plan`); `h[T]`, one fixed step, is read by nodes without a time
+dimension (a summary of the sequence). Indices on nodes that have no time dimension are
+errors. Every target of an edge statement gets its `via` network. Edges in the guide
+block are the guide's conditionals, or the parents of a state declared there.
 """
 
 from __future__ import annotations
@@ -95,27 +98,43 @@ def _add_edge_stmt(ctx: Context, stmt: s.EdgeStmt, drafts: dict[str, Draft], tim
             target = _target(ctx, target_ref, drafts, time, guide)
             if target is None:
                 continue
+            conditional = guide and not target.in_guide  # a guide state's edges are its own parents
             for parent in parents:
-                _connect(ctx, target, parent, drafts, guide)
+                _connect(ctx, target, parent, drafts, conditional)
             if stmt.via is not None:
-                _set_network(ctx, target, net, stmt.via, guide)
+                _set_network(ctx, target, net, stmt.via, conditional)
 
 
 def _parent(ctx: Context, ref: s.Ref, drafts: dict[str, Draft], time: ir.Time | None) -> ir.Parent | None:
+    """`h` (lag 0), `h[t-2]` (lag 2), `g[t+1]` (lag -1), or one fixed step `h[T]`."""
     draft = _lookup(ctx, ref, drafts)
     if draft is None or not _index_fits(ctx, ref, draft, time):
         return None
-    lag = -ref.index.offset if ref.index else 0
-    if lag not in (0, 1):
-        text = f"{ref.name.text}[{ref.index.var.text}{ref.index.offset:+d}]"
-        if lag < 0:
-            ctx.error(ref.index.span, f"{text} refers to a future step: a node can depend only on the "
-                      f"current step ({ctx.time_var}) or the previous one ({ctx.time_var}-1).")
-        else:
-            ctx.error(ref.index.span, f"{text} reaches back {lag} steps; only the previous step "
-                      f"({ctx.time_var}-1) can be referenced. Carry older values in a deterministic state.")
+    index = ref.index
+    if index is None:
+        return ir.Parent(name=draft.name, span=ref.span)
+    if index.var is not None and index.var.text == ctx.time_var:
+        lag = -index.offset
+        if time is not None and abs(lag) > 1 and abs(lag) >= time.steps:  # (one step: a one-step sequence's state)
+            ctx.error(index.span, f"{_text(ref)} reaches {abs(lag)} steps {'back' if lag > 0 else 'ahead'}, past the "
+                      f"whole sequence ({time.first}..{time.last}): every step would read the value beyond it.")
+            return None
+        return ir.Parent(name=draft.name, lag=lag, span=ref.span)
+    step = index.offset + (int(ctx.consts[index.var.text]) if index.var is not None else 0)
+    if time is not None and not time.first <= step <= time.last:
+        ctx.error(index.span, f"{_text(ref)} is step {step}, outside the sequence's steps {time.first}..{time.last}.")
         return None
-    return ir.Parent(name=draft.name, lag=lag, span=ref.span)
+    return ir.Parent(name=draft.name, at=step, span=ref.span)
+
+
+def _text(ref: s.Ref) -> str:
+    """The reference as written: `h[t+1]`, `h[T-1]`, `h[40]`."""
+    index = ref.index
+    if index is None:
+        return ref.name.text
+    if index.var is None:
+        return f"{ref.name.text}[{index.offset}]"
+    return f"{ref.name.text}[{index.var.text}{f'{index.offset:+d}' if index.offset else ''}]"
 
 
 def _target(ctx: Context, ref: s.Ref, drafts: dict[str, Draft], time: ir.Time | None,
@@ -123,12 +142,17 @@ def _target(ctx: Context, ref: s.Ref, drafts: dict[str, Draft], time: ir.Time | 
     draft = _lookup(ctx, ref, drafts)
     if draft is None or not _index_fits(ctx, ref, draft, time):
         return None
-    if ref.index is not None and ref.index.offset != 0:
+    if ref.index is not None and (ref.index.offset != 0 or ref.index.var is None
+                                  or ref.index.var.text != ctx.time_var):
         ctx.error(ref.index.span, f"An edge defines the current step: point it at "
-                  f"{ref.name.text}[{ref.index.var.text}], not at another step.")
+                  f"{ref.name.text}[{ctx.time_var}], not at another step.")
         return None
-    if guide and draft.kind != "latent":
-        ctx.error(ref.span, f"The guide infers latent nodes; '{draft.name}' is {draft.kind}.")
+    if guide and draft.kind != "latent" and not draft.in_guide:
+        ctx.error(ref.span, f"The guide infers latent nodes and computes the states declared in it; "
+                  f"'{draft.name}' is {draft.kind}.")
+        return None
+    if not guide and draft.in_guide:
+        ctx.error(ref.span, f"'{draft.name}' is declared in the guide: give its edges there.")
         return None
     if not guide and draft.kind == "input":
         ctx.error(ref.span, f"Input node '{draft.name}' is given, not modelled: it cannot have parents.")
@@ -144,29 +168,46 @@ def _lookup(ctx: Context, ref: s.Ref, drafts: dict[str, Draft]) -> Draft | None:
 
 
 def _index_fits(ctx: Context, ref: s.Ref, draft: Draft, time: ir.Time | None) -> bool:
-    name = ref.name.text
-    if draft.timed and ref.index is None:
+    name, index = ref.name.text, ref.index
+    if draft.timed and index is None:
         var = ctx.time_var
-        ctx.error(ref.span, f"'{name}' is time-indexed: write {name}[{var}] or {name}[{var}-1].")
+        ctx.error(ref.span, f"'{name}' is time-indexed: write {name}[{var}], {name}[{var}-1] or {name}[{var}+1], "
+                  f"or one step such as {name}[{time.last if time else 1}].")
         return False
-    if not draft.timed and ref.index is not None:
-        ctx.error(ref.index.span, f"'{name}' has no time dimension: write {name} without an index, "
+    if not draft.timed and index is not None:
+        ctx.error(index.span, f"'{name}' has no time dimension: write {name} without an index, "
                   f"or declare it as {name}[{ctx.time_var}].")
         return False
-    if ref.index is not None and time is not None and ref.index.var.text != time.var:
-        ctx.error(ref.index.var.span, f"Unknown time variable '{ref.index.var.text}': the model's is '{time.var}'.")
+    if index is None or index.var is None or time is None or index.var.text == time.var:
+        return True
+    const = ctx.consts.get(index.var.text)
+    if const is None or const != int(const):
+        ctx.error(index.var.span, f"Unknown time variable '{index.var.text}': the model's is '{time.var}' "
+                  "(a fixed step is a number or an integer constant).")
         return False
     return True
 
 
 def _connect(ctx: Context, target: Draft, parent: ir.Parent, drafts: dict[str, Draft], guide: bool) -> None:
     parents = target.guide_parents if guide else target.parents
-    if any(p.name == parent.name and p.lag == parent.lag for p in parents):
+    source = drafts[parent.name]
+    if any((p.name, p.lag, p.at) == (parent.name, parent.lag, parent.at) for p in parents):
         ctx.error(parent.span, f"The edge {parent.name} -> {target.name} is given twice.")
         return
-    if drafts[parent.name].timed and not target.timed:
+    if source.in_guide and not guide and not target.in_guide:
+        ctx.error(parent.span, f"'{parent.name}' is the guide's own state: the model cannot read it "
+                  "(declare it outside the guide block to share it).")
+        return
+    if parent.at is not None and target.timed:
+        ctx.error(parent.span, f"'{target.name}' is time-indexed: it reads '{parent.name}' relative to its own step "
+                  f"({parent.name}[{ctx.time_var}], {parent.name}[{ctx.time_var}-1]); one fixed step is read by a "
+                  "node without a time dimension.")
+        return
+    if source.timed and not target.timed and parent.at is None:
+        first, last = ctx.steps or (1, 1)
         ctx.error(parent.span, f"'{target.name}' has no time dimension, so it cannot depend on the "
-                  f"time-indexed '{parent.name}'.")
+                  f"time-indexed '{parent.name}' step by step: read one step of it, {parent.name}[{last}] (the last) "
+                  f"or {parent.name}[{first}] (the first).")
         return
     parents.append(parent)
 
@@ -195,9 +236,10 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
     if recurrent and not draft.timed:
         ctx.error(draft.via.span, f"A recurrent cell ({draft.net.name}) carries a state from step to step, "
                   f"but '{draft.name}' has no time dimension: declare it {draft.name}[{ctx.time_var}].")
-    elif recurrent and not any(p.name == draft.name and p.lag == 1 for p in draft.parents):
+    elif recurrent and not any(p.name == draft.name and abs(p.lag) == 1 for p in draft.parents):
         ctx.error(draft.via.span, f"A recurrent cell ({draft.net.name}) carries the previous state of "
-                  f"'{draft.name}': add {draft.name}[{ctx.time_var}-1] as a parent.")
+                  f"'{draft.name}': add {draft.name}[{ctx.time_var}-1] as a parent (or {draft.name}[{ctx.time_var}+1], "
+                  "run backward).")
     family = FAMILIES.get(draft.type)
     if family is None or not draft.parents:
         return
@@ -209,8 +251,10 @@ def _check_node_edges(ctx: Context, draft: Draft) -> None:
 
 
 def add_inits(ctx: Context, spec: s.Spec, drafts: dict[str, Draft]) -> None:
-    """`init h = 0`, then every `h[t-1]` must have one."""
-    for stmt in stmts_of(spec, s.InitStmt):
+    """`init h = 0`, then every `h[t-1]` (or `g[t+1]`) must have one: the value beyond the
+    sequence, read at the first step (or after the last)."""
+    inits = [*stmts_of(spec, s.InitStmt), *(i for block in stmts_of(spec, s.GuideBlock) for i in block.inits)]
+    for stmt in sorted(inits, key=lambda i: i.span.start):
         draft = drafts.get(stmt.name.text)
         if draft is None:
             ctx.unknown("node", stmt.name, drafts, listed=False)
@@ -225,20 +269,42 @@ def add_inits(ctx: Context, spec: s.Spec, drafts: dict[str, Draft]) -> None:
                 draft.init = ctx.number_or_learned(stmt.value, f"The initial value of '{draft.name}'")
             else:
                 draft.initial = _initial_distribution(ctx, stmt, draft)
-    read_lagged: set[str] = set()
-    lagged = [p for d in drafts.values() for p in (*d.parents, *d.guide_parents) if p.lag == 1]
-    for parent in sorted(lagged, key=lambda p: p.span.start):
-        if parent.name not in read_lagged:  # a missing init is reported once, at the first read
-            read_lagged.add(parent.name)
-            if drafts[parent.name].init_stmt is None:
-                source = drafts[parent.name]
-                drawn = f", or `~ {source.type}(...)`" if source.kind == "latent" and source.type in FAMILIES else ""
-                ctx.error(parent.span, f"{parent.name}[{ctx.time_var}-1] is read at the first step, before "
-                          f"'{parent.name}' has a value: add `init {parent.name} = 0` (or `= learned`{drawn}).")
+    lagged = sorted((p for d in drafts.values() for p in (*d.parents, *d.guide_parents) if p.lag),
+                    key=lambda p: p.span.start)
+    read_lagged: dict[str, list[ir.Parent]] = {}
+    for parent in lagged:
+        read_lagged.setdefault(parent.name, []).append(parent)
+    for name, reads in read_lagged.items():  # a missing init is reported once, at the first read
+        _check_boundary(ctx, drafts[name], reads)
     for draft in drafts.values():
         if draft.init_stmt is not None and draft.name not in read_lagged:
             ctx.warn(draft.init_stmt.span, f"The initial value of '{draft.name}' is never used: "
-                     f"no edge reads {draft.name}[{ctx.time_var}-1].")
+                     f"no edge reads {draft.name}[{ctx.time_var}-1] or {draft.name}[{ctx.time_var}+1].")
+
+
+def _check_boundary(ctx: Context, source: Draft, reads: list[ir.Parent]) -> None:
+    """A node read at another step needs its value beyond the sequence: a number or
+    `learned` serves any such read; a draw from a distribution stands for one step on one
+    side (`z[0]` read as z[t-1], or `z[T+1]` read as z[t+1])."""
+    first, var = reads[0], ctx.time_var
+    if source.init_stmt is None:
+        drawn = f", or `~ {source.type}(...)`" if source.kind == "latent" and source.type in FAMILIES else ""
+        when = "at the first step, before" if first.lag > 0 else "at the last step, after"
+        ctx.error(first.span, f"{first.ref(var)} is read {when} '{source.name}' has a value: add "
+                  f"`init {source.name} = 0` (or `= learned`{drawn}).")
+        return
+    if source.initial is None:
+        return
+    far = next((p for p in reads if abs(p.lag) > 1), None)
+    if far is not None:
+        ctx.error(far.span, f"{far.ref(var)} reaches {abs(far.lag)} steps, but the draw of '{source.name}' beyond "
+                  f"the sequence stands for one step: read {source.name}[{var}-1] (or {source.name}[{var}+1]), or "
+                  f"give a number (`init {source.name} = 0`).")
+    elif len({p.lag for p in reads}) > 1:
+        other = next(p for p in reads if p.lag != first.lag)
+        ctx.error(other.span, f"'{source.name}' is read at {first.ref(var)} and {other.ref(var)}, but its draw "
+                  "beyond the sequence stands at one end: give a number instead (`init "
+                  f"{source.name} = 0`).")
 
 
 def _initial_distribution(ctx: Context, stmt: s.InitStmt, draft: Draft) -> dict[str, ir.Param] | None:

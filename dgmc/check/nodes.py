@@ -42,6 +42,8 @@ class Draft:
     init: ir.Param | None = None
     initial: dict[str, ir.Param] | None = None
     init_stmt: s.InitStmt | None = None
+    in_guide: bool = False
+    """Declared in the guide block: a state only the guide computes and reads."""
 
     @property
     def name(self) -> str:
@@ -112,6 +114,7 @@ def declare_time(ctx: Context, spec: s.Spec) -> ir.Time | None:
     if last < first:
         ctx.error(stmt.span, f"The step range {first}..{last} is empty: the last step must be >= the first.")
         return None
+    ctx.steps = (first, last)
     return ir.Time(var=stmt.var.text, first=first, last=last, span=stmt.span)
 
 
@@ -119,7 +122,7 @@ def declare_nodes(ctx: Context, spec: s.Spec, time: ir.Time | None) -> dict[str,
     drafts: dict[str, Draft] = {}
     has_time = bool(stmts_of(spec, s.TimeStmt))
     reported = False
-    for decl in stmts_of(spec, s.NodeDecl):
+    for decl, in_guide in declarations(spec):
         name = decl.name.text
         if name in drafts:
             first = drafts[name].decl.span.line
@@ -129,8 +132,23 @@ def declare_nodes(ctx: Context, spec: s.Spec, time: ir.Time | None) -> dict[str,
         if name in ctx.consts:
             ctx.error(decl.name.span, f"'{name}' is already a constant; a node needs another name.")
         drafts[name] = _declare(ctx, decl)
+        drafts[name].in_guide = in_guide
+        if in_guide and decl.kind != "deterministic":
+            ctx.error(decl.span, f"The guide declares only deterministic states of its own (a backward RNN over the "
+                      f"observations); '{name}' is {decl.kind}: declare it outside the guide block.")
         reported = _check_time_var(ctx, decl, time, has_time, reported)
     return drafts
+
+
+def declarations(spec: s.Spec) -> list[tuple[s.NodeDecl, bool]]:
+    """Every node declaration in file order, with whether it stands in the guide block."""
+    found = []
+    for stmt in spec.stmts:
+        if isinstance(stmt, s.NodeDecl):
+            found.append((stmt, False))
+        elif isinstance(stmt, s.GuideBlock):
+            found.extend((decl, True) for decl in stmt.decls)
+    return found
 
 
 def _declare(ctx: Context, decl: s.NodeDecl) -> Draft:

@@ -58,7 +58,8 @@ def _spec(spec: s.Spec) -> Iterator[Entry]:
 
 def _stmt(stmt: s.Stmt, depth: int) -> Iterator[Entry]:
     if isinstance(stmt, s.GuideBlock):
-        yield from _block("guide", (_edge(e) for e in stmt.edges), stmt.edges, stmt, depth)
+        yield from _block("guide", (_edge(e) if isinstance(e, s.EdgeStmt) else _line(e) for e in stmt.stmts),
+                          stmt.stmts, stmt, depth)
     elif isinstance(stmt, s.DistillStmt):
         head = "distill" + _args(stmt.args)
         yield from _block(head, (_distill_item(i) for i in stmt.items), stmt.items, stmt, depth)
@@ -112,6 +113,8 @@ def _edge(edge: s.EdgeStmt) -> str:
 def _ref(ref: s.Ref) -> str:
     if ref.index is None:
         return ref.name.text
+    if ref.index.var is None:
+        return f"{ref.name.text}[{ref.index.offset}]"
     offset = f"{ref.index.offset:+d}" if ref.index.offset else ""
     return f"{ref.name.text}[{ref.index.var.text}{offset}]"
 

@@ -140,6 +140,9 @@ class ToSyntax:
             offset = int(children[2]) * (-1 if children[1] == "-" else 1)
         return s.Index(var=_name(children[0]), offset=offset, span=_span(meta))
 
+    def step_index(self, meta, children):
+        return s.Index(var=None, offset=int(children[0]), span=_span(meta))
+
     def via(self, meta, children):
         return children[0]
 
@@ -177,7 +180,7 @@ class ToSyntax:
         return s.Transform(name=_name(name), source=source, args=tuple(args), span=_span(meta))
 
     def guide_block(self, meta, children):
-        return s.GuideBlock(edges=tuple(children), span=_span(meta))
+        return s.GuideBlock(stmts=tuple(children), span=_span(meta))
 
     def train_stmt(self, meta, children):
         args = children[1] if len(children) > 1 else ()

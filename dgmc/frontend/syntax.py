@@ -57,9 +57,11 @@ class Arg(Frozen):
 
 
 class Index(Frozen):
-    """A time index `t`, `t-1` (offset -1) or `t+1` (offset +1, always an error)."""
+    """A time index: `t`, `t-2` (offset -2), `t+1` (offset +1), relative to the current
+    step; or a fixed step, `T` (a constant), `T-1` or `1` (no `var`: the number is
+    `offset`), which a node without a time dimension reads of a sequence."""
 
-    var: Name
+    var: Name | None
     offset: int
     span: Span
 
@@ -180,10 +182,24 @@ class DataStmt(Frozen):
 
 
 class GuideBlock(Frozen):
-    """`guide { x -> z via mlp(64) }`: the inference network q(latents | ...)."""
+    """`guide { x -> z via mlp(64) }`: the inference network q(latents | ...), and the
+    deterministic states only the guide computes (`deterministic g[t] : Real[H]`, a
+    backward RNN over the observations) with their initial values."""
 
-    edges: tuple[EdgeStmt, ...]
+    stmts: tuple[NodeDecl | EdgeStmt | InitStmt, ...]
     span: Span
+
+    @property
+    def edges(self) -> tuple[EdgeStmt, ...]:
+        return tuple(x for x in self.stmts if isinstance(x, EdgeStmt))
+
+    @property
+    def decls(self) -> tuple[NodeDecl, ...]:
+        return tuple(x for x in self.stmts if isinstance(x, NodeDecl))
+
+    @property
+    def inits(self) -> tuple[InitStmt, ...]:
+        return tuple(x for x in self.stmts if isinstance(x, InitStmt))
 
 
 class TrainStmt(Frozen):

@@ -34,11 +34,21 @@ parents (the default of a node with parents)."""
 
 
 class Parent(Frozen):
-    """An edge into a node: from `name` at the same step (`lag` 0) or the previous (1)."""
+    """An edge into a node: from `name` at the same step (`lag` 0), `lag` steps before
+    (`h[t-2]`: 2) or after (`g[t+1]`: -1); or, into a node without a time dimension,
+    from one fixed step `at` of a sequence (`h[T]`: the step number as the spec counts,
+    lag 0), which needs the whole sequence computed first."""
 
     name: str
     lag: int = 0
+    at: int | None = None
     span: Span
+
+    def ref(self, var: str = "t") -> str:
+        """The parent as the spec writes it: `h`, `h[t-1]`, `g[t+1]`, `h[40]`."""
+        if self.at is not None:
+            return f"{self.name}[{self.at}]"
+        return f"{self.name}[{var}{-self.lag:+d}]" if self.lag else self.name
 
 
 class Guide(Frozen):
@@ -246,11 +256,21 @@ class Model(Frozen):
         another model's guide, need."""
         return self.has_elbo() and any(n.guide is not None for n in self.of_kind("latent"))
 
+    def reads_ahead(self, name: str) -> bool:
+        """Whether edges read the node at later steps (`z[t+1]`) rather than earlier ones:
+        its chain runs backward in time, and its value beyond the sequence (its `init`
+        value or draw) stands after the last step (the checker allows one side per
+        node with an initial distribution)."""
+        lags = [p.lag for n in self.nodes for p in (*n.parents, *(n.guide.parents if n.guide else ()))
+                if p.name == name and p.at is None and p.lag]
+        return bool(lags) and all(lag < 0 for lag in lags)
+
     def initial_name(self, name: str) -> str:
-        """How the sample before the first step of a node with an `initial` distribution
-        is named in traces, noise and losses: `z[0]` for `time t in 1..T`."""
+        """How the draw beyond the sequence of a node with an `initial` distribution is
+        named in traces, noise and losses: `z[0]` for `time t in 1..T`, or `z[T+1]`
+        for a chain read at `t+1` (run backward)."""
         assert self.time is not None, name
-        return f"{name}[{self.time.first - 1}]"
+        return f"{name}[{self.time.last + 1 if self.reads_ahead(name) else self.time.first - 1}]"
 
     def initials(self) -> tuple[Node, ...]:
         """The nodes whose value before the first step is drawn from a distribution."""

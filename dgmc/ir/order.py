@@ -1,12 +1,16 @@
 """The graph view of a model (networkx), its topological order, its cycles, and `lint`.
 
-Edges carry a `lag`: 0 for a dependence within a step, 1 for one on the previous step
-(`h[t-1] -> h[t]`). Only same-step edges constrain the order or can form a cycle; a
-model unrolled over time is acyclic exactly when its same-step graph is.
+Edges carry a `lag`: 0 for a dependence within a step (or on one fixed step of a
+sequence), k for one on the step k before (`h[t-1] -> h[t]`), -k for one on the step k
+after (`g[t+1] -> g[t]`). Only same-step edges constrain the order or can form a cycle
+within a step; across steps, a group of time-indexed nodes that reads both earlier and
+later steps of itself cannot run in one direction (`both_ways`), and every other group
+runs in a forward or a backward scan (`time_groups`, scheduled by `dgmc.lower.plan`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping
 
@@ -167,10 +171,13 @@ def _node_problems(model: Model, node, position: dict[str, int]):
             continue
         source = model.node(parent.name)
         has_init = source.init is not None or source.initial is not None
-        if parent.lag not in (0, 1) or (parent.lag == 1 and (not source.timed or not has_init)):
+        if parent.lag and (not source.timed or not node.timed or not has_init):
             yield f"{node.name!r} reads {parent.name!r} at lag {parent.lag} without a time index and init"
-        if source.timed and not node.timed:
-            yield f"untimed {node.name!r} depends on timed {parent.name!r}"
+        if source.timed and not node.timed and (parent.at is None or model.time is None
+                                                or not model.time.first <= parent.at <= model.time.last):
+            yield f"untimed {node.name!r} depends on timed {parent.name!r} but not at one step"
+        if parent.at is not None and (node.timed or parent.lag):
+            yield f"{node.name!r} reads {parent.name!r} at a fixed step but is timed"
     for parent in node.parents:
         if parent.lag == 0 and model.has(parent.name) and position[parent.name] >= position[node.name]:
             yield f"order puts {node.name!r} before its parent {parent.name!r}"
@@ -182,10 +189,53 @@ def _node_problems(model: Model, node, position: dict[str, int]):
 
 def table(model: Model) -> str:
     """The topological order as `dgmc compile --emit order` prints it: each node's
-    position, kind, type and size, and its parents (`[t-1]`: the previous step's)."""
+    position, kind, type and size, and its parents (`[t-1]`: the previous step's, `[t+1]`: the
+    next one's, `[40]`: one fixed step's)."""
     lines = []
     for position, name in enumerate(model.order, start=1):
         node = model.node(name)
-        parents = ", ".join(p.name + ("[t-1]" if p.lag else "") for p in node.parents) or "-"
+        parents = ", ".join(p.ref(model.time.var if model.time else "t") for p in node.parents) or "-"
         lines.append(f"{position:>3}. {name:<12} {node.kind:<13} {node.type}[{node.size}]  <- {parents}")
     return "".join(line + "\n" for line in lines)
+
+
+def time_groups(graph: nx.MultiDiGraph, timed: Iterable[str], rank: Mapping[str, int]
+                ) -> list[tuple[tuple[str, ...], int]]:
+    """The time-indexed nodes in strongly connected groups over edges of every lag, each
+    with the direction a scan must run it in: 1 (it reads earlier steps of itself), -1
+    (later steps), 0 (either: no edge within it crosses steps). Groups in the order of
+    their first node's rank, nodes by rank; a group reading both ways gets 1 (the checker
+    refuses it: `both_ways`)."""
+    timed = set(timed)
+    within = graph.subgraph(timed)
+    groups = []
+    for group in nx.strongly_connected_components(within):
+        lags = {lag for u, v, lag in within.subgraph(group).edges(keys=True) if lag}
+        direction = 0 if not lags else (-1 if all(lag < 0 for lag in lags) else 1)
+        groups.append((tuple(sorted(group, key=rank.__getitem__)), direction))
+    return sorted(groups, key=lambda g: rank[g[0][0]])
+
+
+def both_ways(graph: nx.MultiDiGraph, timed: Iterable[str], rank: Mapping[str, int]) -> list[list[Edge]]:
+    """Per group of time-indexed nodes that reads both earlier and later steps of itself,
+    one cycle through an edge of each kind, as its edges (parent, child, lag): no scan,
+    forward or backward, can compute it (unrolled over time, some step waits on itself or
+    on both ends at once)."""
+    found = []
+    for group, _ in time_groups(graph, timed, rank):
+        within = graph.subgraph(group)
+        edges = sorted(within.edges(keys=True), key=lambda e: (rank[e[1]], rank[e[0]], e[2]))
+        back = next((e for e in edges if e[2] > 0), None)
+        ahead = next((e for e in edges if e[2] < 0), None)
+        if back is None or ahead is None:
+            continue
+        flat = nx.DiGraph(within)
+        found.append([back, *_path_edges(within, flat, back[1], ahead[0]), ahead,
+                      *_path_edges(within, flat, ahead[1], back[0])])
+    return found
+
+
+def _path_edges(graph: nx.MultiDiGraph, flat: nx.DiGraph, source: str, target: str) -> list[Edge]:
+    """The edges of a shortest path from `source` to `target` (one lag per step, the first key)."""
+    nodes = nx.shortest_path(flat, source, target)
+    return [(u, v, min(graph[u][v])) for u, v in itertools.pairwise(nodes)]

@@ -10,8 +10,10 @@ that for z1: its generative parent z2 is drawn from z1, and the closed form, hol
 that depends on z1, is a biased estimate of the ELBO. Such a latent gets the unbiased
 one-sample term log q(z_i | u_i) - log p(z_i | pa_i) on the guide's sample instead.
 
-Only same-step dependence matters: a node read at lag 1 was computed a step before z_i[t]
-was drawn, and an untimed node never depends on a timed one.
+Over time the question is asked of the unrolled graph: is the parent at its step (z[t-1]
+for p(z[t] | z[t-1])) computed, in the guide, from z[t]? A filtering guide never does
+that (it reads only earlier steps); a guide that runs a chain backward (q(z[t] | z[t+1]))
+against a forward model does, and gets the Monte Carlo term.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def latent_terms(model: ir.Model) -> dict[str, LatentTerm]:
     """Per latent (in the model's order), whether its closed-form KL is valid in the ELBO,
     or whether it is summed out. Every latent not summed out has a guide."""
     names = [n.name for n in model.nodes]
-    inference = order.same_step(order.build(names, order.inference_edges(model)))
+    inference = order.build(names, order.inference_edges(model))
     summed = model.train.enumerate if model.train else ()
     terms = {}
     for name in model.order:
@@ -55,10 +57,40 @@ def latent_terms(model: ir.Model) -> dict[str, LatentTerm]:
         if name in summed:
             terms[name] = LatentTerm(name, closed=False, summed="guide" if node.guide else "model")
             continue
-        downstream = nx.descendants(inference, name) if name in inference else set()
-        drawn_from = tuple(p.name for p in node.parents if p.lag == 0 and p.name in downstream)
+        drawn_from = drawn_from_in_guide(model, inference, node)
         terms[name] = LatentTerm(name, closed=not drawn_from, drawn_from=drawn_from)
     return terms
+
+
+def drawn_from_in_guide(model: ir.Model, inference: nx.MultiDiGraph, node: ir.Node) -> tuple[str, ...]:
+    """The generative parents of `node` that the guide computes from it, each at the step
+    the node reads it: a walk from node[t] through the inference graph unrolled over time
+    (an edge `p[t-k] -> c[t]` leads from p at step s to c at step s+k; a static node reads
+    every step of a sequence it summarises, and every step reads a static node). The
+    window of steps is wide enough for any path between two steps the node reads."""
+    timed = {n.name: n.timed for n in model.nodes}
+    reach = max((abs(p.lag) for n in model.nodes for p in n.parents), default=0) + 1
+    window = 4 * reach * (len(model.nodes) + 1)
+    start = (node.name, 0 if node.timed else None)
+    seen, queue = {start}, [start]
+    while queue:
+        name, step = queue.pop()
+        for child, links in inference.succ[name].items():
+            for lag in links:
+                if not timed[child]:
+                    nexts = [(child, None)]
+                elif step is None:  # a static value feeds every step
+                    nexts = [(child, s) for s in range(-window, window + 1)]
+                else:
+                    nexts = [(child, step + lag)] if abs(step + lag) <= window else []
+                for found in nexts:
+                    if found not in seen:
+                        seen.add(found)
+                        queue.append(found)
+    return tuple(dict.fromkeys(
+        p.name for p in node.parents
+        if (p.name, None if not timed[p.name] or p.at is not None else -p.lag) in seen
+        or (p.at is not None and any(name == p.name for name, _ in seen))))
 
 
 def describe(model: ir.Model) -> str:
@@ -102,5 +134,5 @@ def describe(model: ir.Model) -> str:
 
 def _conditional(letter: str, name: str, parents: tuple[ir.Parent, ...]) -> str:
     """`p(z1 | z2, h[t-1])`, or `p(z1)` without parents."""
-    given = ", ".join(p.name + ("[t-1]" if p.lag else "") for p in parents)
+    given = ", ".join(p.ref() for p in parents)
     return f"{letter}({name} | {given})" if given else f"{letter}({name})"

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 
 from .. import ir
 from ..core.registry import Registry
+from ..ir import order
 
 
 def semi_nodes(model: ir.Model) -> tuple[str, ...]:
     """Observed nodes with children: in the semi-auxiliary form their values are not
-    reparametrized but handed over (teacher forcing)."""
-    parents = {p.name for n in model.nodes for p in n.parents}
+    reparametrized but handed over (teacher forcing). A state only the guide reads is not
+    the model's child (`order.guide_states`)."""
+    guide_states = order.guide_states(model)
+    parents = {p.name for n in model.nodes if n.name not in guide_states for p in n.parents}
     return tuple(n.name for n in model.nodes if n.kind == "observed" and n.name in parents)
 
 

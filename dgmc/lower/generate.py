@@ -31,7 +31,7 @@ from .. import ir
 from ..families import Family
 from ..families.base import MIN_SCALE
 from ..networks import NETWORKS
-from .plan import Pass, Step
+from .plan import Block, Pass, Read, Step
 
 RESERVED = frozenset({"self", "batch", "given", "noise", "generator", "anchor", "torch", "Trace", "t", "_t", "range",
                       "stack_params"})
@@ -96,26 +96,50 @@ class _Writer:
         self.walk, self.sig, self.model, self.nets, self.free, self.initials = \
             walk, signature, model, nets, free, initials
         self.name = _Names()
-        self.lagged = self._lagged()
+        self.block_of = {s.node: b for b in walk.blocks for s in b.steps}
+        self.boundaries = self._boundaries()
         self.spec_lines = model.source_text[0].splitlines() if model.source_text else []
         self.lines: list[str] = []
         self.uses_t = False
+        self.steps = 0
 
-    def _lagged(self) -> list[str]:
-        """Time-indexed nodes read at t-1: each keeps its previous value in `NAME_prev`."""
-        read = [p for s in self.walk.timed for p, lag in s.parents if lag == 1]
-        read += [s.node for s in self.walk.timed if s.role == "compute" and NETWORKS[s.net.name].recurrent]
+    def _lagged(self, block: Block) -> list[str]:
+        """The scan's nodes it reads one step back (in its direction): each keeps its
+        previous value in `NAME_prev`; a recurrent state always does."""
+        read = [r.node for s in block.steps for r in s.parents
+                if abs(r.lag) == 1 and self.block_of.get(r.node) is block]
+        read += [s.node for s in block.steps if s.role == "compute" and NETWORKS[s.net.name].recurrent]
         return list(dict.fromkeys(read))
+
+    def _boundaries(self) -> set[str]:
+        """The nodes whose value beyond the sequence more than the one `NAME_prev` reads:
+        it is made once, as `NAME_init` (one tensor per pass, as `interpret.Run` makes it)."""
+        uses: dict[str, int] = {}
+        for block in self.walk.blocks:
+            if block.direction:
+                for node in self._lagged(block):
+                    uses[node] = uses.get(node, 0) + 1
+            for step in block.steps:
+                for r in step.parents:
+                    if r.lag and not (abs(r.lag) == 1 and self.block_of.get(r.node) is block):
+                        uses[r.node] = uses.get(r.node, 0) + 2
+        return {node for node, count in uses.items() if count > 1 and node not in self.initials}
 
     # -- the function ---------------------------------------------------------------------
 
     def function(self, steps: int) -> str:
         """The body first, then the bindings it reads (the module's parts, bound once)."""
-        self.lines = []
-        for step in self.walk.static:
-            self._step(step, 1, timed=False)
-        if self.walk.timed:
-            self._loop(steps)
+        self.lines, self.steps = [], steps
+        made: set[str] = set()
+        for block in self.walk.blocks:
+            for node in self._needs_boundary(block) - made:
+                made.add(node)
+                self.lines.append(f"    {self.name(node, 'init')} = self.initial({node!r}, batch)")
+            if block.direction:
+                self._loop(block, steps)
+            else:
+                for step in block.steps:
+                    self._step(step, 1, block)
         self.lines.append(self._trace())
         body = "\n".join(self.lines)
         used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
@@ -123,6 +147,13 @@ class _Writer:
                     if used & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", line.split(" = ")[0]))]
         head = [f"def {self.sig.name}(self, batch, given, noise, generator):", f'    """{self._doc()}"""']
         return "\n".join([*head, *(f"    {line}" for line in bindings), body]) + "\n"
+
+    def _needs_boundary(self, block: Block) -> set[str]:
+        """The `NAME_init` values a block reads."""
+        read = {r.node for s in block.steps for r in s.parents if r.lag}
+        if block.direction:
+            read |= set(self._lagged(block))
+        return read & self.boundaries
 
     def _bindings(self) -> list[str]:
         """The module's networks, cells and families, bound once before any step."""
@@ -145,25 +176,38 @@ class _Writer:
         what = "the guide's pass" if self.sig.name == "infer" else "the generative pass"
         return f"{self.model.name}: {what}; given values: {given}; given noise: {noise}."
 
-    def _loop(self, steps: int) -> None:
-        for node in self.lagged:
-            first = self.initials.get(node)
-            start = self.name(first) if first else f"self.initial({node!r}, batch)"
-            self.lines.append(f"    {self.name(node, 'prev')} = {start}")
-        for step in self.walk.timed:
+    def _boundary(self, node: str) -> str:
+        """A node's value beyond the sequence: its draw, `NAME_init`, or made here."""
+        first = self.initials.get(node)
+        if first:
+            return self.name(first)
+        return self.name(node, "init") if node in self.boundaries else f"self.initial({node!r}, batch)"
+
+    def _loop(self, block: Block, steps: int) -> None:
+        lagged = self._lagged(block)
+        for node in lagged:
+            self.lines.append(f"    {self.name(node, 'prev')} = {self._boundary(node)}")
+        for step in block.steps:
             if step.role == "compute" and NETWORKS[step.net.name].recurrent:
                 self.lines.append(f"    {self.name(step.node, 'carry')} = None")
             for part in self._recorded(step):
-                self.lines.append(f"    {self._steps(step.node, part)} = []")
+                empty = "[]" if block.direction > 0 else f"[None] * {steps}"
+                self.lines.append(f"    {self._steps(step.node, part)} = {empty}")
         at = len(self.lines)
         self.lines.append("")  # the loop's header, once the body tells whether it reads t
-        for step in self.walk.timed:
-            self._step(step, 2, timed=True)
+        for step in block.steps:
+            self._step(step, 2, block)
             for part in self._recorded(step):
-                self.lines.append(f"        {self._steps(step.node, part)}.append({self._var(step.node, part)})")
-        for node in self.lagged:
+                many, one = self._steps(step.node, part), self._var(step.node, part)
+                kept = f"{many}.append({one})" if block.direction > 0 else f"{many}[t] = {one}"
+                self.lines.append(f"        {kept}")
+        for node in lagged:
             self.lines.append(f"        {self.name(node, 'prev')} = {self.name(node)}")
-        self.lines[at] = f"    for {'t' if self.uses_t else '_t'} in range({steps}):"
+        if block.direction < 0:
+            self.uses_t = True
+        var = "t" if self.uses_t else "_t"
+        self.lines[at] = f"    for {var} in range({steps}):" if block.direction > 0 else \
+            f"    for {var} in reversed(range({steps})):  # backward: it reads later steps"
 
     def _recorded(self, step: Step) -> list[str]:
         """What the trace keeps of a step: its value, and for sampled steps its params and
@@ -186,21 +230,21 @@ class _Writer:
 
     # -- one step -------------------------------------------------------------------------
 
-    def _step(self, step: Step, depth: int, timed: bool) -> None:
+    def _step(self, step: Step, depth: int, block: Block) -> None:
         pad = "    " * depth
         self.lines += [pad + line for line in self._comments(step)]
-        out = [f"{pad}{line}" for line in self._body(step, timed)]
+        out = [f"{pad}{line}" for line in self._body(step, block)]
         self.lines += out
 
-    def _body(self, step: Step, timed: bool) -> list[str]:
-        me = self.name(step.node)
+    def _body(self, step: Step, block: Block) -> list[str]:
+        me, timed = self.name(step.node), bool(block.direction)
         if step.node in self.sig.given and step.role != "sample":
             return [f"{me} = {self._supplied('given', step.node, timed)}"]
         if step.role == "compute":
-            return self._compute(step, me)
+            return self._compute(step, block, me)
         family, spec, size = self.name(step.node, "family"), self.name(step.node, "spec"), step.size
         lines: list[str] = []
-        computed = f"{self._net(step)}({self._inputs(step, lines)})" if step.key in self.nets else "None"
+        computed = f"{self._net(step)}({self._inputs(step, block, lines)})" if step.key in self.nets else "None"
         learned = f"self.free[{step.key!r}].expand(batch, -1)" if step.key in self.free else "None"
         params, eps = self.name(step.node, "params"), self.name(step.node, "eps")
         if _plain(step.family):
@@ -238,13 +282,13 @@ class _Writer:
         lines.append(f"{params} = {{" + ", ".join(f"{p!r}: {names[p]}" for p in family.params) + "}")
         return lines
 
-    def _compute(self, step: Step, me: str) -> list[str]:
+    def _compute(self, step: Step, block: Block, me: str) -> list[str]:
         net, lines = self._net(step), []
         if not NETWORKS[step.net.name].recurrent:
-            inputs = self._inputs(step, lines)
+            inputs = self._inputs(step, block, lines)
             return [*lines, f"{me} = {net}({inputs})"]
         prev, carry = self.name(step.node, "prev"), self.name(step.node, "carry")
-        inputs = self._inputs(step, lines, skip_self=True)
+        inputs = self._inputs(step, block, lines, skip_self=True)
         if inputs == "None":  # its only parent is its own previous state: an empty input
             inputs = f"{prev}.new_zeros(batch, 1)"
         return [*lines, f"{me}, {carry} = {self._net(step, 'cell')}.step({net}, {inputs}, {prev}, {carry})"]
@@ -255,19 +299,35 @@ class _Writer:
             return f"{where}[{node!r}][:, t]"
         return f"{where}[{node!r}]"
 
-    def _inputs(self, step: Step, lines: list[str], skip_self: bool = False) -> str:
+    def _inputs(self, step: Step, block: Block, lines: list[str], skip_self: bool = False) -> str:
         """The network's input: one parent's value, or the parents' values concatenated
         into `NODE_in` (a line added to `lines`)."""
-        parts = [self._read(name, lag) for name, lag in step.parents
-                 if not (skip_self and (name, lag) == (step.node, 1))]
+        parts = [self._read(r, block) for r in step.parents
+                 if not (skip_self and r.node == step.node and abs(r.lag) == 1)]
         if len(parts) < 2:
             return parts[0] if parts else "None"
         name = self.name(step.node, "in")
         lines.append(f"{name} = torch.cat([{', '.join(parts)}], dim=-1)")
         return name
 
-    def _read(self, node: str, lag: int) -> str:
-        return self.name(node, "prev") if lag == 1 else self.name(node)
+    def _read(self, read: Read, block: Block) -> str:
+        """A parent's value as the step reads it: a static node's variable; in its own
+        scan, the current value, `NAME_prev` one step back, an older one from its list;
+        from a finished scan's list (in time order), or one fixed step of it."""
+        node, lag, home = read.node, read.lag, self.block_of.get(read.node)
+        if home is None or not home.direction:
+            return self.name(node)
+        values = self._steps(node, "value")
+        if read.at is not None:
+            return f"{values}[{read.at}]"
+        if home is block and abs(lag) < 2:
+            return self.name(node, "prev") if lag else self.name(node)
+        self.uses_t = True
+        if not lag:
+            return f"{values}[t]"
+        if lag > 0:
+            return f"({values}[t - {lag}] if t >= {lag} else {self._boundary(node)})"
+        return f"({values}[t + {-lag}] if t + {-lag} < {self.steps} else {self._boundary(node)})"
 
     def _comments(self, step: Step) -> list[str]:
         """The spec lines behind a step: the node's declaration and the edge or guide

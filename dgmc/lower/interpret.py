@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .. import ir
 from ..families import Params
 from ..networks import NETWORKS
-from .plan import Step
+from .plan import Pass, Read, Step
 from .trace import MissingValueError, Trace
 
 
@@ -37,6 +37,7 @@ class Run:
     def __init__(self, model: Model, batch: int, given: dict[str, Tensor],
                  noise: dict[str, Tensor], generator: torch.Generator | None) -> None:
         self.m, self.batch, self.given, self.noise, self.generator = model, batch, given, noise, generator
+        self.steps = 0
         self.values: dict[str, Tensor | list[Tensor]] = {}
         self.eps: dict[str, Tensor | list[Tensor]] = {}
         self.params: dict[str, Params | list[Params]] = {}
@@ -44,19 +45,33 @@ class Run:
         self.initials: dict[str, Tensor] = {}
         """What each recurrent cell keeps besides its state (an LSTM's cell state)."""
 
-    def read(self, node: str, lag: int, t: int | None) -> Tensor:
-        """A parent's value; before the first step, the node's initial value, made once
-        per pass however many steps read it (one tensor, as in the generated code, so the
-        gradients of a learned one add up in the same order)."""
-        if lag == 1 and t == 0:
-            drawn = self.m.initial_names.get(node)
-            if drawn:
-                return self.values[drawn]
-            if node not in self.initials:
-                self.initials[node] = self.m.initial(node, self.batch)
-            return self.initials[node]
-        value = self.values[node]
-        return value[t - lag] if isinstance(value, list) else value
+    def walk(self, walk: Pass, steps: int) -> Trace:
+        """Run a pass block by block: static steps once, a scan's steps at each time step
+        in its direction."""
+        self.steps = steps
+        for block in walk.blocks:
+            for t in block.times(steps) if block.direction else (None,):
+                for step in block.steps:
+                    self.do(step, t)
+        return self.trace()
+
+    def read(self, parent: Read, t: int | None) -> Tensor:
+        """A parent's value: at a step relative to `t`, or at a fixed step; beyond the
+        sequence, the node's initial value, made once per pass however many steps read it
+        (one tensor, as in the generated code, so the gradients of a learned one add up in
+        the same order)."""
+        value = self.values.get(parent.node)
+        if value is not None and not isinstance(value, list):
+            return value
+        at = parent.at if parent.at is not None else t - parent.lag
+        if 0 <= at < self.steps:
+            return value[at]
+        drawn = self.m.initial_names.get(parent.node)
+        if drawn:
+            return self.values[drawn]
+        if parent.node not in self.initials:
+            self.initials[parent.node] = self.m.initial(parent.node, self.batch)
+        return self.initials[parent.node]
 
     def do(self, step: Step, t: int | None) -> None:
         given = _at(self.given.get(step.node), t)
@@ -84,8 +99,7 @@ class Run:
         self._record(self.values, step, t, given)
 
     def _inputs(self, step: Step, t: int | None, skip_self: bool = False) -> Tensor | None:
-        parts = [self.read(name, lag, t) for name, lag in step.parents
-                 if not (skip_self and (name, lag) == (step.node, 1))]
+        parts = [self.read(r, t) for r in step.parents if not (skip_self and _own_state(step, r))]
         if len(parts) < 2:
             return parts[0] if parts else None
         return torch.cat(parts, dim=-1)
@@ -94,19 +108,18 @@ class Run:
         net, kind = self.m.nets[step.key], NETWORKS[step.net.name]
         if not kind.recurrent:
             return net(self._inputs(step, t))
-        previous = self.read(step.node, 1, t)
+        previous = self.read(next(r for r in step.parents if _own_state(step, r)), t)
         inputs = self._inputs(step, t, skip_self=True)
         if inputs is None:  # its only parent is its own previous state: an empty input
             inputs = previous.new_zeros(self.batch, 1)
         state, self.carries[step.node] = kind.step(net, inputs, previous, self.carries.get(step.node))
         return state
 
-    @staticmethod
-    def _record(store: dict, step: Step, t: int | None, value) -> None:
+    def _record(self, store: dict, step: Step, t: int | None, value) -> None:
         if t is None:
             store[step.node] = value
         else:
-            store.setdefault(step.node, []).append(value)
+            store.setdefault(step.node, [None] * self.steps)[t] = value
 
     def trace(self) -> Trace:
         return Trace(
@@ -115,6 +128,12 @@ class Run:
             params={k: ({p: _stack([s[p] for s in v]) for p in v[0]} if isinstance(v, list) else v)
                     for k, v in self.params.items()},
         )
+
+
+def _own_state(step: Step, read: Read) -> bool:
+    """Whether `read` is a recurrent state's own previous value (`h[t-1]`, or `h[t+1]`
+    in a backward scan), which the cell carries rather than reads as input."""
+    return read.node == step.node and abs(read.lag) == 1
 
 
 def _at(value: Tensor | None, t: int | None) -> Tensor | None:

@@ -32,7 +32,7 @@ from ..networks import NETWORKS, Shape, output_shape
 from . import generate, generate_losses, runtime
 from .generate import Signature
 from .interpret import Run
-from .plan import Pass, Step, generative_pass, inference_pass
+from .plan import Pass, Step, generative_pass, inference_pass, sizes
 from .trace import MissingValueError, ShapeError, Trace
 
 
@@ -61,7 +61,7 @@ class CompiledModel(nn.Module):
         """Node -> the name of its draw before the first step (`z` -> `z[0]`)."""
         self._fed: dict[str, tuple[str, ...]] = {}
         self._guided: dict[str, tuple[tuple, tuple[str, ...]]] = {}
-        self.sizes = {s.node: s.size for s in self.generative.steps}
+        self.sizes = {**sizes(model, width), **{s.node: s.size for s in self.generative.steps}}
         self.families: dict[str, Family] = {s.node: s.family for s in self.generative.steps if s.family}
         self.steps = model.time.steps if model.time else 0
         self.nets = nn.ModuleDict()
@@ -122,7 +122,7 @@ class CompiledModel(nn.Module):
             self.free[step.key] = nn.Parameter(torch.zeros(learned))
 
     def _input_size(self, step: Step) -> int:
-        return sum(self.sizes[name] for name, _ in step.parents)
+        return sum(self.sizes[r.node] for r in step.parents)
 
     def _cell_input_size(self, step: Step) -> int:
         """A recurrent cell's input: its parents but its own previous state."""
@@ -169,7 +169,7 @@ class CompiledModel(nn.Module):
     def _input_shapes(self, step: Step) -> tuple[Shape, ...]:
         """The parents' shapes, in the order their values are concatenated (a student's
         deterministic states at its own size)."""
-        return tuple(self.ir.node(name).shape or (self.sizes[name],) for name, _ in step.parents)
+        return tuple(self.ir.node(r.node).shape or (self.sizes[r.node],) for r in step.parents)
 
     # -- public passes ------------------------------------------------------------------
 
@@ -194,13 +194,18 @@ class CompiledModel(nn.Module):
             eps = step.family.noise((batch, step.size), generator, self._anchor.device)
             return eps.to(self._anchor.dtype)
 
-        noise = {s.node: one(s) for s in walk.static if s.role == "sample"}
-        timed = [s for s in walk.timed if s.role == "sample"]
-        per_step: dict[str, list[Tensor]] = {s.node: [] for s in timed}
-        for _ in range(self.steps if timed else 0):
-            for step in timed:
-                per_step[step.node].append(one(step))
-        return {**noise, **{node: torch.stack(eps, 1) for node, eps in per_step.items()}}
+        noise: dict[str, Tensor] = {}
+        for block in walk.blocks:
+            sampled = [s for s in block.steps if s.role == "sample"]
+            if not block.direction:
+                noise.update((s.node, one(s)) for s in sampled)
+                continue
+            per_step: dict[str, list] = {s.node: [None] * self.steps for s in sampled}
+            for t in block.times(self.steps):
+                for step in sampled:
+                    per_step[step.node][t] = one(step)
+            noise.update((node, torch.stack(eps, 1)) for node, eps in per_step.items())
+        return noise
 
     def run(self, noise: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None,
             given: Mapping[str, Tensor] | None = None, generator: torch.Generator | None = None,
@@ -296,13 +301,7 @@ class CompiledModel(nn.Module):
             if key not in self._signatures:
                 self._signatures[key] = self.signature(name, walk, given, noise, read)
             return self.function(self._signatures[key])(self, batch, given, noise, generator)
-        run = Run(self, batch, given, noise, generator)
-        for step in walk.static:
-            run.do(step, None)
-        for t in range(self.steps if walk.timed else 0):
-            for step in walk.timed:
-                run.do(step, t)
-        return run.trace()
+        return Run(self, batch, given, noise, generator).walk(walk, self.steps)
 
     def signature(self, name: str, walk: Pass, given: Mapping[str, Tensor], noise: Mapping[str, Tensor],
                   read: Collection[str] | None = None) -> Signature:
@@ -314,7 +313,7 @@ class CompiledModel(nn.Module):
                 raise MissingValueError(f"'{step.node}' must be given (it is {self.ir.node(step.node).kind}).")
         nodes = {s.node for s in walk.steps}
         sampled = {s.node for s in walk.steps if s.role == "sample"}
-        steps_read = {p for s in walk.steps for p, _ in s.parents} | set(self.initial_names.values())
+        steps_read = {r.node for s in walk.steps for r in s.parents} | set(self.initial_names.values())
         unread = frozenset() if read is None else frozenset(sampled - set(given) - set(read) - steps_read)
         return Signature(name, frozenset(nodes & set(given)), frozenset(sampled & set(noise)), unread)
 

@@ -43,6 +43,9 @@ keep matching where nothing changed, and stop matching where the default did."""
 _ADDED = ("initial", "shape")
 """Node fields added since format 2, hashed only when set, so that the checkpoints of
 specs that do not use them keep loading."""
+_PARENT_ADDED = ("at",)
+"""Edge fields added since, hashed only when set (a static node reading one step of a
+sequence)."""
 _TRAIN_ADDED = {"enumerate": []}
 """Training settings added since, hashed only when not at their default (nothing summed
 out): the teachers of specs that do not use them keep loading."""
@@ -74,7 +77,15 @@ def _node_part(node: dict[str, Any]) -> dict[str, Any]:
     defaults (`_ADDED`, `_PARAMS_ADDED`)."""
     added = _PARAMS_ADDED.get(node["type"], {})
     params = {k: v for k, v in node["params"].items() if v not in added.get(k, ())}
-    return {k: (params if k == "params" else v) for k, v in node.items() if v is not None or k not in _ADDED}
+    hashed = {k: (params if k == "params" else v) for k, v in node.items() if v is not None or k not in _ADDED}
+    for edges in ("parents", "guide"):
+        found = hashed.get(edges)
+        parents = found.get("parents") if edges == "guide" and found else found if edges == "parents" else None
+        for parent in parents or ():
+            for k in _PARENT_ADDED:
+                if parent.get(k) is None:
+                    parent.pop(k, None)
+    return hashed
 
 
 def spec_hash(model: ir.Model, width: float | None = None) -> str:

@@ -13,7 +13,7 @@ import pytest
 import dgmc
 from dgmc.cli import main
 from dgmc.ir import Model
-from dgmc.ir.order import model_edges
+from dgmc.ir.order import guide_states, model_edges
 from dgmc.report.heat import load_heat
 from dgmc.report.render import (
     GUIDE_COLOR,
@@ -53,7 +53,7 @@ def test_specs_are_shipped() -> None:
 @pytest.mark.parametrize("name", SPECS)
 def test_every_node_has_its_kind_and_look(load: Loader, name: str) -> None:
     model = load(name)
-    nodes = by_name(graph_spec(model))
+    nodes = by_name(graph_spec(model, guide=True))
     assert set(nodes) == {n.name for n in model.nodes}
     for node in model.nodes:
         drawn = nodes[node.name]
@@ -75,11 +75,14 @@ def test_the_four_kinds_look_different() -> None:
 def test_edges_are_the_generative_parents(load: Loader, name: str) -> None:
     model = load(name)
     spec = graph_spec(model)
-    assert sorted((e["src"], e["dst"], e["lag"]) for e in spec["edges"]) == sorted(model_edges(model))
+    states = guide_states(model)  # drawn only with the guide
+    model_only = [e for e in model_edges(model) if e[1] not in states]
+    assert sorted((e["src"], e["dst"], e["lag"]) for e in spec["edges"]) == sorted(model_only)
     for edge in spec["edges"]:
         assert not edge["guide"]
         if edge["lag"]:
-            assert (edge["style"], edge["label"]) == ("dashed", "t-1")
+            assert edge["style"] == "dashed"
+            assert edge["label"] == (f"t-{edge['lag']}" if edge["lag"] > 0 else f"t+{-edge['lag']}")
         else:
             assert (edge["style"], edge["label"]) == ("solid", "")
 
@@ -169,7 +172,7 @@ def test_render_dot_writes_source_naming_every_node(load: Loader, name: str, tmp
     source = written.read_text()
     assert source.startswith(f"digraph {name} {{")
     for node in model.nodes:
-        assert f"\t{node.name} [label=" in source
+        assert (f"\t{node.name} [label=" in source) == (node.name not in guide_states(model))
     assert [p.name for p in tmp_path.iterdir()] == [f"{name}.dot"]  # no temporary files left
 
 
@@ -412,3 +415,15 @@ def test_cli_heat_writes_an_svg_with_the_terms(root: Path, load: Loader, tmp_pat
     for node in model.nodes:
         assert f"<title>{node.name}</title>" in text
     assert f'fill="{HEAT_SCALE[-1]}"' in text
+
+
+def test_the_guide_is_drawn_with_its_own_states(load: Loader) -> None:
+    """`dgmc render --guide` of a smoothing model: the backward state the guide declares is
+    drawn, its edges and the guide's dotted, the read of the next step labelled `t+1`."""
+    spec = graph_spec(load("srnn"), guide=True)
+    assert "a" in {n["name"] for n in spec["nodes"]}
+    into_state = [e for e in spec["edges"] if e["dst"] == "a"]
+    assert into_state and all(e["guide"] and e["style"] == "dotted" for e in into_state)
+    assert ("a", "t+1") in {(e["src"], e["label"]) for e in into_state}
+    label = next(n["label"] for n in spec["nodes"] if n["name"] == "a")
+    assert "a[41] = 0" in label  # its value after the last step

@@ -119,6 +119,11 @@ def _chain_fits(ctx: Context, arg: s.Arg, chain: Draft, drafts: dict[str, Draft]
         ctx.error(arg.value.span, f"'{chain.name}' is a chain over time with a guide: a chain is summed out of the "
                   "model (the forward algorithm), so give it no guide.")
         return False
+    other = next((p for p in chain.parents if p.name == chain.name and p.lag != 1), None)
+    if other is not None:
+        ctx.error(other.span, f"'{chain.name}' reads {other.ref(ctx.time_var)}: the forward algorithm sums a chain "
+                  f"over its previous step alone, {chain.name}[{ctx.time_var}-1].")
+        return False
     readers = [(d, p) for d in drafts.values() for p in (*d.parents, *d.guide_parents) if p.name == chain.name]
     wrong = [d.name for d, p in readers
              if not ((d is chain and p.lag == 1) or (d.kind == "observed" and d.decl.time_var is not None

@@ -82,7 +82,7 @@ def render(args: argparse.Namespace) -> int:
     if args.run_dir is None and (args.method or args.width is not None):
         raise RenderError("--method and --width choose the students of a run: give --run DIR too")
     heat = None if args.run_dir is None else load_heat(args.run_dir, model, args.method or "ours", args.width)
-    print(f"wrote {render_file(model, args.out, student=args.student, heat=heat)}")
+    print(f"wrote {render_file(model, args.out, student=args.student, guide=args.guide, heat=heat)}")
     return 0
 
 

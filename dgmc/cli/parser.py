@@ -57,6 +57,8 @@ def _front_end_commands(command: Command) -> None:
     render_cmd.add_argument("-o", "--out", type=Path, required=True, metavar="OUT")
     render_cmd.add_argument("--student", action="store_true",
                             help="draw teacher and student side by side (student at the spec's first width)")
+    render_cmd.add_argument("--guide", action="store_true",
+                            help="draw the guide too: its edges dotted, and the states only it computes")
     render_cmd.add_argument("--run", type=Path, metavar="DIR", dest="run_dir",  # `run` is the command's function
                             help="colour each node by its final distillation term in this `dgmc run` directory")
     render_cmd.add_argument("--method", help="with --run: the students' method (default ours)")

@@ -12,9 +12,11 @@ Conventions (`NODE_STYLES`):
 - each label reads name (with `[t]` if time-indexed), type[size], network, then the
   fixed parameters (a root's learned ones as "free") and a recurrent node's initial value;
 - time-indexed nodes sit in a plate labelled with the step range ("t = 1..40"); an edge
-  that reads the previous step is dashed and labelled "t-1";
+  that reads another step is dashed and labelled with it ("t-1", "t+1"); one that reads
+  a fixed step of a sequence is labelled with the step ("40");
 - guide edges are off by default; with `guide=True` they are dotted, in `GUIDE_COLOR`,
-  and do not move the layout (graphviz `constraint=false`).
+  and do not move the layout (graphviz `constraint=false`); the states only the guide
+  computes (a backward RNN) are drawn with them, their edges as guide edges.
 
 Heat (`dgmc render --run`, values from `dgmc.report.heat`): each node with a distillation term
 gets a "heat" entry, a line "L = 0.0421" and a fill on a white-to-red scale (`HEAT_SCALE`)
@@ -35,7 +37,7 @@ import graphviz
 
 from ..core.errors import RenderError
 from ..core.files import write_bytes
-from ..ir import Model, Node
+from ..ir import Model, Node, Parent, order
 from ..networks import Network
 
 if TYPE_CHECKING:
@@ -134,7 +136,10 @@ def _add_model(spec: Spec, model: Model, tag: str, outer: str | None, width: flo
         time_cluster = "_".join(filter(None, ("cluster", tag, "time")))
         _add_cluster(spec, time_cluster, f"{model.time.var} = {model.time.first}..{model.time.last}", outer)
     clusters = {c["name"]: c for c in spec["clusters"]}
+    guide_states = order.guide_states(model)  # drawn with the guide, in the guide's colour
     for name in model.order:
+        if name in guide_states and not guide:
+            continue
         node = model.node(name)
         cluster = time_cluster if node.timed else outer
         node_id = prefix + name
@@ -147,15 +152,18 @@ def _add_model(spec: Spec, model: Model, tag: str, outer: str | None, width: flo
         if cluster is not None:
             clusters[cluster]["nodes"].append(node_id)
         for parent in node.parents:
-            spec["edges"].append(_edge(model, prefix + parent.name, node_id, parent.lag, False))
+            spec["edges"].append(_edge(model, prefix, parent, node_id, name in guide_states))
         for parent in node.guide.parents if guide and node.guide else ():
-            spec["edges"].append(_edge(model, prefix + parent.name, node_id, parent.lag, True))
+            spec["edges"].append(_edge(model, prefix, parent, node_id, True))
 
 
-def _edge(model: Model, src: str, dst: str, lag: int, guide: bool) -> Spec:
+def _edge(model: Model, prefix: str, parent: Parent, dst: str, guide: bool) -> Spec:
+    """An edge, labelled with the step it reads when not the current one (`t-1`, `t+1`,
+    or one fixed step such as `40`)."""
     var = model.time.var if model.time else "t"
-    style = "dotted" if guide else ("dashed" if lag else "solid")
-    return {"src": src, "dst": dst, "lag": lag, "style": style, "label": f"{var}-1" if lag else "",
+    label = parent.ref(var)[len(parent.name) + 1:-1] if parent.lag or parent.at is not None else ""
+    style = "dotted" if guide else ("dashed" if parent.lag else "solid")
+    return {"src": prefix + parent.name, "dst": dst, "lag": parent.lag, "style": style, "label": label,
             "color": GUIDE_COLOR if guide else "black", "guide": guide}
 
 
@@ -169,7 +177,7 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
     if params := _params_label(node):
         lines.append(params)
     if node.init is not None and model.time is not None:
-        lines.append(f"{node.name}[{model.time.first - 1}] = {_value(node.init)}")
+        lines.append(f"{model.initial_name(node.name)} = {_value(node.init)}")
     if node.initial is not None and model.time is not None:
         drawn = ", ".join(f"{k}={_value(v)}" for k, v in node.initial.items())
         lines.append(f"{model.initial_name(node.name)} ~ {node.type}({drawn})")

@@ -266,3 +266,26 @@ def elbo(out: Path, names: list[str]) -> str:
                 lines.append(f"| {name} | width {width:g} | {label} | {stat(own)} | {stat(borrowed)} | "
                              f"{'yes' if finite else 'no'} |")
     return ("Teachers' test -ELBO: " + ", ".join(teachers) + ".\n\n" if teachers else "") + "\n".join(lines)
+
+
+def semi_supervised(out: Path, m2: str = "m2", baseline: str = "classifier_tenth") -> str:
+    """M2's classifier q(y | x) against the same network trained on the labelled tenth
+    alone: the teachers' test accuracy, and each student's (a distilled guide classifies
+    too)."""
+    found = {name: rows for name, rows, _ in runs(out, (m2, baseline))}
+    if set(found) != {m2, baseline}:
+        return "Not run yet: `python bench/results.py --only m2 classifier_tenth`."
+    key = "test_accuracy[y]"
+    teacher, alone = found[m2][0][key], found[baseline][0][key]
+    lines = [f"Test accuracy on the digits' test rows (labels kept in 10% of the training rows): M2's q(y | x) "
+             f"{teacher:.1%}, the same network trained on the labelled tenth alone {alone:.1%} "
+             f"({'+' if teacher >= alone else ''}{(teacher - alone) * 100:.1f} points).", "",
+             "| model | method | width | seeds | test accuracy |", "|---|---|---|---|---|",
+             f"| M2 teacher | | 1 | 1 | {teacher:.1%} |", f"| classifier on the tenth | | 1 | 1 | {alone:.1%} |"]
+    for width in _widths(found[m2]):
+        for method in _methods(found[m2]):
+            values = [r[key] for r in found[m2][1:] if r["width"] == width and r["method"] == method and key in r]
+            if values:
+                lines.append(f"| M2 student | {method} | {width:g} | {len(values)} | "
+                             f"{stat([100 * v for v in values])} % |")
+    return "\n".join(lines)

@@ -64,6 +64,8 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     "vrnn_lambda": ["run", "specs/vrnn.dgm", "--widths", "0.25", "--methods", "ours", "--lambdas", "0.1", "1"],
     "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],
     # convolutions gain from a second thread, so these are best run alone (--only conv_vae --jobs 1)
+    "m2": ["run", "specs/m2.dgm", "--methods", "ours", "local", "scratch"],
+    "classifier_tenth": ["run", "specs/classifier_tenth.dgm", "--methods", "ours", "scratch"],
     "conv_vae": ["run", "specs/conv_vae.dgm", "--threads", "2"],
     "conv_hvae": ["run", "specs/conv_hvae.dgm", "--threads", "2"],
     # staged vs ours vs local on the two-level conv VAE's smallest students (where ours and local differ)
@@ -323,6 +325,7 @@ def main() -> None:
     text = fill(text, "hm_exact", findings.helmholtz(out))
     text = fill(text, "stage", findings.stage(out, STAGES))
     text = fill(text, "elbo", findings.elbo(out, finished))
+    text = fill(text, "semi", findings.semi_supervised(out))
     drawn = [] if args.report_only else names  # the pictures are drawn by the invocation that ran
     if "hm" in drawn:
         hm_figure(out)

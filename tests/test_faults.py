@@ -208,7 +208,7 @@ def _bad_inputs(folder: Path) -> dict[str, Path]:
 
 _REFUSED = {  # what is wrong: (how the command changes, what it says)
     "spec": (lambda a, m: [a[0], str(m["spec"]), *a[2:]], "Syntax error in"),
-    "data": (lambda a, m: [*a, "--data", str(m["nan"])], "holds a value that is not finite"),
+    "data": (lambda a, m: [*a, "--data", str(m["nan"])], "holds a value that is missing or not finite"),
     "plugin": (lambda a, m: [*a, "--plugin", "no_such_dgmc_plugin"], "no module named 'no_such_dgmc_plugin'"),
     "teacher": (lambda a, m: [*a, "--teacher", str(m["teacher"])], "is truncated or damaged"),
     "stage": (lambda a, m: [*a, "--stage", "2"], "--stage is the share of the steps"),

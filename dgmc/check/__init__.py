@@ -18,7 +18,7 @@ from .data import check_data
 from .edges import add_edges, add_inits, default_network
 from .graph import check_cycles, warn_unobserved
 from .nodes import declare_consts, declare_nodes, declare_time
-from .recipes import check_distill, check_train
+from .recipes import check_bound, check_distill, check_train
 from .shapes import check_shapes
 
 
@@ -37,6 +37,7 @@ def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diag
     data = check_data(ctx, spec, drafts, time)
     # A data statement that did not check is reported there, not again as a missing one.
     train = check_train(ctx, spec, drafts, bool(stmts_of(spec, s.DataStmt)))
+    check_bound(ctx, spec, drafts, data, train)
     distill = check_distill(ctx, spec, drafts, train)
     rank = {name: i for i, name in enumerate(drafts)}
     check_cycles(ctx, drafts, rank)

@@ -29,10 +29,11 @@ def check_data(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], time: ir.Ti
     _all_bound(ctx, stmt, dataset, drafts)
     classes = _classes(ctx, options.get("classes"), dataset)
     test_fraction = _test_fraction(ctx, options.get("test_fraction"))
+    labelled = _labelled(ctx, options.get("labelled"), dataset, bindings)
     if dataset is None:
         return None
     return ir.Data(dataset=dataset.name, flags=flags, classes=classes, test_fraction=test_fraction,
-                   bindings=bindings, span=stmt.span)
+                   labelled=labelled, bindings=bindings, span=stmt.span)
 
 
 def _all_bound(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None, drafts: dict[str, Draft]) -> None:
@@ -81,13 +82,14 @@ def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None, drafts: d
         transform = _transform(ctx, binding.source) if isinstance(binding.source, s.Transform) else (None, {})
         if draft is None:
             ctx.unknown("node", binding.node, drafts, listed=False)
-        elif draft.kind not in ("observed", "input"):
-            ctx.error(binding.node.span, f"'{draft.name}' is {draft.kind}: only observed and input "
-                      "nodes take data.")
+        elif not _takes_data(draft):
+            why = "has no guide to infer it where the data miss it" if draft.kind == "latent" else "is deterministic"
+            ctx.error(binding.node.span, f"'{draft.name}' {why}: observed and input nodes take data, and latents "
+                      "whose guide infers them where a value is missing.")
         elif draft.name in bindings:
             ctx.error(binding.span, f"'{draft.name}' is already bound to '{bindings[draft.name].label}'.")
         if (draft is None or len(columns) < len(binding.columns) or transform[0] is False
-                or draft.kind not in ("observed", "input") or draft.name in bindings):
+                or not _takes_data(draft) or draft.name in bindings):
             continue
         bound = ir.Binding(node=draft.name, columns=tuple(c.text for c in columns), transform=transform[0],
                            args=transform[1], span=binding.span)
@@ -95,6 +97,12 @@ def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None, drafts: d
         if dataset is not None and dataset.name != ir.FILE_DATASET:  # a file's columns: known when it is read
             _fits(ctx, binding, bound, draft, dataset, time, flags)
     return bindings
+
+
+def _takes_data(draft: Draft) -> bool:
+    """Observed and input nodes take data; a latent with a guide may too (observed where
+    present, inferred where missing)."""
+    return draft.kind in ("observed", "input") or (draft.kind == "latent" and bool(draft.guide_parents))
 
 
 def _column_exists(ctx: Context, column: s.Name, dataset: Dataset | None) -> bool:
@@ -190,6 +198,27 @@ def _classes(ctx: Context, arg: s.Arg | None, dataset: Dataset | None) -> tuple[
         elif value is not None:
             chosen.append(value)
     return tuple(chosen)
+
+
+def _labelled(ctx: Context, arg: s.Arg | None, dataset: Dataset | None, bindings: dict[str, ir.Binding]) -> float:
+    """`labelled = 0.1`: a share in (0, 1] of the training rows that keep their labels, for
+    a dataset whose labels (one-hot columns) feed a node."""
+    if arg is None:
+        return 1.0
+    value = ctx.number(arg.value, "labelled")
+    if value is None or not 0 < value <= 1:
+        if value is not None:
+            ctx.error(arg.value.span, f"labelled is a share of the training rows, in (0, 1], not {value:g}.")
+        return 1.0
+    labels = [c for c, column in (dataset.columns.items() if dataset else ()) if column.domain == "onehot"]
+    if dataset is not None and dataset.name != ir.FILE_DATASET and \
+            not any(set(b.columns) & set(labels) for b in bindings.values()):
+        ctx.error(arg.span, f"labelled hides class labels, but no node is bound to a label column of "
+                  f"{dataset.name}{' (' + ', '.join(labels) + ')' if labels else ''}.")
+    if dataset is not None and dataset.name == ir.FILE_DATASET:
+        ctx.error(arg.span, "labelled hides a registered dataset's labels; in a data file, leave the missing "
+                  "values empty (NaN) instead.")
+    return float(value)
 
 
 def _test_fraction(ctx: Context, arg: s.Arg | None) -> float:

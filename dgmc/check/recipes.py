@@ -16,7 +16,7 @@ from ..losses.divergences import DIVERGENCES
 from ..losses.methods import METHODS
 from ..networks import NETWORKS
 from ..training.objectives import OBJECTIVES
-from .context import LEARNED, Context, scalars, single
+from .context import LEARNED, Context, scalars, single, stmts_of
 from .edges import DEFAULT_NET_NAME, network
 from .nodes import Draft
 
@@ -46,11 +46,41 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
                       f"so >= 0, not {free_bits:g}.")
         elif free_bits is not None:
             values["free_bits"] = float(free_bits)
+    if "alpha" in args:
+        alpha = ctx.number(args["alpha"].value, "alpha")
+        if alpha is not None and alpha < 0:
+            ctx.error(args["alpha"].value.span, f"alpha weighs the guide's log-probability of the values the data "
+                      f"give, so >= 0, not {alpha:g}.")
+        elif alpha is not None:
+            values["alpha"] = float(alpha)
     listing = args["enumerate"].value if "enumerate" in args else s.ListValue(items=(), span=stmt.span)
     summed = _enumerated(ctx, args["enumerate"], drafts) if "enumerate" in args else ()
     listed = {v.text for v in scalars(listing) if isinstance(v, s.Name)}
     _objective_fits(ctx, stmt, drafts, listed)  # a name refused above is not also reported as unguided
     return ir.Train(objective=objective, span=stmt.span, enumerate=summed, **values)
+
+
+def check_bound(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], data: ir.Data | None,
+                train: ir.Train | None) -> None:
+    """A latent bound to data is observed where its value is present and inferred where it
+    is missing: `elbo` sums it out there under its guide (`enumerate`); `alpha` weighs the
+    guide's log-probability of the present values, so it needs such a latent."""
+    bound = [n for n in (data.bindings if data else {}) if drafts[n].kind == "latent"]
+    stmts = stmts_of(spec, s.TrainStmt)
+    stmt = stmts[0] if stmts else None
+    for name in bound:
+        span = data.bindings[name].span
+        if train is None or train.objective != "elbo":
+            ctx.error(span, f"'{name}' is a latent bound to data: train with elbo, which infers it where the data "
+                      "miss it.")
+        elif name not in train.enumerate:
+            ctx.error(span, f"'{name}' is a latent bound to data: the ELBO sums it out where the data miss it, so "
+                      f"list it in enumerate (train elbo(enumerate = [{name}])); a continuous latent bound to data "
+                      "is not supported.")
+    if train is not None and train.alpha and not bound and stmt is not None:
+        arg = next(a for a in stmt.args if a.key is not None and a.key.text == "alpha")
+        ctx.error(arg.span, "alpha weighs the guide's log-probability of a latent's values where the data give "
+                  "them, but no latent is bound to data.")
 
 
 MAX_CONFIGURATIONS = 1024

@@ -67,9 +67,10 @@ def register_dataset(dataset: Dataset, *, replace: bool = False) -> Dataset:
 
 FLAGS = ("binarize", "scale", "standardize")
 
-DATA_OPTIONS = ("classes", "test_fraction")
+DATA_OPTIONS = ("classes", "test_fraction", "labelled")
 """Keyword options every dataset takes: `classes = [0, 1]` keeps only those labels;
-`test_fraction = 0.2` sets the held-out share."""
+`test_fraction = 0.2` sets the held-out share; `labelled = 0.1` keeps the class labels
+(the one-hot columns) in that share of the training rows and hides them in the rest."""
 
 
 

@@ -63,6 +63,8 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
     parts: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] = ({}, {})
     for name, binding in data.bindings.items():
         prepared = _bound(model, table, binding, train_rows, test_rows)
+        if data.labelled < 1 and _is_label(model, binding):
+            prepared = (_hide(prepared[0], data.labelled, split_seed), prepared[1])
         for part, values in zip(parts, prepared, strict=True):
             part[name] = torch.from_numpy(values.astype(np.float32))
     if labels is None:
@@ -141,27 +143,31 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
     import numpy as np
 
     node = model.node(binding.node) if model.has(binding.node) else None
-    if node is None or node.kind not in ("observed", "input"):
+    if node is None or not (node.kind in ("observed", "input") or model.may_miss(node.name)):
         what = f"is {node.kind}" if node else "is not in the model"
-        raise DataError(f"The data binding of '{binding.node}' {what}: only observed and input nodes take data.")
+        raise DataError(f"The data binding of '{binding.node}' {what}: only observed and input nodes take data "
+                        "(and latents with a guide).")
     values = np.concatenate([_column(model, table, binding, c) for c in binding.columns], axis=1)
     transform = _transform_of(model, table, binding)
+    missing = np.isnan(values).any(axis=1)  # a row missing a value misses the node's (see `_column`)
+    values[missing] = np.nan
     train, test = values[train_rows], values[test_rows]
     if transform is not None:
         integers = TRANSFORMS[transform].integers
         if integers:
-            _check(model, table, binding, values, np.isclose(values, np.round(values)) & (values >= 0),
+            whole = np.isclose(values, np.round(values)) & (values >= 0)
+            _check(model, table, binding, values, whole | missing[:, None],
                    f"{transform} needs class numbers (0, 1, 2 and so on)")
-        train, test = TRANSFORMS[transform].apply(train, test, dict(_args_of(model, table, binding)))
+        train, test = _present_only(TRANSFORMS[transform].apply, train, test, dict(_args_of(model, table, binding)))
     shape = _shape(model, table, binding, node, train.shape[1])
     train, test = train.reshape(len(train), *shape), test.reshape(len(test), *shape)
-    domain = FAMILIES[node.type].domain if node.kind == "observed" else NODE_DOMAINS[node.type]
+    domain = FAMILIES[node.type].domain if node.family is not None else NODE_DOMAINS[node.type]
     everything = np.empty((table.rows, *shape))
     everything[train_rows], everything[test_rows] = train, test
     kept = np.zeros(table.rows, dtype=bool)
     kept[train_rows] = kept[test_rows] = True
     inside = DOMAINS[domain].contains(everything)
-    inside = inside.reshape(table.rows, -1).all(axis=1) | ~kept
+    inside = inside.reshape(table.rows, -1).all(axis=1) | ~kept | missing
     fix = fix_for(binding.node, binding.columns, domain) if transform is None or \
         TRANSFORMS[transform].domain != domain else ""
     _check(model, table, binding, everything, inside, f"{node.type} needs values that are {DOMAINS[domain].doc}",
@@ -169,8 +175,52 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
     return train, test
 
 
+def _is_label(model: ir.Model, binding: ir.Binding) -> bool:
+    """Whether the binding reads a registered dataset's labels (its one-hot columns)."""
+    dataset = DATASETS.get(model.data.dataset)
+    return dataset is not None and any(dataset.columns.get(c) is not None and dataset.columns[c].domain == "onehot"
+                                       for c in binding.columns)
+
+
+def _hide(train: np.ndarray, labelled: float, split_seed: int) -> np.ndarray:
+    """The training values with all but a `labelled` share of the rows (at least one,
+    chosen by a shuffle seeded by the split's seed) missing: NaN."""
+    import numpy as np
+
+    kept = max(1, round(len(train) * labelled))
+    hidden = np.random.default_rng(split_seed + 1).permutation(len(train))[kept:]
+    train = train.copy()
+    train[hidden] = np.nan
+    return train
+
+
+def _why_not_missing(model: ir.Model, name: str) -> str:
+    """Why the node cannot miss a value (`ir.Model.may_miss`)."""
+    node = model.node(name) if model.has(name) else None
+    if node is None or model.may_miss(name):
+        return ""
+    if node.kind == "latent":
+        return f": '{name}' has no guide to infer it where the data miss it"
+    if node.kind == "input":
+        return f": the input '{name}' is given in every row"
+    return f": other nodes or the guide read '{name}', so every row needs its value"
+
+
+def _present_only(apply, train: np.ndarray, test: np.ndarray, args: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A transform of the rows that hold values (its statistics from those alone); the
+    missing rows stay missing, as wide as the result."""
+    import numpy as np
+
+    have_train, have_test = ~np.isnan(train).any(axis=1), ~np.isnan(test).any(axis=1)
+    done_train, done_test = apply(train[have_train], test[have_test], args)
+    out = [np.full((len(rows), done.shape[1]), np.nan) for rows, done in ((train, done_train), (test, done_test))]
+    out[0][have_train], out[1][have_test] = done_train, done_test
+    return out[0], out[1]
+
+
 def _column(model: ir.Model, table: Table, binding: ir.Binding, name: str) -> np.ndarray:
-    """One column as float64 [N, width], finite."""
+    """One column as float64 [N, width], finite (or NaN, a missing value, in a column
+    bound to a node that may miss values: `ir.Model.may_miss`)."""
     import numpy as np
 
     if name not in table.columns:
@@ -179,10 +229,13 @@ def _column(model: ir.Model, table: Table, binding: ir.Binding, name: str) -> np
                                    f"{did_you_mean(name, table.columns)}")
     values = np.asarray(table.columns[name], dtype=np.float64).reshape(table.rows, -1)
     finite = np.isfinite(values).all(axis=1)
+    if model.may_miss(binding.node):
+        finite |= np.isnan(values).all(axis=1)
     if not finite.all():
         row = int(np.argmax(~finite))
         _fail(model, binding.span, f"In {_name(table)}, {table.where(row)}, column '{name}' holds a value that is "
-                                   f"not finite (NaN or Inf){_how_many(int((~finite).sum()))}.")
+                                   f"missing or not finite (an empty cell, NaN or Inf){_how_many(int((~finite).sum()))}"
+                                   f"{_why_not_missing(model, binding.node)}.")
     return values
 
 

@@ -79,10 +79,39 @@ def exact_metrics(module: CompiledModel, data: Mapping[str, Tensor]) -> dict[str
     """The reported `test_exact_nll` of teachers and students (-log p per example of
     `data`, exactly) where the model allows it; where its latents are enumerable but too
     many, `test_exact_nll_skipped` says why instead (the report repeats it); else nothing."""
+    accuracy = label_accuracy(module, data)
     if enumerable(module):
-        return {"test_exact_nll": -float(exact_log_likelihood(module, data).mean())}
+        return {"test_exact_nll": -float(exact_log_likelihood(module, data).mean()), **accuracy}
     too_many = _too_many(module)
-    return {} if too_many is None else {"test_exact_nll_skipped": too_many}
+    return accuracy if too_many is None else {"test_exact_nll_skipped": too_many, **accuracy}
+
+
+def label_accuracy(module: CompiledModel, data: Mapping[str, Tensor]) -> dict[str, float]:
+    """`test_accuracy[y]` for each one-hot node bound to data that the model predicts: a
+    latent bound to labels from its guide's q(y | ...) with the labels hidden (M2's
+    classifier), an observed node from p(y | inputs) (a classifier): the share of the rows
+    with a label whose most probable class is it."""
+    model, found = module.ir, {}
+    latents = [n for n in model.bound_latents() if model.node(n).family.event]
+    observed = [n.name for n in model.of_kind("observed") if n.family.event and n.parents
+                and all(model.node(p.name).kind == "input" for p in n.parents)]
+    if not (latents or observed) or not all(n in data for n in (*latents, *observed)):
+        return found
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        if latents:
+            guide = module.infer({k: v for k, v in data.items() if k not in latents}, generator=generator)
+        if observed:
+            inputs = {n.name: data[n.name] for n in model.of_kind("input")}
+            model_trace = module.sample(next(iter(data.values())).shape[0], inputs, generator)
+    for name in (*latents, *observed):
+        trace = guide if name in latents else model_trace
+        labels = data[name]
+        there = ~torch.isnan(labels).any(-1)
+        predicted = module.distribution(name, trace.params[name]).probs.argmax(-1)
+        if there.any():
+            found[f"test_accuracy[{name}]"] = float((predicted[there] == labels[there].argmax(-1)).float().mean())
+    return found
 
 
 def _too_many(module: CompiledModel) -> str | None:

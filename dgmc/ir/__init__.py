@@ -143,6 +143,9 @@ class Data(Frozen):
     flags: tuple[str, ...] = ()
     classes: tuple[int, ...] | None = None
     test_fraction: float = 0.2
+    labelled: float = 1.0
+    """The share of the training rows that keep their class labels (a registered
+    dataset's one-hot columns); the others lose them, for semi-supervised learning."""
     bindings: dict[str, Binding] = {}
     source: str | None = None
     digest: str | None = None
@@ -166,6 +169,9 @@ class Train(Frozen):
     lr: float
     warmup: int = 0
     free_bits: float = 0.0
+    alpha: float = 0.0
+    """The weight of -log q(y | ...) on the rows where a latent bound to data is present
+    (M2's classification term, Kingma et al. 2014); 0: none."""
     weight_decay: float
     enumerate: tuple[str, ...] = ()
     """Discrete latents the ELBO sums over every joint value of: weighted by the guide's
@@ -231,6 +237,23 @@ class Model(Frozen):
 
     def of_kind(self, *kinds: NodeKind) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.kind in kinds)
+
+    def bound_latents(self) -> tuple[str, ...]:
+        """Latents bound to data (with a guide): observed in the rows that hold their
+        value, inferred in the rows that miss it (the labels of semi-supervised M2)."""
+        bound = self.data.bindings if self.data else {}
+        return tuple(n.name for n in self.of_kind("latent") if n.name in bound)
+
+    def may_miss(self, name: str) -> bool:
+        """Whether a node bound to data may lack its value in some rows: a latent with a
+        guide (inferred there), or an observed node that no other node and no guide reads
+        (its likelihood term is dropped there, which is exact: nothing depends on it)."""
+        node = self.node(name)
+        if node.kind == "latent":
+            return node.guide is not None
+        readers = [n for n in self.nodes for p in (*n.parents, *(n.guide.parents if n.guide else ()))
+                   if p.name == name]
+        return node.kind == "observed" and not readers
 
     def summed_out(self) -> tuple[str, ...]:
         """The latents the ELBO sums out of the model (`train elbo(enumerate = ...)` on a

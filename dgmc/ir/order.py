@@ -152,8 +152,9 @@ def _problems(model: Model):
     if set(model.distill.divergences) != expected:
         yield "divergences do not cover exactly the latent and observed nodes"
     for name in model.data.columns if model.data else ():
-        if not model.has(name) or model.node(name).kind not in ("observed", "input"):
-            yield f"data column bound to {name!r}, which is not an observed or input node"
+        if not model.has(name) or not (model.node(name).kind in ("observed", "input") or
+                                       (model.node(name).kind == "latent" and model.node(name).guide)):
+            yield f"data column bound to {name!r}, which is not an observed or input node nor a guided latent"
 
 
 def _node_problems(model: Model, node, position: dict[str, int]):

@@ -40,6 +40,8 @@ def report(model: ir.Model, rows: list[dict], quick: bool, out: Path, results: d
     objective = "-ELBO" if model.of_kind("latent") else "NLL"
     exact = f", exact test NLL {_number(teacher['test_exact_nll'])}" if "test_exact_nll" in teacher else ""
     skipped = teacher.get("test_exact_nll_skipped")
+    exact += "".join(f", test accuracy of {k[len('test_accuracy['):-1]} {teacher[k]:.1%}" for k in teacher
+                     if k.startswith("test_accuracy["))
     intro = (f"Dataset: {model.data.dataset if model.data else '-'}. Teacher: {teacher['parameters']:,} generative "
              f"parameters, test {objective} {_number(teacher['test_objective'])} per example{exact} "
              f"({teacher['steps']} steps)." + (f" Exact test NLL not computed: {skipped}." if skipped else ""))
@@ -72,6 +74,8 @@ def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[
     optional = {"test_objective_teacher_guide": f"test {objective} (teacher's guide)",
                 "test_exact_nll": "test NLL (exact)", "dead_units": "dead units", "dead_layers": "dead layers",
                 "revived": "revived"}
+    labels = [key for row in rows[1:] for key in row if key.startswith("test_accuracy[")]
+    optional.update((key, key.replace("test_accuracy", "test accuracy")) for key in dict.fromkeys(labels))
     extra = [key for key in optional if any(key in row for row in rows[1:])]
     head = ["student", "method", "#params", f"test {objective}", *[optional[key] for key in extra],
             "L (fidelity)", *[f"L[{n}]" for n in nodes]]
@@ -89,6 +93,9 @@ def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[
             "on 1024 fresh noise draws, and their unweighted sum. #params: generative networks only."
             + (" test NLL (exact): -log p of the test split per example with the discrete latents summed out, "
                "which no guide blurs." if "test_exact_nll" in extra else "")
+            + (" test accuracy: the share of the labelled test rows whose most probable class, under the guide "
+               "(a latent bound to labels) or the model given its inputs, is their label." if any(
+                   k.startswith("test_accuracy[") for k in extra) else "")
             + (" dead units: ReLU units of the student's networks that are zero on a whole probe batch of 1024 "
                "teacher samples at the end; dead layers: layers all of whose units are dead (a node cut off from "
                "its parents)." if "dead_units" in extra else "")

@@ -46,7 +46,9 @@ specs that do not use them keep loading."""
 _PARENT_ADDED = ("at",)
 """Edge fields added since, hashed only when set (a static node reading one step of a
 sequence)."""
-_TRAIN_ADDED = {"enumerate": []}
+_DATA_ADDED = {"labelled": 1.0}
+"""Data options added since, hashed only when not at their default (every label kept)."""
+_TRAIN_ADDED = {"enumerate": [], "alpha": 0.0}
 """Training settings added since, hashed only when not at their default (nothing summed
 out): the teachers of specs that do not use them keep loading."""
 _PARAMS_ADDED = {"Categorical": {"logits": ("computed",)}}
@@ -61,7 +63,8 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     distillation settings (its networks, divergences, optimiser). Without source spans:
     reformatting a spec keeps its checkpoints."""
     dump = without_spans(model.model_dump(mode="json", include={"name", "time", "nodes", "data", "train", "distill"}))
-    data = {k: v for k, v in (dump["data"] or {}).items() if k != "source"}  # the file's digest, not its path
+    data = {k: v for k, v in (dump["data"] or {}).items()  # the file's digest, not its path
+            if k != "source" and (k not in _DATA_ADDED or v != _DATA_ADDED[k])}
     train = {k: v for k, v in (dump["train"] or {}).items() if k not in _TRAIN_ADDED or v != _TRAIN_ADDED[k]} \
         if dump["train"] else None
     found = {"model name": dump["name"], "time": dump["time"], "data": data, "train": train}

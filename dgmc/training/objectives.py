@@ -50,12 +50,38 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
                 guide: CompiledModel | None = None) -> dict[str, Tensor]:
     """-log p of every observed node and the ELBO's term of every latent, per batch row
     (`_sampled_parts`), with the latents the spec sums out summed over every joint value
-    (`summed`)."""
+    (`summed`). Values missing from the batch (NaN rows, `present`) drop an observed
+    node's term there and leave a latent bound to data to be inferred there; its rows
+    with a value add `class[NAME]`, the guide's -log q of it (`alpha` weighs it)."""
+    batch, present = present_rows(model.ir, batch)
     if not model.ir.train or not model.ir.train.enumerate:
-        return _sampled_parts(model, batch, generator, guide)
-    if model.ir.summed_chain():
-        return chain_summed_out(model, batch, generator, guide, _parts_and_trace)
-    return summed_out(model, batch, generator, guide, _sampled_parts)
+        parts = _sampled_parts(model, batch, generator, guide)
+    elif model.ir.summed_chain():
+        parts = chain_summed_out(model, batch, generator, guide, _parts_and_trace)
+    else:
+        parts = summed_out(model, batch, generator, guide, _sampled_parts, present)
+    for name, there in present.items():
+        if f"nll[{name}]" in parts:
+            parts[f"nll[{name}]"] = torch.where(there, parts[f"nll[{name}]"], 0)
+    return parts
+
+
+def present_rows(model: ir.Model, batch: Batch) -> tuple[Batch, dict[str, Tensor]]:
+    """The batch with its missing values (NaN rows of a node that may miss them) set to
+    0, and per such node the rows that hold a value."""
+    present = {}
+    for name, value in batch.items():
+        if model.has(name) and model.may_miss(name):
+            missing = torch.isnan(value).flatten(1).any(1)
+            if missing.any():
+                present[name] = ~missing
+                batch = {**batch, name: torch.where(missing.view(-1, *[1] * (value.dim() - 1)), 0, value)}
+    return batch, present
+
+
+def _bound_only(parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The ELBO's own terms: without the classification terms that `alpha` adds."""
+    return {k: v for k, v in parts.items() if not k.startswith("class[")}
 
 
 def _sampled_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
@@ -116,15 +142,20 @@ def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
     parts = {k: v.mean() for k, v in _elbo_parts(model, batch, generator).items()}
     floors = {f"kl[{n.name}]": free_bits * n.size * (model.ir.time.steps if n.timed else 1)
               for n in model.ir.of_kind("latent")} if free_bits else {}
-    loss = sum(beta * v.clamp(min=floors.get(k, 0.0)) if k.startswith("kl") else v for k, v in parts.items())
-    return loss, {**_detached(parts), "-elbo": sum(parts.values()).detach()}
+    alpha = model.ir.train.alpha if model.ir.train else 0.0
+    loss = sum(beta * v.clamp(min=floors.get(k, 0.0)) if k.startswith("kl") else alpha * v if k.startswith("class[")
+               else v for k, v in parts.items())
+    return loss, {**_detached(parts), "-elbo": sum(_bound_only(parts).values()).detach()}
 
 
 def negative_elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
                   guide: CompiledModel | None = None) -> float:
-    """-ELBO per example (beta = 1), without gradient: the reported objective."""
+    """-ELBO per example (beta = 1), without gradient: the reported objective. Latents
+    bound to data are inferred on every row (their values left out), so that it bounds
+    -log p of the observed nodes alone, comparable with and without labels."""
+    hidden = {k: v for k, v in batch.items() if k not in model.ir.bound_latents()}
     with torch.no_grad():
-        return float(sum(v.mean() for v in _elbo_parts(model, batch, generator, guide).values()))
+        return float(sum(v.mean() for v in _bound_only(_elbo_parts(model, hidden, generator, guide)).values()))
 
 
 def _wake_sleep_parts(model: CompiledModel, batch: Batch, generator: Generator | None) -> Terms:
@@ -154,12 +185,15 @@ def wake_sleep(model: CompiledModel, batch: Batch, generator: Generator | None =
 
 def _mle_parts(model: CompiledModel, batch: Batch, generator: Generator | None) -> Terms:
     """-log p of each observed node given the inputs, batch means: the generated
-    `mle_parts` unless the model interprets."""
-    if not model.interpret:
+    `mle_parts` unless the model interprets or values are missing (a node's term is
+    dropped on the rows that miss it: those count as 0 in its mean)."""
+    batch, present = present_rows(model.ir, batch)
+    if not model.interpret and not present:
         return model.mle_parts(batch, generator)
     observed = {n.name: batch[n.name] for n in model.ir.of_kind("observed")}
     p = model.run({}, inputs=inputs_of(model.ir, batch), given=observed)
-    return {f"nll[{n}]": -model.log_prob(n, p).mean() for n in observed}
+    return {f"nll[{n}]": -torch.where(present[n], model.log_prob(n, p), 0).mean() if n in present
+            else -model.log_prob(n, p).mean() for n in observed}
 
 
 def mle(model: CompiledModel, batch: Batch, generator: Generator | None = None,
@@ -198,7 +232,7 @@ class Objective:
 OBJECTIVES: Registry[Objective] = Registry("objective")
 for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
-              discrete_latents=False, options=("warmup", "free_bits", "enumerate"), parts="elbo_parts"),
+              discrete_latents=False, options=("warmup", "free_bits", "enumerate", "alpha"), parts="elbo_parts"),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
               "(discrete latents)", latents=True, learns_initial=False, parts="wake_sleep_parts"),
     Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False,

@@ -30,7 +30,7 @@ Parts = Callable[..., dict[str, "Tensor"]]
 
 
 def summed_out(model: CompiledModel, batch: Batch, generator: Generator | None, guide: CompiledModel | None,
-               sampled: Parts) -> dict[str, Tensor]:
+               sampled: Parts, present: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """The ELBO with the spec's `enumerate` latents summed over their joint values: the
     batch runs once per value (on the same guide noise), and the rows are combined as
     sum_g q(g | x) log sum_m exp(L(g, m)), g the values of the latents with a guide
@@ -43,14 +43,22 @@ def summed_out(model: CompiledModel, batch: Batch, generator: Generator | None, 
     outside = [n for n in model.ir.train.enumerate if terms[n].summed == "model"]
     rows = next(iter(batch.values())).shape[0]
     grid = _joint_values(model, guided + outside)
+    given = {n: (batch[n], present[n]) for n in guided if present and n in present and n in batch}
     count = len(next(iter(grid.values())))
     count_g = math.prod(model.families[n].support_size(model.ir.node(n).size) for n in guided)
     expanded = {k: _tiled(v, count) for k, v in batch.items()}
     expanded.update({n: values.repeat_interleave(rows, 0) for n, values in grid.items()})
     parts = sampled(model, expanded, generator, guide, _shared_noise(guide or model, rows, count, generator))
-    log_q = [parts.pop(f"logq[{n}]").reshape(count_g, -1, rows)[:, 0] for n in guided]
-    weight_g = torch.stack(log_q).sum(0).exp() if guided else model._anchor.new_ones(1, rows)  # q(g | x)
+    log_q = {n: parts.pop(f"logq[{n}]").reshape(count_g, -1, rows)[:, 0] for n in guided}  # [guided values, rows]
     shaped = {k: v.reshape(count_g, -1, rows) for k, v in parts.items()}
+    classified = {}
+    for name, (value, there) in given.items():  # observed where present: one-hot weight, no log q
+        match = _matches(grid[name].reshape(count_g, -1, grid[name].shape[-1])[:, 0], value)  # [guided values, rows]
+        classified[f"class[{name}]"] = -torch.where(match & there, log_q[name], 0).sum(0)
+        shaped[f"kl[{name}]"] = shaped[f"kl[{name}]"] - torch.where(there, log_q[name], 0).unsqueeze(1)
+        chosen = torch.zeros_like(log_q[name]).masked_fill(~match, -math.inf)
+        log_q[name] = torch.where(there, chosen, log_q[name])
+    weight_g = torch.stack(list(log_q.values())).sum(0).exp() if guided else model._anchor.new_ones(1, rows)
     bound = -sum(shaped.values())  # L(g, m) per row: [guided values, outside values, rows]
     responsibility = bound.softmax(1)  # p(m | g, x, z)
     weight = weight_g.unsqueeze(1) * responsibility
@@ -62,7 +70,13 @@ def summed_out(model: CompiledModel, batch: Batch, generator: Generator | None, 
         share = (weight_g * entropy).sum(0) / len(outside)
         for name in outside:
             out[f"kl[{name}]"] = out[f"kl[{name}]"] - share
-    return out
+    return {**out, **classified}
+
+
+def _matches(values: Tensor, given: Tensor) -> Tensor:
+    """[values, rows]: whether each of a latent's values is the row's given one (a
+    missing row, NaN, matches none)."""
+    return (values.unsqueeze(1) == given.unsqueeze(0)).flatten(2).all(-1)
 
 
 def _shared_noise(guided_by: CompiledModel, rows: int, count: int, generator: Generator | None) -> Batch:

@@ -4,6 +4,7 @@ line it starts on, so that a later error names the line a person opens."""
 from __future__ import annotations
 
 import csv
+import math
 from array import array
 from collections import Counter
 from collections.abc import Iterator
@@ -89,6 +90,9 @@ def _numbers(path: Path, line: int, row: list[str], names: list[str]) -> list[fl
         raise DataError(f"{path}, line {line}: {len(row)} cell(s), but the header names {len(names)} column(s).")
     numbers = []
     for name, cell in zip(names, row, strict=True):
+        if not cell.strip():  # an empty cell is a missing value, which only some nodes accept (`split._column`)
+            numbers.append(math.nan)
+            continue
         try:
             numbers.append(float(cell))
         except ValueError:

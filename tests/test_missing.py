@@ -136,18 +136,20 @@ def test_m2_guide_predicts_labels_and_a_quick_run_reports_its_accuracy(tmp_path:
 
 
 def test_missing_values_in_a_file(tmp_path: Path) -> None:
-    """Empty cells (NaN) are allowed in a column bound to a latent with a guide, and
-    refused, located, in a column the guide reads."""
+    """Empty cells (NaN) are allowed in a column bound to a latent with a guide, and in one
+    bound to an observed node no other node reads (its term is dropped there, the guide
+    reads 0 there: the multimodal case), and refused, located and explained, in an input's."""
     csv = tmp_path / "rows.csv"
-    lines = ["a,b,label"] + [f"{i % 3},{(i * 7) % 5},{'' if i % 4 else i % 2}" for i in range(40)]
+    lines = ["a,b,label,u"] + [f"{i % 3},{(i * 7) % 5},{'' if i % 4 else i % 2},{i % 2}" for i in range(40)]
     csv.write_text("\n".join(lines) + "\n")
     spec = tmp_path / "semi.dgm"
     spec.write_text("""model semi {
-  data file { x = [a, b], y = onehot(label, classes = 2) }
+  data file { x = [a, b], y = onehot(label, classes = 2), u = u }
+  input u : Real[1]
   latent y : Categorical[2](logits = 0)
   latent z : Normal[2](loc = 0, scale = 1)
   observed x : Normal[2]
-  y, z -> x
+  u, y, z -> x
   guide { x -> y  x, y -> z }
   train elbo(steps = 5, enumerate = [y])
 }
@@ -156,6 +158,16 @@ def test_missing_values_in_a_file(tmp_path: Path) -> None:
 
     split = load_split(with_data(dgmc.load(spec), csv))
     assert torch.isnan(split.train["y"]).any() and not torch.isnan(split.train["x"]).any()
-    csv.write_text(csv.read_text().replace("\n1,", "\n,", 1))  # a missing value in x, which the guide reads
-    with pytest.raises(dgmc.DgmError, match="not finite"):
+    csv.write_text(csv.read_text().replace("\n1,", "\n,", 1))  # x misses a value: its term is dropped there
+    model = with_data(dgmc.load(spec), csv)
+    split = load_split(model)
+    both = {k: torch.cat([split.train[k], split.test[k]]) for k in ("x", "y", "u")}
+    assert int(torch.isnan(both["x"]).any(-1).sum()) == 1
+    torch.manual_seed(0)
+    module = compile_model(model)
+    parts = _elbo_parts(module, both, torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(v).all() for v in parts.values())
+    assert float(parts["nll[x]"].detach()[torch.isnan(both["x"]).any(-1)]) == 0
+    csv.write_text(csv.read_text().replace(",0\n", ",\n", 1))  # an input misses a value
+    with pytest.raises(dgmc.DgmError, match="the input 'u' is given in every row"):
         load_split(with_data(dgmc.load(spec), csv))

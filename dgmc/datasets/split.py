@@ -203,7 +203,7 @@ def _why_not_missing(model: ir.Model, name: str) -> str:
         return f": '{name}' has no guide to infer it where the data miss it"
     if node.kind == "input":
         return f": the input '{name}' is given in every row"
-    return f": other nodes or the guide read '{name}', so every row needs its value"
+    return f": other nodes read '{name}', so every row needs its value"
 
 
 def _present_only(apply, train: np.ndarray, test: np.ndarray, args: dict) -> tuple[np.ndarray, np.ndarray]:

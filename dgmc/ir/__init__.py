@@ -246,14 +246,13 @@ class Model(Frozen):
 
     def may_miss(self, name: str) -> bool:
         """Whether a node bound to data may lack its value in some rows: a latent with a
-        guide (inferred there), or an observed node that no other node and no guide reads
-        (its likelihood term is dropped there, which is exact: nothing depends on it)."""
+        guide (inferred there), or an observed node that no other node of the model reads
+        (its likelihood term is dropped there, which is exact: nothing depends on it; a
+        guide that reads it reads 0 there, the value masked out)."""
         node = self.node(name)
         if node.kind == "latent":
             return node.guide is not None
-        readers = [n for n in self.nodes for p in (*n.parents, *(n.guide.parents if n.guide else ()))
-                   if p.name == name]
-        return node.kind == "observed" and not readers
+        return node.kind == "observed" and not any(p.name == name for n in self.nodes for p in n.parents)
 
     def summed_out(self) -> tuple[str, ...]:
         """The latents the ELBO sums out of the model (`train elbo(enumerate = ...)` on a

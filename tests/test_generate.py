@@ -110,7 +110,8 @@ def check_objectives(model: Model, width: float | None) -> None:
         return
     latents = model.of_kind("latent")
     guided = model.fully_guided()
-    for objective, applies in ((_elbo_parts, guided), (_wake_sleep_parts, guided), (_mle_parts, not latents)):
+    every = guided and all(n.guide is not None for n in latents)  # wake-sleep infers every latent
+    for objective, applies in ((_elbo_parts, guided), (_wake_sleep_parts, every), (_mle_parts, not latents)):
         if applies:
             modules = pair(model, width)
             assert_same_parts([objective(m, data, torch.Generator().manual_seed(4)) for m in modules], modules)

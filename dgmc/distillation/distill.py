@@ -79,7 +79,9 @@ def distillation_loss(teacher: CompiledModel, student: CompiledModel, terms: tup
     stream `sample` draws) and the teacher run on their share (one rank of several).
     With `guide` (a generator), the guide's terms are added (`guide_distillation_loss`)."""
     fed = teacher.fed(method)
-    observed = tuple(n.name for n in teacher.ir.of_kind("observed")) if guide is not None else ()
+    # what the guides read of the teacher's sample: the observed nodes, and the latents summed out of the
+    # model, which no guide infers (inference takes them as given; the checker lets no guide read them)
+    observed = (*(n.name for n in teacher.ir.of_kind("observed")), *teacher.ir.summed_out()) if guide else ()
     read = None if student.interpret else (*fed, *observed)
     with torch.no_grad():
         if rows is None:

@@ -50,8 +50,9 @@ def generate(model: ir.Model, method: str = "ours", lam: float | None = None) ->
 
 def guide_terms(model: ir.Model, method: str = "ours") -> tuple[Term, ...]:
     """The guide's terms (of a `fully_guided` model): the latent terms of `generate` on
-    the inference graph, each weighted 1 (there is no surrogate to weigh them against)."""
-    latents = {n.name for n in model.of_kind("latent")}
+    the inference graph, each weighted 1 (there is no surrogate to weigh them against); a
+    latent summed out of the model has no guide, so no term."""
+    latents = {n.name for n in model.of_kind("latent") if n.guide is not None}
     return tuple(replace(t, weight=1.0) for t in generate(model, method) if t.node in latents)
 
 

@@ -68,12 +68,13 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
 
 def present_rows(model: ir.Model, batch: Batch) -> tuple[Batch, dict[str, Tensor]]:
     """The batch with its missing values (NaN rows of a node that may miss them) set to
-    0, and per such node the rows that hold a value."""
+    0, and per such node the rows that hold a value (for a latent bound to data, always:
+    the rows that hold it observe it)."""
     present = {}
     for name, value in batch.items():
         if model.has(name) and model.may_miss(name):
             missing = torch.isnan(value).flatten(1).any(1)
-            if missing.any():
+            if missing.any() or model.node(name).kind == "latent":
                 present[name] = ~missing
                 batch = {**batch, name: torch.where(missing.view(-1, *[1] * (value.dim() - 1)), 0, value)}
     return batch, present

@@ -61,7 +61,8 @@ RUNNERS = {"onnx": run_onnx, "torchscript": run_torchscript}
 
 
 SAMPLERS = [("vae", 0.25), ("hvae", 0.1), ("hm", None), ("vrnn", 0.25)]
-GUIDES = [("vae", None, "onnx"), ("hm", 0.5, "torchscript"), ("vrnn", None, "onnx")]
+GUIDES = [("vae", None, "onnx"), ("hm", 0.5, "torchscript"), ("vrnn", None, "onnx"),
+          ("dmm", 0.5, "onnx"), ("srnn", None, "torchscript")]  # a guide with a backward scan
 
 
 @pytest.mark.parametrize("name,width,guide,fmt", [(n, w, False, f) for n, w in SAMPLERS for f in RUNNERS]

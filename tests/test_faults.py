@@ -200,7 +200,7 @@ def _bad_inputs(folder: Path) -> dict[str, Path]:
             "teacher": folder / "cut.pt"}
     made["spec"].write_text(CSV_SPEC.read_text().replace("}", "", 1))
     lines = CSV.read_text().splitlines(keepends=True)
-    made["nan"].write_text("".join([*lines[:5], "nan,79\n", *lines[6:]]))
+    made["nan"].write_text("".join([*lines[:5], "inf,79\n", *lines[6:]]))  # (a NaN would be a missing value)
     made["other"].write_text(CSV.read_text().replace("79\n", "80\n", 1))
     made["teacher"].write_bytes(b"PK\x03\x04" + bytes(100))
     return made

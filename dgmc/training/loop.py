@@ -312,6 +312,8 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
         return Trained(compiled, {}, history, [])
     metrics = {"steps": steps, "seconds": round(time.perf_counter() - started, 2), **report(compiled, split)}
     metrics.update(exact_metrics(compiled, split.test))
+    metrics.update((f"train_missing[{name}]", round(float(torch.isnan(values).flatten(1).any(1).float().mean()), 4))
+                   for name, values in split.train.items() if torch.isnan(values).any())  # the rows that lack it
     metrics["parameters"] = sum(p.numel() for p in compiled.generative_parameters())
     metrics["guide_parameters"] = sum(p.numel() for p in compiled.guide_parameters())
     out.mkdir(parents=True, exist_ok=True)

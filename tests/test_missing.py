@@ -171,3 +171,54 @@ def test_missing_values_in_a_file(tmp_path: Path) -> None:
     csv.write_text(csv.read_text().replace(",0\n", ",\n", 1))  # an input misses a value
     with pytest.raises(dgmc.DgmError, match="the input 'u' is given in every row"):
         load_split(with_data(dgmc.load(spec), csv))
+
+
+SEMI_REGRESSION = """
+model semireg {
+  data old_faithful(standardize) { x = eruptions, y = waiting }
+  latent y : Normal[1](loc = 0, scale = 1)  # a continuous latent, given in some rows
+  latent z : Normal[1](loc = 0, scale = 1)
+  observed x : Normal[1]
+  y, z -> x via mlp(8)
+  guide {
+    x -> y via mlp(8)
+    x, y -> z via mlp(8)
+  }
+  train elbo(steps = 10, alpha = 2)
+}
+"""
+
+
+def normal_kl_standard(q: ref.Params) -> Tensor:
+    return 0.5 * (q["scale"] ** 2 + q["loc"] ** 2 - 1 - 2 * torch.log(q["scale"])).sum(-1)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_a_continuous_latent_given_in_some_rows_equals_the_hand_written_reference(interpret: bool) -> None:
+    """y is drawn from q(y | x) (reparametrized) where the row misses it, and taken from
+    the data where present: there its term is -log p(y) and `class[y]` is -log q(y | x)."""
+    torch.manual_seed(0)
+    module = compile_model(dgmc.loads(SEMI_REGRESSION)).to(DTYPE)
+    module.interpret = interpret
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(ROWS, 1, generator=g, dtype=DTYPE)
+    y = torch.randn(ROWS, 1, generator=g, dtype=DTYPE)
+    y[[0, 3]] = math.nan
+    parts = _elbo_parts(module, {"x": x, "y": y}, torch.Generator().manual_seed(8))
+    noise = {k: v.to(DTYPE) for k, v in module.draw(ROWS, torch.Generator().manual_seed(8), guide=True).items()}
+    q_y = ref.normal_from_raw(ref.ReluMLP.of(module.nets["q_y"], 1, 2, depth=1)(x), 1)
+    there = ~torch.isnan(y).any(-1)
+    value = torch.where(there[:, None], torch.nan_to_num(y), ref.normal_sample(q_y, noise["y"]))
+    q_z = ref.normal_from_raw(ref.ReluMLP.of(module.nets["q_z"], 2, 2, depth=1)(torch.cat([x, value], -1)), 1)
+    z = ref.normal_sample(q_z, noise["z"])
+    p_x = ref.normal_from_raw(ref.ReluMLP.of(module.nets["p_x"], 2, 2, depth=1)(torch.cat([value, z], -1)), 1)
+    standard = {"loc": torch.zeros_like(value), "scale": torch.ones_like(value)}
+    expected = {
+        "nll[x]": -ref.normal_log_density(x, p_x),
+        "kl[y]": torch.where(there, -ref.normal_log_density(value, standard), normal_kl_standard(q_y)),
+        "kl[z]": normal_kl_standard(q_z),
+        "class[y]": torch.where(there, -ref.normal_log_density(value, q_y), 0),
+    }
+    assert set(parts) == set(expected)
+    for key, want in expected.items():
+        assert (parts[key] - want).abs().max() < 1e-10, key

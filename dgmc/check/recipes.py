@@ -63,7 +63,8 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
 def check_bound(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], data: ir.Data | None,
                 train: ir.Train | None) -> None:
     """A latent bound to data is observed where its value is present and inferred where it
-    is missing: `elbo` sums it out there under its guide (`enumerate`); `alpha` weighs the
+    is missing: `elbo` sums it out there under its guide (`enumerate`, a discrete one: the
+    objective's own rule) or draws it from its guide (a continuous one); `alpha` weighs the
     guide's log-probability of the present values, so it needs such a latent."""
     bound = [n for n in (data.bindings if data else {}) if drafts[n].kind == "latent"]
     stmts = stmts_of(spec, s.TrainStmt)
@@ -73,10 +74,6 @@ def check_bound(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], data: ir.D
         if train is None or train.objective != "elbo":
             ctx.error(span, f"'{name}' is a latent bound to data: train with elbo, which infers it where the data "
                       "miss it.")
-        elif name not in train.enumerate:
-            ctx.error(span, f"'{name}' is a latent bound to data: the ELBO sums it out where the data miss it, so "
-                      f"list it in enumerate (train elbo(enumerate = [{name}])); a continuous latent bound to data "
-                      "is not supported.")
     if train is not None and train.alpha and not bound and stmt is not None:
         arg = next(a for a in stmt.args if a.key is not None and a.key.text == "alpha")
         ctx.error(arg.span, "alpha weighs the guide's log-probability of a latent's values where the data give "

@@ -54,7 +54,11 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
     node's term there and leave a latent bound to data to be inferred there; its rows
     with a value add `class[NAME]`, the guide's -log q of it (`alpha` weighs it)."""
     batch, present = present_rows(model.ir, batch)
-    if not model.ir.train or not model.ir.train.enumerate:
+    summed = model.ir.train.enumerate if model.ir.train else ()
+    reparametrized = [n for n in model.ir.bound_latents() if n in present and n not in summed]
+    if reparametrized:
+        parts = _observed_where_present(model, batch, {n: present[n] for n in reparametrized}, generator, guide)
+    elif not summed:
         parts = _sampled_parts(model, batch, generator, guide)
     elif model.ir.summed_chain():
         parts = chain_summed_out(model, batch, generator, guide, _parts_and_trace)
@@ -64,6 +68,31 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
         if f"nll[{name}]" in parts:
             parts[f"nll[{name}]"] = torch.where(there, parts[f"nll[{name}]"], 0)
     return parts
+
+
+def _observed_where_present(model: CompiledModel, batch: Batch, present: dict[str, Tensor],
+                            generator: Generator | None, guide: CompiledModel | None = None) -> dict[str, Tensor]:
+    """The ELBO's parts with continuous latents bound to data: each such latent is drawn
+    from its guide (reparametrized) on the rows that miss it and takes the data's value on
+    the others, where its term is -log p(value | parents) instead of the KL, and
+    `class[NAME]` is -log q(value | ...). The guide runs once to draw the latents, then
+    the sampled ELBO runs on the mixed values (on the same noise: the latents' own guides
+    do not read them, so a drawn row is the sample itself)."""
+    by = guide or model
+    rows = next(iter(batch.values())).shape[0]
+    noise = by.draw(rows, generator, guide=True)
+    drawn = by.infer({k: v for k, v in batch.items() if k not in present}, noise)
+    mixed = {n: torch.where(_rows(there, batch[n]), batch[n], drawn.values[n]) for n, there in present.items()}
+    parts, p = _parts_and_trace(model, {**batch, **mixed}, generator, guide, noise)
+    for name, there in present.items():
+        parts[f"kl[{name}]"] = torch.where(there, -model.log_prob(name, p), parts[f"kl[{name}]"])
+        parts[f"class[{name}]"] = torch.where(there, -by.log_prob(name, drawn, batch[name]), 0)
+    return parts
+
+
+def _rows(there: Tensor, like: Tensor) -> Tensor:
+    """A per-row mask shaped to broadcast over `like`'s other dimensions."""
+    return there.view(-1, *[1] * (like.dim() - 1))
 
 
 def present_rows(model: ir.Model, batch: Batch) -> tuple[Batch, dict[str, Tensor]]:
@@ -76,7 +105,7 @@ def present_rows(model: ir.Model, batch: Batch) -> tuple[Batch, dict[str, Tensor
             missing = torch.isnan(value).flatten(1).any(1)
             if missing.any() or model.node(name).kind == "latent":
                 present[name] = ~missing
-                batch = {**batch, name: torch.where(missing.view(-1, *[1] * (value.dim() - 1)), 0, value)}
+                batch = {**batch, name: torch.where(_rows(missing, value), 0, value)}
     return batch, present
 
 

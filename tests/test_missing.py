@@ -222,3 +222,38 @@ def test_a_continuous_latent_given_in_some_rows_equals_the_hand_written_referenc
     assert set(parts) == set(expected)
     for key, want in expected.items():
         assert (parts[key] - want).abs().max() < 1e-10, key
+
+
+MULTIMODAL = """
+model multimodal {
+  data digits(binarize, labelled = 0.3) { x = pixels, y = label, m = present(label) }
+  input m : Binary[1]  # 1 where the row has its label: the guide's mask
+  latent z : Normal[8](loc = 0, scale = 1)
+  observed x : Bernoulli[64]
+  observed y : Categorical[10]  # a second modality, missing in 70% of the training rows
+  z -> x via mlp(16)
+  z -> y via mlp(16)
+  guide { x, y, m -> z via mlp(16) }
+  train elbo(steps = 20)
+}
+"""
+
+
+def test_a_guide_reads_a_modality_that_may_miss_through_its_mask() -> None:
+    """`present(label)` is 1 exactly where the label survives `labelled`; y's term is 0
+    where it is missing, and there the guide reads y as 0 beside the mask m = 0."""
+    model = dgmc.loads(MULTIMODAL)
+    split = load_split(model)
+    there = ~torch.isnan(split.train["y"]).any(-1)
+    assert torch.equal(split.train["m"][:, 0] == 1, there) and bool((split.test["m"] == 1).all())
+    assert abs(float(there.float().mean()) - 0.3) < 0.01
+    torch.manual_seed(0)
+    module = compile_model(model)
+    batch = {k: v[:32] for k, v in split.train.items()}
+    parts = _elbo_parts(module, batch, torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(v).all() for v in parts.values())
+    assert (parts["nll[y]"][~there[:32]] == 0).all() and (parts["nll[y]"][there[:32]] > 0).all()
+    q = module.infer({**batch, "y": torch.nan_to_num(batch["y"])}, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(parts["kl[z]"], module.elbo_parts({**batch, "y": torch.nan_to_num(batch["y"])},
+                                                                  torch.Generator().manual_seed(0))["kl[z]"])
+    assert q.values["z"].shape == (32, 8)

@@ -140,6 +140,8 @@ def _fits(ctx: Context, syntax: s.Binding, binding: ir.Binding, draft: Draft, da
     size = sum(c.size for c in columns)
     if binding.transform == "onehot":
         size = int(binding.args.get("classes", columns[0].size if columns[0].domain == "onehot" else 0)) or size
+    elif binding.transform == "present":
+        size = 1
     if sequence and not draft.timed:
         ctx.error(syntax.span, f"The {where} is a sequence of {size} values; '{draft.name}' has "
                   f"no time dimension. Declare it {draft.name}[{ctx.time_var}] with a `time` statement.")

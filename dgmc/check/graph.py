@@ -45,12 +45,14 @@ def _check_inference_cycles(ctx: Context, drafts: dict[str, Draft], rank: dict[s
 def warn_unobserved(ctx: Context, drafts: dict[str, Draft]) -> None:
     """Nodes nothing observed depends on: the model never uses them, and nothing learns
     them from data; a state only guides read (`order.guide_side`) is the guide's, trained
-    with it, so it is not one of them."""
+    with it, and an input only guides read (a mask of missing values) informs inference, so
+    neither is one of them."""
     edges = [(p.name, d.name, p.lag) for d in drafts.values() for p in d.parents]
     graph = order.build(drafts, edges)
     useful = order.ancestors_of(graph, [d.name for d in drafts.values() if d.kind == "observed"])
     guide_edges = [(p.name, d.name, p.lag) for d in drafts.values() for p in d.guide_parents]
     useful |= order.guide_side({d.name: d.kind for d in drafts.values()}, edges, guide_edges)
+    useful |= {p for p, _, _ in guide_edges if drafts[p].kind == "input"}  # given to the guide (a mask)
     for draft in drafts.values():
         if draft.name not in useful and draft.kind == "input":
             ctx.warn(draft.decl.name.span, f"Nothing observed depends on the input '{draft.name}': "

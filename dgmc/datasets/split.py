@@ -62,9 +62,7 @@ def load_split(model: ir.Model, split_seed: int = 0) -> Split:
 
     parts: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] = ({}, {})
     for name, binding in data.bindings.items():
-        prepared = _bound(model, table, binding, train_rows, test_rows)
-        if data.labelled < 1 and _is_label(model, binding):
-            prepared = (_hide(prepared[0], data.labelled, split_seed), prepared[1])
+        prepared = _bound(model, table, binding, train_rows, test_rows, split_seed)
         for part, values in zip(parts, prepared, strict=True):
             part[name] = torch.from_numpy(values.astype(np.float32))
     if labels is None:
@@ -138,7 +136,7 @@ def _labels(model: ir.Model, table: Table) -> np.ndarray | None:
 
 
 def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.ndarray,
-           test_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+           test_rows: np.ndarray, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """One binding's train and test values, [N, size] or [N, T, size]."""
     import numpy as np
 
@@ -149,6 +147,8 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
                         "(and latents with a guide).")
     values = np.concatenate([_column(model, table, binding, c) for c in binding.columns], axis=1)
     transform = _transform_of(model, table, binding)
+    if model.data.labelled < 1 and _is_label(model, binding):  # `labelled`: the training rows that lose theirs
+        values[_hidden(train_rows, model.data.labelled, split_seed)] = np.nan
     missing = np.isnan(values).any(axis=1)  # a row missing a value misses the node's (see `_column`)
     values[missing] = np.nan
     train, test = values[train_rows], values[test_rows]
@@ -158,7 +158,9 @@ def _bound(model: ir.Model, table: Table, binding: ir.Binding, train_rows: np.nd
             whole = np.isclose(values, np.round(values)) & (values >= 0)
             _check(model, table, binding, values, whole | missing[:, None],
                    f"{transform} needs class numbers (0, 1, 2 and so on)")
-        train, test = _present_only(TRANSFORMS[transform].apply, train, test, dict(_args_of(model, table, binding)))
+        apply, args = TRANSFORMS[transform].apply, dict(_args_of(model, table, binding))
+        train, test = apply(train, test, args) if TRANSFORMS[transform].reads_missing else \
+            _present_only(apply, train, test, args)
     shape = _shape(model, table, binding, node, train.shape[1])
     train, test = train.reshape(len(train), *shape), test.reshape(len(test), *shape)
     domain = FAMILIES[node.type].domain if node.family is not None else NODE_DOMAINS[node.type]
@@ -182,16 +184,13 @@ def _is_label(model: ir.Model, binding: ir.Binding) -> bool:
                                        for c in binding.columns)
 
 
-def _hide(train: np.ndarray, labelled: float, split_seed: int) -> np.ndarray:
-    """The training values with all but a `labelled` share of the rows (at least one,
-    chosen by a shuffle seeded by the split's seed) missing: NaN."""
+def _hidden(train_rows: np.ndarray, labelled: float, split_seed: int) -> np.ndarray:
+    """The training rows that lose their labels: all but a `labelled` share (at least
+    one), chosen by a shuffle seeded by the split's seed, the same for every binding."""
     import numpy as np
 
-    kept = max(1, round(len(train) * labelled))
-    hidden = np.random.default_rng(split_seed + 1).permutation(len(train))[kept:]
-    train = train.copy()
-    train[hidden] = np.nan
-    return train
+    kept = max(1, round(len(train_rows) * labelled))
+    return train_rows[np.random.default_rng(split_seed + 1).permutation(len(train_rows))[kept:]]
 
 
 def _why_not_missing(model: ir.Model, name: str) -> str:
@@ -229,7 +228,7 @@ def _column(model: ir.Model, table: Table, binding: ir.Binding, name: str) -> np
                                    f"{did_you_mean(name, table.columns)}")
     values = np.asarray(table.columns[name], dtype=np.float64).reshape(table.rows, -1)
     finite = np.isfinite(values).all(axis=1)
-    if model.may_miss(binding.node):
+    if model.may_miss(binding.node) or (binding.transform and TRANSFORMS[binding.transform].reads_missing):
         finite |= np.isnan(values).all(axis=1)
     if not finite.all():
         row = int(np.argmax(~finite))

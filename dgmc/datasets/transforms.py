@@ -34,6 +34,9 @@ class DataTransform:
     """Named numeric arguments, each optional."""
     integers: bool = False
     """Needs whole numbers (class indices)."""
+    reads_missing: bool = False
+    """Sees the rows that miss a value (NaN) too; the others transform the rows that hold
+    one and leave the rest missing."""
 
 
 def _standardize(train: np.ndarray, test: np.ndarray, args: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +86,14 @@ def _onehot(train: np.ndarray, test: np.ndarray, args: dict) -> tuple[np.ndarray
     return eye[train[:, 0].astype(np.int64)], eye[test[:, 0].astype(np.int64)]
 
 
+def _present(train: np.ndarray, test: np.ndarray, args: dict) -> tuple[np.ndarray, np.ndarray]:
+    """1 where a row holds its value, 0 where it misses it (NaN, an empty cell, or a label
+    hidden by `labelled`): a mask for a guide that reads a node with missing values."""
+    import numpy as np
+
+    return [(~np.isnan(part).any(axis=1, keepdims=True)).astype(float) for part in (train, test)]
+
+
 TRANSFORMS: Registry[DataTransform] = Registry("data transform")
 for _transform in (
     DataTransform("standardize", _standardize, "zero mean and unit variance per value column", "real"),
@@ -90,6 +101,8 @@ for _transform in (
     DataTransform("binarize", _binarize, "1 above a threshold, else 0", "binary", args=("threshold", "min", "max")),
     DataTransform("onehot", _onehot, "an integer class column as one-hot rows", "onehot", args=("classes",),
                   integers=True),
+    DataTransform("present", _present, "1 where the row holds its value, 0 where it is missing", "binary",
+                  reads_missing=True),
 ):
     TRANSFORMS.register(_transform.name, _transform, origin="dgmc")
 

@@ -59,12 +59,12 @@ def data_and_noise(module: CompiledModel, seed: int) -> tuple[dict[str, Tensor],
 
 def dmm_reference(module: CompiledModel, x: Tensor, noise: dict[str, Tensor]) -> dict[str, Tensor]:
     """specs/dmm.dgm by hand: g_t = GRU(x_t, g_{t+1}) from g_{T+1} = 0, run backward;
-    z_0 ~ N(0, 1); q(z_t | z_{t-1}, g_t) forward; -ELBO = -sum_t log p(x_t | z_t) +
-    sum_t KL(q(z_t | z_{t-1}, g_t) || p(z_t | z_{t-1}))."""
+    z_0 ~ N(0, 1); q(z_t | z_{t-1}, g_t) forward; p(z_t | z_{t-1}) the gated transition;
+    -ELBO = -sum_t log p(x_t | z_t) + sum_t KL(q(z_t | z_{t-1}, g_t) || p(z_t | z_{t-1}))."""
     hidden, z_size, steps = 64, 4, module.steps
     gru = ref.GRU.of(module.nets["p_g"], 1, hidden)
     combiner = ref.ReluMLP.of(module.nets["q_z"], z_size + hidden, 2 * z_size, depth=1)
-    transition = ref.ReluMLP.of(module.nets["p_z"], z_size, 2 * z_size, depth=1)
+    transition = gated_reference(module.nets["p_z"], z_size, hidden)
     emission = ref.ReluMLP.of(module.nets["p_x"], z_size, 2, depth=1)
     g = [None] * steps
     state = x.new_zeros(BATCH, hidden)
@@ -81,6 +81,22 @@ def dmm_reference(module: CompiledModel, x: Tensor, noise: dict[str, Tensor]) ->
         kl = kl + normal_kl(q, p)
         z_prev = z
     return {"nll[x]": nll, "kl[z]": kl}
+
+
+def gated_reference(net: torch.nn.Module, z_size: int, hidden: int):
+    """Krishnan et al.'s gated transition, written out from the module's weights:
+    loc = (1 - g) * W u + g * h with g = sigmoid(mlp(u)) and h = mlp(u); the raw scale
+    W' relu(h); returned as [loc, raw scale] like a network's output."""
+    gate = ref.ReluMLP.of(net.gate, z_size, z_size, depth=1)
+    proposal = ref.ReluMLP.of(net.proposal, z_size, z_size, depth=1)
+    skip, scale = ref.Affine.of(net.skip, z_size, z_size), ref.Affine.of(net.scale, z_size, z_size)
+    assert gate.hidden == proposal.hidden == (hidden,)
+
+    def transition(u: Tensor) -> Tensor:
+        g, h = torch.sigmoid(gate(u)), proposal(u)
+        return torch.cat([(1 - g) * skip(u) + g * h, scale(torch.relu(h))], -1)
+
+    return transition
 
 
 def test_dmm_elbo_equals_the_hand_written_reference() -> None:
@@ -320,3 +336,12 @@ def test_a_global_latent_is_inferred_from_a_sequence_summary() -> None:
     check_every_pass(model, 0.5)
     check_objectives(model, None)
     check_distillation(model, 0.5)
+
+
+def test_a_gated_transition_needs_a_loc_and_a_scale() -> None:
+    """`gated` computes a Normal node's loc and scale: into a Bernoulli node (one parameter
+    of three values) it is refused at the edge."""
+    text = HEAD + "latent a[t] : Normal[3] observed b[t] : Bernoulli[3] init a = 0 a[t-1] -> a[t] via gated(8) " \
+                  "a[t] -> b[t] via gated(8) }"
+    with pytest.raises(dgmc.DgmError, match="gated transition computes a loc and a scale"):
+        dgmc.loads(text)

@@ -1,6 +1,6 @@
-"""The built-in network kinds: `mlp`, `linear`, and the recurrent cells `gru` and `lstm`
-(their hidden size is the node's own size: they compute deterministic states such as
-`h[t]`)."""
+"""The built-in network kinds: `mlp`, `linear`, the gated transition `gated` of deep Markov
+models, and the recurrent cells `gru` and `lstm` (their hidden size is the node's own
+size: they compute deterministic states such as `h[t]`)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,19 @@ def build_mlp(net: Network, in_dim: int, out_dim: int) -> nn.Module:
     return layers[0] if len(layers) == 1 else torch.nn.Sequential(*layers)
 
 
+def build_gated(net: Network, in_dim: int, out_dim: int) -> nn.Module:
+    from .gated import GatedTransition  # torch, loaded only when a network is built
+
+    return GatedTransition(in_dim, out_dim, net.hidden[0] if net.hidden else DEFAULT_HIDDEN[0])
+
+
+def _two_halves(net: Network, in_shapes: tuple, out_shape: tuple) -> str | None:
+    """A gated transition computes a loc and a scale of one size: an even output."""
+    if len(out_shape) != 1 or out_shape[0] % 2:
+        return "the gated transition computes a loc and a scale of one size (a Normal node's parameters)"
+    return None
+
+
 def build_gru(net: Network, in_dim: int, out_dim: int) -> nn.Module:
     return torch.nn.GRUCell(max(in_dim, 1), out_dim)
 
@@ -51,6 +64,9 @@ BUILTIN = (
                 options=(Option("act", "name", DEFAULT_ACTIVATION, choices=ACTIVATIONS, doc="activation"),),
                 doc="multilayer perceptron on the concatenated parents"),
     NetworkKind("linear", build_mlp, doc="one affine map of the concatenated parents"),
+    NetworkKind("gated", build_gated, widths=True, default_widths=DEFAULT_HIDDEN, fits=_two_halves,
+                doc="the gated transition of deep Markov models: loc mixes a linear and an MLP proposal by a "
+                    "learned gate, scale from the proposal (a Normal node)"),
     NetworkKind("gru", build_gru, recurrent=True, step=step_gru, doc="GRU cell; hidden size = the node's size"),
     NetworkKind("lstm", build_lstm, recurrent=True, step=step_lstm, doc="LSTM cell; hidden size = the node's size"),
 )

@@ -54,7 +54,7 @@ def test_a_network_registered_from_python_is_checked_built_and_scaled(wide_netwo
 
 
 def test_unregistered_names_never_reach_a_builder_and_registrations_are_checked() -> None:
-    with pytest.raises(dgmc.DgmError, match=r"Unknown network 'wide' \(known: mlp, linear, gru, lstm"):
+    with pytest.raises(dgmc.DgmError, match=r"Unknown network 'wide' \(known: mlp, linear, gated, gru, lstm"):
         dgmc.loads(SPEC)
     with pytest.raises(RegistryError, match=r"network 'mlp' is already registered \(by dgmc\)"):
         dgmc.register_network(NETWORKS["mlp"])
@@ -102,7 +102,7 @@ def test_the_example_plugin_through_the_plugin_option(in_plugin_folder, tmp_path
 GATED_PLUGIN = """import dgmc
 from dgmc.networks import build_mlp
 
-dgmc.register_network(dgmc.NetworkKind("gated", build_mlp, widths=True, default_widths=(4,), doc="for a test"))
+dgmc.register_network(dgmc.NetworkKind("gatedmlp", build_mlp, widths=True, default_widths=(4,), doc="for a test"))
 """
 
 
@@ -115,20 +115,20 @@ def plugin_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield tmp_path / "plugins"
     for name in ("gated_mlp", "broken", "typo", "plugins", "plugins.broken"):
         sys.modules.pop(name, None)
-    if "gated" in NETWORKS:
-        NETWORKS.unregister("gated")
+    if "gatedmlp" in NETWORKS:
+        NETWORKS.unregister("gatedmlp")
 
 
 def test_a_plugin_file_is_loaded_by_its_path_from_the_option_and_the_api(plugin_folder: Path, capsys) -> None:
     (plugin_folder / "gated_mlp.py").write_text(GATED_PLUGIN)
-    (plugin_folder.parent / "m.dgm").write_text(SPEC.replace("wide(8, factor = 3)", "gated(8)"))
+    (plugin_folder.parent / "m.dgm").write_text(SPEC.replace("wide(8, factor = 3)", "gatedmlp(8)"))
     assert main(["check", "m.dgm", "--plugin", "plugins/gated_mlp.py"]) == 0
-    assert NETWORKS.origin_of("gated") == "plugin plugins/gated_mlp.py"
+    assert NETWORKS.origin_of("gatedmlp") == "plugin plugins/gated_mlp.py"
     dgmc.load_plugin("plugins/gated_mlp.py")  # the same file again: loaded once, as an import is
-    NETWORKS.unregister("gated")
+    NETWORKS.unregister("gatedmlp")
     del sys.modules["gated_mlp"]
     dgmc.load_plugin(plugin_folder / "gated_mlp.py")
-    assert dgmc.load("m.dgm").node("x").net.name == "gated"
+    assert dgmc.load("m.dgm").node("x").net.name == "gatedmlp"
     assert main(["check", "m.dgm", "--plugin", "plugins/none.py"]) == 1
     assert "dgmc: error: --plugin plugins/none.py: no such file 'plugins/none.py'." in capsys.readouterr().err
     with pytest.raises(PluginError, match=r"^dgmc\.load_plugin\('plugins/none\.py'\): no such file"):

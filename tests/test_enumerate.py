@@ -454,16 +454,3 @@ def test_a_chain_nothing_observes_sums_to_one() -> None:
     with torch.no_grad():
         parts = _elbo_parts(module, {"x": x, "y": y}, torch.Generator().manual_seed(2))
     torch.testing.assert_close(parts["sum[s]"], torch.zeros(4), atol=1e-6, rtol=0)
-
-
-@pytest.mark.parametrize("name", ["gmvae", "hmm"])
-def test_the_shipped_summed_specs_run(name: str, tmp_path: Path) -> None:
-    """`dgmc run --quick` of specs/gmvae.dgm and specs/hmm.dgm: the teacher trains on the
-    summed ELBO, a student distils, and the report is written."""
-    out = tmp_path / name
-    assert main(["run", str(ROOT / f"specs/{name}.dgm"), "--quick", "--no-progress", "--out", str(out),
-                 "--seeds", "0", "--methods", "ours", "--widths", "0.25"]) == 0
-    rows = json.loads((out / "metrics.json").read_text())
-    assert [r["name"] for r in rows] == ["teacher", "student_ours_w0.25_s0"]
-    assert all(math.isfinite(r["test_objective"]) for r in rows)
-    assert (out / "report.html").is_file()

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import dgmc
-from dgmc.cli import main
 from dgmc.datasets import load_split
 from dgmc.evaluation.likelihood import label_accuracy
 from dgmc.lower import compile_model
@@ -121,18 +120,6 @@ def test_a_classifier_on_a_tenth_of_the_labels_drops_the_rest() -> None:
     expected = -(module.log_prob("y", p) * there).sum() / 50
     torch.testing.assert_close(loss, expected)
     assert "test_accuracy[y]" in label_accuracy(module, split.test)
-
-
-def test_m2_guide_predicts_labels_and_a_quick_run_reports_its_accuracy(tmp_path: Path) -> None:
-    out = tmp_path / "m2"
-    argv = ["run", str(ROOT / "specs/m2.dgm"), "--quick", "--no-progress", "--out", str(out),
-            "--widths", "0.25", "--seeds", "0", "--methods", "ours"]
-    assert main(argv) == 0
-    rows = {row["name"]: row for row in __import__("json").loads((out / "metrics.json").read_text())}
-    for name in ("teacher", "student_ours_w0.25_s0"):
-        assert 0 <= rows[name]["test_accuracy[y]"] <= 1
-        assert math.isfinite(rows[name]["test_objective"])
-    assert "test accuracy[y]" in (out / "report.md").read_text()  # a column of the students, in the intro
 
 
 def test_missing_values_in_a_file(tmp_path: Path) -> None:

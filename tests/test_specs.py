@@ -70,3 +70,30 @@ def test_every_shipped_spec_runs_to_its_report(spec: Path, tmp_path: Path) -> No
     assert set(json.loads((out / "eval.json").read_text())["models"]) == {"teacher", rows[1]["name"]}
     assert (out / "report.md").read_text().startswith(f"# dgmc run: {spec.stem}")
     assert "<html" in (out / "report.html").read_text()
+
+
+def _cheapest_run(name: str, out: Path) -> list[dict]:
+    spec = ROOT / f"specs/{name}.dgm"
+    run(cheapest(spec), spec.read_text(), out, quick=True, progress=False, log=lambda line: None)
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["dmm", "srnn"])
+def test_a_smoothing_model_distils_its_backward_state(name: str, tmp_path: Path) -> None:
+    """A shipped spec whose guide runs a backward RNN: the student distils its guide with
+    the backward state, and its test -ELBO through its own guide and the teacher's is finite."""
+    student = _cheapest_run(name, tmp_path / name)[1]
+    assert np.isfinite(student["test_objective"]) and np.isfinite(student["test_objective_teacher_guide"])
+    import torch
+
+    state = torch.load(tmp_path / name / "students" / f"{student['name']}.pt", weights_only=False)["state_dict"]
+    assert f"nets.{'p_g' if name == 'dmm' else 'p_a'}.weight_hh" in state  # the student's own backward RNN
+
+
+def test_m2_reports_the_accuracy_of_its_guide_and_of_its_students(tmp_path: Path) -> None:
+    """specs/m2.dgm: teacher and student report test_accuracy[y] (the guide's, labels hidden),
+    the teacher the share of training rows that miss the label, and the report shows it."""
+    rows = _cheapest_run("m2", tmp_path / "m2")
+    assert all(0 <= row["test_accuracy[y]"] <= 1 and np.isfinite(row["test_objective"]) for row in rows)
+    assert 0.85 < rows[0]["train_missing[y]"] < 0.95
+    assert "test accuracy[y]" in (tmp_path / "m2" / "report.md").read_text()

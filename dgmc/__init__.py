@@ -6,7 +6,8 @@ text -> syntax IR, and back) -> `check` (syntax IR -> graph IR, all errors colle
 generated PyTorch modules) -> `training` (the teacher) -> `distillation` (the students,
 with the loss `losses` generates) -> `evaluation` -> `report`. What the language knows
 lives in registries, one per concept, which users extend (`register_family`,
-`register_network`, `register_dataset`, or a plugin). The entry points stand at the top:
+`register_network`, `register_dataset`, `register_objective`, or a plugin). The entry points
+stand at the top:
 `api`, `cli`, `run`, `exporter`, `plugins`. docs/ARCHITECTURE.md has the map.
 """
 
@@ -33,10 +34,13 @@ from .families import Family, register_family
 from .ir import Model, Node
 from .ir.order import lint
 from .networks import NetworkKind, Option, register_network
+from .training.objectives import Objective, register_objective
 
 __all__ = [
-    "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Option", "UserError",
+    "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Objective", "Option",
+    "UserError",
     "check_text", "compile", "distill", "distributions", "evaluate", "export", "lint", "load", "load_checkpoint",
-    "load_plugin", "loads", "log_likelihood", "register_dataset", "register_family", "register_network", "sample",
+    "load_plugin", "loads", "log_likelihood", "register_dataset", "register_family", "register_network",
+    "register_objective", "sample",
     "save_checkpoint", "to_digraph", "to_networkx", "topological_order", "train",
 ]

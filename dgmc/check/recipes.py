@@ -46,6 +46,12 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
                       f"so >= 0, not {free_bits:g}.")
         elif free_bits is not None:
             values["free_bits"] = float(free_bits)
+    if "beta" in args:
+        beta = ctx.number(args["beta"].value, "beta")
+        if beta is not None and beta <= 0:
+            ctx.error(args["beta"].value.span, f"beta weighs the KL terms, so > 0, not {beta:g}.")
+        elif beta is not None:
+            values["beta"] = float(beta)
     if "alpha" in args:
         alpha = ctx.number(args["alpha"].value, "alpha")
         if alpha is not None and alpha < 0:

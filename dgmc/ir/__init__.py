@@ -169,6 +169,9 @@ class Train(Frozen):
     lr: float
     warmup: int = 0
     free_bits: float = 0.0
+    beta: float = 1.0
+    """A constant weight on the KL terms (beta-VAE, Higgins et al. 2017), times the warm-up's
+    ramp where there is one."""
     alpha: float = 0.0
     """The weight of -log q(y | ...) on the rows where a latent bound to data is present
     (M2's classification term, Kingma et al. 2014); 0: none."""

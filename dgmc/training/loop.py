@@ -272,7 +272,7 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
 
     def step_fn() -> tuple[Tensor, dict[str, Tensor]]:
         step, batch = next(draws)
-        beta = min(1.0, (step + 1) / recipe.warmup) if recipe.warmup else 1.0
+        beta = recipe.beta * (min(1.0, (step + 1) / recipe.warmup) if recipe.warmup else 1.0)
         return objective(compiled, batch, noise, beta)
 
     return optimise(compiled, list(compiled.parameters()), recipe.lr, recipe.weight_decay, steps, step_fn,

@@ -260,9 +260,20 @@ class Objective:
 
 
 OBJECTIVES: Registry[Objective] = Registry("objective")
+
+
+def register_objective(objective: Objective, *, replace: bool = False) -> Objective:
+    """Make `objective` known to specs under its name (`train NAME(...)`): its function
+    takes (model, batch, generator, beta) and returns (loss, logged terms), as `elbo` does."""
+    from ..core.registry import RegistryError
+
+    if not isinstance(objective, Objective):
+        raise RegistryError(f"register_objective takes a dgmc.Objective, not {type(objective).__name__}.")
+    return OBJECTIVES.register(objective.name, objective, replace=replace)
 for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
-              discrete_latents=False, options=("warmup", "free_bits", "enumerate", "alpha"), parts="elbo_parts"),
+              discrete_latents=False, options=("warmup", "free_bits", "beta", "enumerate", "alpha"),
+              parts="elbo_parts"),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
               "(discrete latents)", latents=True, learns_initial=False, parts="wake_sleep_parts"),
     Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False,

@@ -21,6 +21,12 @@ from .edges import DEFAULT_NET_NAME, network
 from .nodes import Draft
 
 OPTIMISER = ("steps", "batch", "lr", "weight_decay")
+WEIGHTS = {
+    "free_bits": (False, "free_bits is a floor in nats per latent dimension"),
+    "beta": (True, "beta weighs the KL terms"),
+    "alpha": (False, "alpha weighs the guide's log-probability of the values the data give"),
+}
+"""The recipe's numeric options: whether each must be > 0 (else >= 0), and what it is."""
 DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3, "weight_decay": 1e-4, "warmup": 0}
 
 
@@ -39,26 +45,12 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
     values = _optimiser(ctx, args, DEFAULTS)
     if "warmup" in args:
         values["warmup"] = ctx.integer(args["warmup"].value, "warmup", 0) or 0
-    if "free_bits" in args:
-        free_bits = ctx.number(args["free_bits"].value, "free_bits")
-        if free_bits is not None and free_bits < 0:
-            ctx.error(args["free_bits"].value.span, f"free_bits is a floor in nats per latent dimension, "
-                      f"so >= 0, not {free_bits:g}.")
-        elif free_bits is not None:
-            values["free_bits"] = float(free_bits)
-    if "beta" in args:
-        beta = ctx.number(args["beta"].value, "beta")
-        if beta is not None and beta <= 0:
-            ctx.error(args["beta"].value.span, f"beta weighs the KL terms, so > 0, not {beta:g}.")
-        elif beta is not None:
-            values["beta"] = float(beta)
-    if "alpha" in args:
-        alpha = ctx.number(args["alpha"].value, "alpha")
-        if alpha is not None and alpha < 0:
-            ctx.error(args["alpha"].value.span, f"alpha weighs the guide's log-probability of the values the data "
-                      f"give, so >= 0, not {alpha:g}.")
-        elif alpha is not None:
-            values["alpha"] = float(alpha)
+    for name, (positive, what) in WEIGHTS.items():
+        value = ctx.number(args[name].value, name) if name in args else None
+        if value is not None and (value <= 0 if positive else value < 0):
+            ctx.error(args[name].value.span, f"{what}, so {'>' if positive else '>='} 0, not {value:g}.")
+        elif value is not None:
+            values[name] = float(value)
     listing = args["enumerate"].value if "enumerate" in args else s.ListValue(items=(), span=stmt.span)
     summed = _enumerated(ctx, args["enumerate"], drafts) if "enumerate" in args else ()
     listed = {v.text for v in scalars(listing) if isinstance(v, s.Name)}

@@ -221,6 +221,7 @@ class Model(Frozen):
     span: Span
 
     _by_name: dict[str, Node] = PrivateAttr(default_factory=dict)
+    _missable: frozenset[str] = PrivateAttr(default=frozenset())
     _source: tuple[str, str] | None = PrivateAttr(default=None)
 
     @property
@@ -231,6 +232,9 @@ class Model(Frozen):
 
     def model_post_init(self, context: object) -> None:
         self._by_name.update((n.name, n) for n in self.nodes)
+        read = {p.name for n in self.nodes for p in n.parents}
+        self._missable = frozenset(n.name for n in self.nodes if (n.kind == "latent" and n.guide is not None)
+                                   or (n.kind == "observed" and n.name not in read))
 
     def node(self, name: str) -> Node:
         return self._by_name[name]
@@ -251,11 +255,9 @@ class Model(Frozen):
         """Whether a node bound to data may lack its value in some rows: a latent with a
         guide (inferred there), or an observed node that no other node of the model reads
         (its likelihood term is dropped there, which is exact: nothing depends on it; a
-        guide that reads it reads 0 there, the value masked out)."""
-        node = self.node(name)
-        if node.kind == "latent":
-            return node.guide is not None
-        return node.kind == "observed" and not any(p.name == name for n in self.nodes for p in n.parents)
+        guide that reads it reads 0 there, the value masked out). Worked out once: every
+        ELBO step asks."""
+        return name in self._missable
 
     def summed_out(self) -> tuple[str, ...]:
         """The latents the ELBO sums out of the model (`train elbo(enumerate = ...)` on a

@@ -30,8 +30,8 @@ from ..families import Family, builtin
 from ..losses.divergences import DIVERGENCES
 from ..losses.elbo import latent_terms
 from ..losses.terms import Term
-from .generate import WIDTH, _Names
 from .plan import Step
+from .text import WIDTH, Names
 
 NllCode = Callable[[str, str], str]
 """(node's name, trace's variable) -> the expression of -log p of the node's value under
@@ -65,7 +65,7 @@ class _Function:
     the statement, then the dict of what it returns."""
 
     def __init__(self, model: ir.Model, head: str, doc: str) -> None:
-        self.model, self.name = model, _Names()
+        self.model, self.name = model, Names()
         self.lines = [head, f'    """{model.name}: {doc}"""']
         self.out: list[tuple[str, str]] = []
 

@@ -33,6 +33,7 @@ from . import generate, generate_losses, runtime
 from .generate import Signature
 from .interpret import Run
 from .plan import Pass, Step, generative_pass, inference_pass, sizes
+from .text import compile_function
 from .trace import MissingValueError, ShapeError, Trace
 
 
@@ -321,7 +322,7 @@ class CompiledModel(nn.Module):
         """The generated function of a call's signature (made on its first call)."""
         if signature not in self.functions:
             text = self.source(signature)
-            function = generate.compile_function(text, signature.name, signature.key(), runtime.NAMESPACE)
+            function = compile_function(text, signature.name, signature.key(), runtime.NAMESPACE)
             self.functions[signature] = (text, function)
         return self.functions[signature][1]
 
@@ -331,7 +332,7 @@ class CompiledModel(nn.Module):
         if key not in self.losses:
             walk = self.inference if key[0] in generate_losses.ON_GUIDE else self.generative
             text = generate_losses.SOURCES[key[0]](self.ir, *key[1:], {s.node: s for s in walk.steps})
-            self.losses[key] = (text, generate.compile_function(text, key[0], f"{key[0]} {self.ir.name}",
+            self.losses[key] = (text, compile_function(text, key[0], f"{key[0]} {self.ir.name}",
                                                                 runtime.NAMESPACE))
         return self.losses[key][1]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from .. import ir
 from ..losses import generate as generate_terms
-from ..lower import generate
 from ..lower.generate import Signature
 from ..lower.module import CompiledModel, compile_model, distill_key
+from ..lower.text import module_text
 from ..training.objectives import OBJECTIVES
 
 
@@ -44,7 +44,7 @@ def code(model: ir.Model, width: float | None = None) -> str:
     spec = model.source_text[1] if model.source_text else f"the model '{model.name}'"
     functions = [compiled.source(s) for s in shown(compiled)]
     functions += [compiled.loss_source(key) for key in shown_losses(compiled)]
-    return generate.module_text(title, spec, functions)
+    return module_text(title, spec, functions)
 
 
 def shown_losses(compiled: CompiledModel) -> list[tuple]:

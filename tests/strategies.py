@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import networkx as nx
 from hypothesis import strategies as st
 
 from dgmc.check.context import KEYWORDS
@@ -171,12 +172,43 @@ def _add_guides(rng: random.Random, nodes: list[GenNode], order: str | None = No
     for node in nodes:
         if node.kind != "latent" or (order is None and rng.random() < 0.3):
             continue
+        want = rng.randint(1, 2)
         pool = [_ref(n, lag=False) for n in nodes
                 if (n.kind in ("observed", "input") or (n.kind == "latent" and position[n.name] > position[node.name]))
                 and (node.timed or not n.timed)]
         if node.timed:
             pool += [_ref(n, lag=True) for n in nodes if n.kind == "deterministic" and n.timed]
-        node.guide = rng.sample(pool, k=min(len(pool), rng.randint(1, 2)))
+        node.guide = []
+        for ref in rng.sample(pool, k=len(pool)):
+            if len(node.guide) < want and _scans_one_way(nodes, node, ref):
+                node.guide.append(ref)
+
+
+def _lag_sign(ref: str) -> int:
+    """1 for a read of an earlier step (`h[t-1]`), -1 of a later one, 0 of the same step."""
+    return 1 if "[t-" in ref else -1 if "[t+" in ref else 0
+
+
+def _scans_one_way(nodes: list[GenNode], latent: GenNode, ref: str) -> bool:
+    """Whether the guide pass still splits into one-way scans once `latent` also reads
+    `ref`: in the graph of what the guide pass reads (a latent its guide, or its model
+    parents where it has none; a deterministic node its model parents), collapsed over
+    time, no group of nodes that read each other may read both earlier and later steps
+    (as `f[t-1] -> c[t] -> d[t] <- d[t+1]`, `d[t] -> f[t]` would)."""
+    graph = nx.DiGraph()
+    for n in nodes:
+        if n is latent:
+            reads = [*n.guide, ref]
+        else:
+            reads = (n.guide or n.parents) if n.kind == "latent" else n.parents if n.kind == "deterministic" else []
+        for parent in reads:
+            graph.add_edge(parent.split("[")[0], n.name)
+            graph.edges[parent.split("[")[0], n.name].setdefault("signs", set()).add(_lag_sign(parent))
+    for group in nx.strongly_connected_components(graph):
+        signs = {sign for a, b, d in graph.subgraph(group).edges(data=True) for sign in d["signs"]}
+        if {1, -1} <= signs:
+            return False
+    return True
 
 
 def _ref(node: GenNode, lag: bool) -> str:

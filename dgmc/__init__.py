@@ -17,6 +17,7 @@ from .api import (
     distributions,
     evaluate,
     export,
+    iwae_bound,
     load_checkpoint,
     load_plugin,
     log_likelihood,
@@ -39,8 +40,8 @@ from .training.objectives import Objective, register_objective
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Objective", "Option",
     "UserError",
-    "check_text", "compile", "distill", "distributions", "evaluate", "export", "lint", "load", "load_checkpoint",
-    "load_plugin", "loads", "log_likelihood", "register_dataset", "register_family", "register_network",
-    "register_objective", "sample",
+    "check_text", "compile", "distill", "distributions", "evaluate", "export", "iwae_bound", "lint", "load",
+    "load_checkpoint", "load_plugin", "loads", "log_likelihood", "register_dataset", "register_family",
+    "register_network", "register_objective", "sample",
     "save_checkpoint", "to_digraph", "to_networkx", "topological_order", "train",
 ]

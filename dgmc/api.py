@@ -187,6 +187,27 @@ def log_likelihood(module: CompiledModel, data: Data | None = None) -> torch.Ten
     return exact_log_likelihood(module, rows)
 
 
+def iwae_bound(module: CompiledModel, data: Data | None = None, k: int = 100, seed: int = 0,
+               guide: CompiledModel | None = None) -> torch.Tensor:
+    """IWAE_k of each row of the test split of the module's data (or of `data`): log of
+    the mean of k importance weights p(x, z) / q(z | x), z from the module's guide (or
+    `guide`'s), a lower bound on log p that tightens with k (`dgmc.training.iwae`)."""
+    import torch
+
+    from .training.iwae import iwae_applies
+    from .training.iwae import iwae_bound as bound
+
+    if not iwae_applies(module):
+        raise UserError(f"'{module.ir.name}' has no importance-weighted bound: it needs latents, each drawn from a "
+                        "guide (none summed out of the model).")
+    rows = _rows(module.ir, data, "test")
+    module.check_shapes(rows)
+    device = module._anchor.device
+    hidden = {k_: v.to(device) for k_, v in rows.items() if k_ not in module.ir.bound_latents()}
+    with torch.no_grad():
+        return bound(module, hidden, k, torch.Generator(device).manual_seed(seed), guide)
+
+
 def load_plugin(name: str | Path) -> None:
     """What `--plugin` does: import the plugin module `name` (a dotted name), or run the
     plugin file at the path `name`, so that specs can name what it registers."""

@@ -41,7 +41,8 @@ from .report.document import write_reports
 from .report.render import render_file
 from .report.report import report
 from .training import checkpoint
-from .training.loop import check_trainable, device_of, quick_steps, train_teacher
+from .training.iwae import iwae_metrics
+from .training.loop import EVAL_SEED, check_trainable, device_of, quick_steps, train_teacher
 from .training.objectives import OBJECTIVES
 
 
@@ -299,11 +300,15 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
 
 
 def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> dict:
-    """A reused teacher's metrics with its exact test NLL where it applies, for a teacher
-    trained before dgmc computed it (`dgmc.evaluation.likelihood`)."""
-    if "test_exact_nll" in metrics or "test_exact_nll_skipped" in metrics or not has_data(model):
+    """A reused teacher's metrics with its exact test NLL and its test IWAE estimate where
+    they apply, for a teacher trained before dgmc computed them
+    (`dgmc.evaluation.likelihood`, `dgmc.training.iwae`)."""
+    exact = "test_exact_nll" in metrics or "test_exact_nll_skipped" in metrics
+    if (exact and "test_iwae" in metrics) or not has_data(model):
         return metrics
-    return {**metrics, **exact_metrics(_load(model, weights, None, device), load_split(model).test)}
+    teacher, test = _load(model, weights, None, device), load_split(model).test
+    test = {k: v.to(teacher._anchor.device) for k, v in test.items()}
+    return {**metrics, **({} if exact else exact_metrics(teacher, test)), **iwae_metrics(teacher, test, EVAL_SEED)}
 
 
 def _with_collapse(model: ir.Model, out: Path, name: str, width: float, metrics: dict, device: str) -> dict:

@@ -45,6 +45,8 @@ def check_train(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], has_data: 
     values = _optimiser(ctx, args, DEFAULTS)
     if "warmup" in args:
         values["warmup"] = ctx.integer(args["warmup"].value, "warmup", 0) or 0
+    if "k" in args:
+        values["k"] = ctx.integer(args["k"].value, "k, the draws per row,", 1) or 1
     for name, (positive, what) in WEIGHTS.items():
         value = ctx.number(args[name].value, name) if name in args else None
         if value is not None and (value <= 0 if positive else value < 0):
@@ -69,9 +71,10 @@ def check_bound(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], data: ir.D
     stmt = stmts[0] if stmts else None
     for name in bound:
         span = data.bindings[name].span
-        if train is None or train.objective != "elbo":
-            ctx.error(span, f"'{name}' is a latent bound to data: train with elbo, which infers it where the data "
-                      "miss it.")
+        if train is None or not OBJECTIVES[train.objective].infers_bound:
+            fits = " or ".join(o.name for o in OBJECTIVES.values() if o.infers_bound)
+            ctx.error(span, f"'{name}' is a latent bound to data: train with {fits}, which infers it where the "
+                      "data miss it.")
     if train is not None and train.alpha and not bound and stmt is not None:
         arg = next(a for a in stmt.args if a.key is not None and a.key.text == "alpha")
         ctx.error(arg.span, "alpha weighs the guide's log-probability of a latent's values where the data give "
@@ -178,9 +181,10 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft], s
         family = FAMILIES.get(draft.type)
         if not objective.discrete_latents and family is not None and family.discrete and draft.name not in summed:
             fits = [o.name for o in OBJECTIVES.values() if o.latents and o.discrete_latents]
+            summable = "enumerate" in objective.options
             ctx.error(draft.decl.type.span, f"{objective.name} reparametrizes latents, but '{draft.name}' is "
-                      f"{draft.type} (discrete): sum it out (`enumerate = [{draft.name}]`), or train with "
-                      f"{' or '.join(fits)}.")
+                      f"{draft.type} (discrete): " + (f"sum it out (`enumerate = [{draft.name}]`), or " if summable
+                                                      else "") + f"train with {' or '.join(fits)}.")
         if not draft.guide_parents and draft.name not in summed:
             ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective.name} "
                       f"needs: add an edge `... -> {draft.name}` inside `guide {{ }}`.")

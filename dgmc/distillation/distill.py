@@ -37,6 +37,7 @@ from ..losses.methods import METHODS, needs_data
 from ..lower import CompiledModel, Trace, compile_model
 from ..scale import ddp
 from ..training import checkpoint
+from ..training.iwae import iwae_metrics
 from ..training.loop import EVAL_SEED, Trained, TrainingError, batches, device_of, fit, optimise, stopped
 from ..training.objectives import evaluate, inputs_of
 from .revive import Dead, dead_units, revive
@@ -273,9 +274,11 @@ def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: S
     """-ELBO (NLL without latents) of the test split under the student through its own
     guide (`test_objective`; a distilled student's guide is distilled too), and, for a
     model with a guide, through the teacher's (`test_objective_teacher_guide`: still a
-    lower bound on the student's log-likelihood, with the teacher's guide as proposal)."""
+    lower bound on the student's log-likelihood, with the teacher's guide as proposal); the
+    test IWAE estimate through its own guide (`test_iwae`) where it has one."""
     data = {k: v.to(student._anchor.device) for k, v in split.test.items()}
-    own = {"test_objective": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED))}
+    own = {"test_objective": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED)),
+           **iwae_metrics(student, data, EVAL_SEED)}
     if not student.ir.fully_guided():
         return own
     return {**own, "test_objective_teacher_guide": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED),

@@ -158,7 +158,7 @@ class Data(Frozen):
 
 
 class Train(Frozen):
-    """The teacher's recipe: objective (`elbo`, `wake_sleep`, `mle`) and optimiser; for
+    """The teacher's recipe: objective (`elbo`, `iwae`, `wake_sleep`, `mle`) and optimiser; for
     `elbo`, the KL warm-up steps and the free-bits floor (nats per latent dimension),
     both against posterior collapse, and the discrete latents it sums out exactly
     (`enumerate`) instead of sampling them."""
@@ -172,6 +172,8 @@ class Train(Frozen):
     beta: float = 1.0
     """A constant weight on the KL terms (beta-VAE, Higgins et al. 2017), times the warm-up's
     ramp where there is one."""
+    k: int = 1
+    """The draws per row of `iwae`'s importance-weighted bound."""
     alpha: float = 0.0
     """The weight of -log q(y | ...) on the rows where a latent bound to data is present
     (M2's classification term, Kingma et al. 2014); 0: none."""

@@ -32,6 +32,7 @@ from ..evaluation.likelihood import exact_metrics
 from ..lower import CompiledModel, compile_model
 from ..scale import ddp
 from . import checkpoint
+from .iwae import iwae_metrics
 from .objectives import OBJECTIVES, Batch, evaluate
 
 QUICK_STEPS = 100
@@ -280,13 +281,14 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
 
 
 def report(compiled: CompiledModel, split: Split) -> dict[str, float]:
-    """The reported objective on the train and test splits, on fixed noise."""
+    """The reported objective on the train and test splits, and the test IWAE estimate
+    where the model has one (`iwae.iwae_metrics`), on fixed noise."""
     device = compiled._anchor.device
     metrics = {}
     for part in ("train", "test"):
         data = {k: v.to(device) for k, v in getattr(split, part).items()}
         metrics[f"{part}_objective"] = evaluate(compiled, data, torch.Generator().manual_seed(EVAL_SEED))
-    return metrics
+    return {**metrics, **iwae_metrics(compiled, data, EVAL_SEED)}
 
 
 def check_trainable(model: ir.Model) -> None:

@@ -254,6 +254,8 @@ class Objective:
     learns_initial: bool = True
     """Trains the learned parameters of an initial distribution (`init z ~ ...`), which
     the guide samples from: its gradient reaches them through the later steps."""
+    infers_bound: bool = False
+    """Infers a latent bound to data where the data miss it (and scores it where they give it)."""
     parts: str | None = None
     """The generated function that computes its terms (`lower.generate_losses.SOURCES`),
     which `dgmc compile --emit code` prints beside the ELBO's (None: none is generated)."""
@@ -273,7 +275,7 @@ def register_objective(objective: Objective, *, replace: bool = False) -> Object
 for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
               discrete_latents=False, options=("warmup", "free_bits", "beta", "enumerate", "alpha"),
-              parts="elbo_parts"),
+              infers_bound=True, parts="elbo_parts"),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
               "(discrete latents)", latents=True, learns_initial=False, parts="wake_sleep_parts"),
     Objective("mle", mle, "maximum likelihood of the observed nodes given the inputs (no latents)", latents=False,

@@ -289,3 +289,54 @@ def semi_supervised(out: Path, m2: str = "m2", baseline: str = "classifier_tenth
                 lines.append(f"| M2 student | {method} | {width:g} | {len(values)} | "
                              f"{stat([100 * v for v in values])} % |")
     return "\n".join(lines)
+
+
+IWAE_DRAWS = 5000
+"""The draws per test example of the IWAE estimate that compares the two objectives."""
+
+
+def _iwae_estimates(run: Path) -> dict[str, float]:
+    """-IWAE_{IWAE_DRAWS} per test example of a run's teacher and its seed-0 students of `ours`,
+    by name; computed once (a minute per model on one thread) and kept in the run's
+    `iwae_5000.json`."""
+    cached = run / f"iwae_{IWAE_DRAWS}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    import dgmc
+
+    rows, _ = load(run)
+    names = ["teacher", *(r["name"] for r in rows[1:] if r["method"] == "ours" and r["seed"] == 0)]
+    found = {}
+    for name in names:
+        model = dgmc.load_checkpoint(run, student=None if name == "teacher" else name)
+        found[name] = -float(dgmc.iwae_bound(model, k=IWAE_DRAWS, seed=0).mean())
+    cached.write_text(json.dumps(found, indent=2))
+    return found
+
+
+def iwae_objectives(out: Path, by_elbo: str = "vae", by_iwae: str = "iwae") -> str:
+    """The VAE trained by the ELBO against the same VAE trained by IWAE_5: each teacher's
+    test -ELBO, -IWAE_100 (its run's metrics) and -IWAE_5000 (`_iwae_estimates`), and
+    the same for the students of `ours` at seed 0."""
+    found = {name: rows for name, rows, _ in runs(out, (by_elbo, by_iwae))}
+    if set(found) != {by_elbo, by_iwae}:
+        return f"Not run yet: `python bench/results.py --only {by_elbo} {by_iwae}`."
+    estimates = {name: _iwae_estimates(out / name) for name in found}
+    lines = [f"| trained by | model | test -ELBO | test NLL (IWAE-100) | test NLL (IWAE-{IWAE_DRAWS}) | "
+             f"-ELBO - IWAE-{IWAE_DRAWS} |",
+             "|---|---|---|---|---|---|"]
+    for name, label in ((by_elbo, "elbo"), (by_iwae, "iwae(k = 5)")):
+        for row in found[name]:
+            key = row["name"]
+            if key not in estimates[name]:
+                continue
+            model = "teacher" if key == "teacher" else f"student ours x{row['width']:g}"
+            gap = row["test_objective"] - estimates[name][key]
+            lines.append(f"| {label} | {model} | {row['test_objective']:.3f} | {row['test_iwae']:.3f} | "
+                         f"{estimates[name][key]:.3f} | {gap:.3f} |")
+    teacher = {name: estimates[name]["teacher"] for name in found}
+    better = "IWAE-5" if teacher[by_iwae] < teacher[by_elbo] else "the ELBO"
+    lead = (f"Test NLL by IWAE-{IWAE_DRAWS} (nats per example, lower is better): the teacher trained by the ELBO "
+            f"{teacher[by_elbo]:.3f}, by IWAE-5 {teacher[by_iwae]:.3f}; the one trained by {better} is "
+            f"{abs(teacher[by_iwae] - teacher[by_elbo]):.3f} nats better.")
+    return lead + "\n\n" + "\n".join(lines)

@@ -65,6 +65,9 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     "hvae_lambda": ["run", "specs/hvae.dgm", "--widths", "0.1", "--methods", "ours", "--lambdas", "1", "10"],
     # convolutions gain from a second thread, so these are best run alone (--only conv_vae --jobs 1)
     "m2": ["run", "specs/m2.dgm", "--methods", "ours", "local", "scratch"],
+    # the VAE by the ELBO and by the importance-weighted bound, compared by IWAE-5000
+    "iwae": ["run", "specs/iwae.dgm", "--methods", "ours", "scratch"],
+    "vae": ["run", "specs/vae.dgm", "--widths", "0.25", "0.0625", "--methods", "ours", "scratch"],
     "classifier_tenth": ["run", "specs/classifier_tenth.dgm", "--methods", "ours", "scratch"],
     "conv_vae": ["run", "specs/conv_vae.dgm", "--threads", "2"],
     "conv_hvae": ["run", "specs/conv_hvae.dgm", "--threads", "2"],
@@ -331,6 +334,8 @@ def main() -> None:
         print(f"kept the blocks over every experiment: {len(EXPERIMENTS) - len(finished)} are not in {out}")
     if {"m2", "classifier_tenth"} <= set(finished):
         text = fill(text, "semi", findings.semi_supervised(out))
+    if {"vae", "iwae"} <= set(finished):
+        text = fill(text, "iwae_objectives", findings.iwae_objectives(out))
     drawn = [] if args.report_only else names  # the pictures are drawn by the invocation that ran
     if "hm" in drawn:
         hm_figure(out)

@@ -15,11 +15,11 @@ from ..frontend import syntax as s
 from ..ir import order
 from .context import Context, stmts_of
 from .data import check_data
-from .edges import add_edges, add_inits, default_network
+from .edges import add_edges, add_inits, declare_networks, default_network
 from .graph import check_cycles, warn_unobserved
 from .nodes import declare_consts, declare_nodes, declare_time
 from .recipes import check_bound, check_distill, check_train
-from .shapes import check_shapes
+from .shapes import check_shapes, check_shared
 
 
 @gc_paused
@@ -30,10 +30,12 @@ def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diag
     declare_consts(ctx, spec)
     time = declare_time(ctx, spec)
     drafts = declare_nodes(ctx, spec, time)
+    declare_networks(ctx, spec)
     default_net = default_network(ctx, spec)
     add_edges(ctx, spec, drafts, time)
     add_inits(ctx, spec, drafts)
     check_shapes(ctx, drafts, default_net)
+    check_shared(ctx, drafts)
     data = check_data(ctx, spec, drafts, time)
     # A data statement that did not check is reported there, not again as a missing one.
     train = check_train(ctx, spec, drafts, bool(stmts_of(spec, s.DataStmt)))

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .. import ir
 from ..core.base import Span
 from ..core.errors import Diagnostic, did_you_mean
 from ..frontend import syntax as s
@@ -17,7 +18,7 @@ from ..frontend import syntax as s
 LEARNED = "learned"
 KEYWORDS = frozenset({
     "model", "const", "time", "in", "input", "latent", "observed", "deterministic",
-    "via", "init", "default", "data", "guide", "train", "distill",
+    "via", "init", "default", "network", "data", "guide", "train", "distill",
 })
 
 
@@ -29,6 +30,8 @@ class Context:
     """The model's time variable, for messages that suggest `x[t-1]`."""
     steps: tuple[int, int] | None = None
     """The model's first and last step, once the time statement checks."""
+    shared: dict[str, ir.Network] = field(default_factory=dict)
+    """The networks of `network NAME = ...` statements, by name, for `via NAME`."""
 
     def error(self, span: Span, message: str) -> None:
         self.diagnostics.append(Diagnostic(severity="error", phase="semantic", span=span, message=message))

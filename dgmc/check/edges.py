@@ -25,17 +25,42 @@ def default_network(ctx: Context, spec: s.Spec) -> ir.Network:
     stmt = single(ctx, spec, s.DefaultStmt, "default")
     if stmt:
         net = network(ctx, stmt.via)
-        if net is not None and not NETWORKS[net.name].recurrent:
+        if net is not None and net.shared:
+            ctx.error(stmt.via.span, f"The shared network '{net.shared}' cannot be the default: name it in the "
+                      "edges that use it.")
+        elif net is not None and not NETWORKS[net.name].recurrent:
             return net
-        if net is not None:
+        elif net is not None:
             ctx.error(stmt.via.span, f"A recurrent cell ({net.name}) cannot be the default network.")
     kind = NETWORKS[DEFAULT_NET_NAME]
     return ir.Network(name=kind.name, hidden=DEFAULT_HIDDEN, options=kind.defaults(), span=spec.span)
 
 
+def declare_networks(ctx: Context, spec: s.Spec) -> None:
+    """The shared networks (`network dec = mlp(64, 64)`) into `ctx.shared`: each named
+    once, by a name that is no network kind (`via NAME` must mean one thing)."""
+    for stmt in stmts_of(spec, s.NetworkStmt):
+        name = stmt.name.text
+        ctx.not_keyword(stmt.name)
+        if name in NETWORKS:
+            ctx.error(stmt.name.span, f"'{name}' is a network kind: name the shared network otherwise.")
+        elif name in ctx.shared:
+            ctx.error(stmt.name.span, f"The network '{name}' is declared twice (first on line "
+                      f"{ctx.shared[name].span.line}).")
+        else:
+            net = network(ctx, stmt.net)
+            if net is not None:
+                ctx.shared[name] = net.model_copy(update={"shared": name, "span": stmt.span})
+
+
 def network(ctx: Context, net: s.Network) -> ir.Network | None:
-    """Resolve `mlp(64, 64, act = tanh)` and friends against the kind's argument schema;
-    None (with errors) if invalid."""
+    """Resolve `mlp(64, 64, act = tanh)` and friends against the kind's argument schema,
+    or a shared network's name; None (with errors) if invalid."""
+    if net.name.text in ctx.shared:
+        if net.args:
+            ctx.error(net.span, f"'{net.name.text}' is a shared network, set once where it is declared (line "
+                      f"{ctx.shared[net.name.text].span.line}): name it without arguments.")
+        return ctx.shared[net.name.text]
     kind = NETWORKS.get(net.name.text)
     if kind is None:
         ctx.unknown("network", net.name, NETWORKS)

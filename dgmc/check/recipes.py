@@ -265,7 +265,10 @@ def _items(
         divergence = item.divergence
         if divergence and _divergence_fits(ctx, divergence, draft) and _once(ctx, given, item, "divergence"):
             divergences[draft.name] = divergence.text
-        if item.via is not None:
+        if item.via is not None and draft.net is not None and draft.net.shared:
+            ctx.error(item.via.span, f"'{draft.name}' computes with the shared network '{draft.net.shared}', which "
+                      "the student shares too, sized by its width: give it no network of its own.")
+        elif item.via is not None:
             net = _student_net(ctx, item.via, draft)
             if net is not None and _once(ctx, given, item, "via"):
                 student_nets[draft.name] = net

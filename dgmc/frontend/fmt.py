@@ -97,6 +97,8 @@ def _line(stmt: s.Stmt) -> str:
         return f"init {stmt.name.text} = {_value(stmt.value)}"
     if isinstance(stmt, s.DefaultStmt):
         return f"default via {_network(stmt.via)}"
+    if isinstance(stmt, s.NetworkStmt):
+        return f"network {stmt.name.text} = {_network(stmt.net)}"
     if isinstance(stmt, s.DataStmt):
         bindings = ", ".join(f"{b.node.text} = {_bound(b.source)}" for b in stmt.bindings)
         return f"data {stmt.dataset.text}{_args(stmt.args)} {{{f' {bindings} ' if bindings else ''}}}"

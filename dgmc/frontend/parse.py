@@ -160,6 +160,10 @@ class ToSyntax:
     def default_stmt(self, meta, children):
         return s.DefaultStmt(via=children[0], span=_span(meta))
 
+    def network_stmt(self, meta, children):
+        name, net = children
+        return s.NetworkStmt(name=_name(name), net=net, span=_span(meta))
+
     def data_stmt(self, meta, children):
         dataset, *rest = children
         args = rest.pop(0) if rest and isinstance(rest[0], tuple) else ()

@@ -142,6 +142,15 @@ class DefaultStmt(Frozen):
     span: Span
 
 
+class NetworkStmt(Frozen):
+    """`network dec = mlp(64, 64)`: a network several conditionals share (`via dec`), its
+    weights one set."""
+
+    name: Name
+    net: Network
+    span: Span
+
+
 class Columns(Frozen):
     """`[eruptions, waiting]`: several columns side by side, feeding one node."""
 
@@ -229,7 +238,7 @@ class DistillStmt(Frozen):
 
 
 Stmt = (
-    ConstStmt | TimeStmt | NodeDecl | EdgeStmt | InitStmt | DefaultStmt
+    ConstStmt | TimeStmt | NodeDecl | EdgeStmt | InitStmt | DefaultStmt | NetworkStmt
     | DataStmt | GuideBlock | TrainStmt | DistillStmt
 )
 

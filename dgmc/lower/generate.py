@@ -130,7 +130,8 @@ class _Writer:
         lines = []
         for step in self.walk.steps:
             if step.key in self.nets and not (step.node in self.sig.given and step.role != "sample"):
-                lines.append(f"{self._net(step)} = self.nets[{step.key!r}]")
+                shared = f"  # the shared network '{step.net.shared}'" if step.net.shared else ""
+                lines.append(f"{self._net(step)} = self.nets[{step.key!r}]{shared}")
             if step.role == "compute" and NETWORKS[step.net.name].recurrent:
                 lines.append(f"{self._net(step, 'cell')} = self.cells[{step.key!r}]")
             if step.role == "sample" and _plain(step.family):

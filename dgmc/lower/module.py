@@ -66,6 +66,8 @@ class CompiledModel(nn.Module):
         self.families: dict[str, Family] = {s.node: s.family for s in self.generative.steps if s.family}
         self.steps = model.time.steps if model.time else 0
         self.nets = nn.ModuleDict()
+        self._shared: dict[str, nn.Module] = {}
+        """Each shared network's module, by name, once its first user built it."""
         self.free = nn.ParameterDict()
         self.inits = nn.ParameterDict()
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
@@ -101,26 +103,37 @@ class CompiledModel(nn.Module):
 
     def _build(self, step: Step) -> None:
         """The step's network (its computed parameters, or a deterministic state) and its
-        free vector (its learned parameters); a recurrent cell's own previous state is
-        its state, not an input."""
+        free vector (its learned parameters)."""
         if step.role == "given" or step.key in self.nets or step.key in self.free:
             return
         if step.role == "compute":
-            kind = NETWORKS[step.net.name]
-            if kind.recurrent:
-                self.nets[step.key] = kind.build(step.net, self._cell_input_size(step), step.size)
-            else:
-                self.nets[step.key] = kind.make(step.net, self._input_shapes(step), (step.size,))
-            self._dry_run(step, (step.size,))
+            self._network(step, (step.size,))
             return
         computed = step.family.raw_size(step.size, step.spec.computed)
         if step.parents and computed:
-            out = output_shape(self.ir.node(step.node).dims, computed)
-            self.nets[step.key] = NETWORKS[step.net.name].make(step.net, self._input_shapes(step), out)
-            self._dry_run(step, out)
+            self._network(step, output_shape(self.ir.node(step.node).dims, computed))
         learned = step.family.raw_size(step.size, step.spec.learned)
         if learned:
             self.free[step.key] = nn.Parameter(torch.zeros(learned))
+
+    def _network(self, step: Step, out: Shape) -> None:
+        """`self.nets[step.key]`: built for output `out` and dry-run (a recurrent cell's own
+        previous state is its state, not an input). A shared network (`network dec = ...`)
+        is built by its first user; every later one holds the same module under its own
+        key, so that generated code reads `self.nets[key]` alike and `parameters()` counts
+        its weights once."""
+        shared = step.net.shared
+        if shared in self._shared:
+            self.nets[step.key] = self._shared[shared]
+            return
+        kind = NETWORKS[step.net.name]
+        if kind.recurrent:
+            self.nets[step.key] = kind.build(step.net, self._cell_input_size(step), step.size)
+        else:
+            self.nets[step.key] = kind.make(step.net, self._input_shapes(step), out)
+        self._dry_run(step, out)
+        if shared:
+            self._shared[shared] = self.nets[step.key]
 
     def _input_size(self, step: Step) -> int:
         return sum(self.sizes[r.node] for r in step.parents)

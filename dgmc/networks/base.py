@@ -31,17 +31,21 @@ class Network(Frozen):
     name: str
     hidden: tuple[int, ...] = ()
     options: dict[str, int | float | str] = {}
+    shared: str | None = None
+    """The name of the network statement it comes from (`network dec = mlp(64)`), whose one
+    set of weights every conditional that names it (`via dec`) uses; None: the node's own."""
     span: Span
 
     def label(self) -> str:
         """`mlp(256, 256)`, `mlp(64, act=tanh)`, `linear`, `gru`: as a spec writes it (the
-        options that differ from their defaults)."""
+        options that differ from their defaults); `dec = mlp(64)` for a shared one."""
         args = [str(h) for h in self.hidden]
         kind = NETWORKS.get(self.name)
         defaults = kind.defaults() if kind else {}
         args += [f"{k}={v if isinstance(v, str) else format(v, 'g')}" for k, v in self.options.items()
                  if defaults.get(k) != v]
-        return f"{self.name}({', '.join(args)})" if args else self.name
+        own = f"{self.name}({', '.join(args)})" if args else self.name
+        return f"{self.shared} = {own}" if self.shared else own
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ _DATA_ADDED = {"labelled": 1.0}
 _TRAIN_ADDED = {"enumerate": [], "alpha": 0.0, "beta": 1.0, "k": 1}
 """Training settings added since, hashed only when not at their default (nothing summed
 out): the teachers of specs that do not use them keep loading."""
+_NET_ADDED = ("shared",)
+"""Network fields added since, hashed only when set (a shared network's name)."""
 _PARAMS_ADDED = {"Categorical": {"logits": ("computed",)}}
 """Parameters a family has let a spec fix since checkpoints were first written, at the
 default under which the node's dump had none (a Categorical's computed logits), so that
@@ -62,7 +64,8 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
     every node, the time range, the data and the training recipe; for a student also the
     distillation settings (its networks, divergences, optimiser). Without source spans:
     reformatting a spec keeps its checkpoints."""
-    dump = without_spans(model.model_dump(mode="json", include={"name", "time", "nodes", "data", "train", "distill"}))
+    dump = _without_unset_nets(without_spans(model.model_dump(mode="json", include={
+        "name", "time", "nodes", "data", "train", "distill"})))
     data = {k: v for k, v in (dump["data"] or {}).items()  # the file's digest, not its path
             if k != "source" and (k not in _DATA_ADDED or v != _DATA_ADDED[k])}
     train = {k: v for k, v in (dump["train"] or {}).items() if k not in _TRAIN_ADDED or v != _TRAIN_ADDED[k]} \
@@ -73,6 +76,15 @@ def parts(model: ir.Model, width: float | None = None) -> dict[str, str]:
         found["distill"] = {k: v for k, v in dump["distill"].items()
                             if k not in _GRID and (k not in _DISTILL_ADDED or v != _DISTILL_ADDED[k])}
     return {key: _digest(value) for key, value in found.items()}
+
+
+def _without_unset_nets(dump: Any) -> Any:
+    """The dump with the network fields of `_NET_ADDED` left out wherever unset."""
+    if isinstance(dump, dict):
+        return {k: _without_unset_nets(v) for k, v in dump.items() if not (k in _NET_ADDED and v is None)}
+    if isinstance(dump, list):
+        return [_without_unset_nets(v) for v in dump]
+    return dump
 
 
 def _node_part(node: dict[str, Any]) -> dict[str, Any]:

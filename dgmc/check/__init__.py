@@ -13,6 +13,7 @@ from ..core.base import gc_paused
 from ..core.errors import DgmError, Diagnostic
 from ..frontend import syntax as s
 from ..ir import order
+from .conditionals import add_conditionals
 from .context import Context, stmts_of
 from .data import check_data
 from .edges import add_edges, add_inits, declare_networks, default_network
@@ -33,6 +34,7 @@ def check(spec: s.Spec, source: str, filename: str) -> tuple[ir.Model, list[Diag
     declare_networks(ctx, spec)
     default_net = default_network(ctx, spec)
     add_edges(ctx, spec, drafts, time)
+    add_conditionals(ctx, spec, drafts, time)
     add_inits(ctx, spec, drafts)
     check_shapes(ctx, drafts, default_net)
     check_shared(ctx, drafts)

@@ -102,7 +102,7 @@ def _bindings(ctx: Context, stmt: s.DataStmt, dataset: Dataset | None, drafts: d
 def _takes_data(draft: Draft) -> bool:
     """Observed and input nodes take data; a latent with a guide may too (observed where
     present, inferred where missing)."""
-    return draft.kind in ("observed", "input") or (draft.kind == "latent" and bool(draft.guide_parents))
+    return draft.kind in ("observed", "input") or (draft.kind == "latent" and draft.guided)
 
 
 def _column_exists(ctx: Context, column: s.Name, dataset: Dataset | None) -> bool:

@@ -44,6 +44,17 @@ class Draft:
     init_stmt: s.InitStmt | None = None
     in_guide: bool = False
     """Declared in the guide block: a state only the guide computes and reads."""
+    cond: s.CondStmt | None = None
+    guide_cond: s.CondStmt | None = None
+    """The `~` statements that write its conditional out, in the model and in the guide."""
+    exprs: dict[str, ir.Expr] = field(default_factory=dict)
+    guide_exprs: dict[str, ir.Expr] = field(default_factory=dict)
+    """Their parameters that read nodes (a constant one is fixed in `params`)."""
+
+    @property
+    def guided(self) -> bool:
+        """Whether it has a guide: edges into it there, or its guide written out."""
+        return bool(self.guide_parents) or self.guide_cond is not None
 
     @property
     def name(self) -> str:
@@ -66,7 +77,7 @@ class Draft:
         """The IR node; a parameter the spec left unset is computed by the network of a
         node with parents, and learned (a free parameter) on a node without, also one
         that a spec cannot name (a root Categorical's logits)."""
-        net = (self.net or default_net) if self.parents else None
+        net = (self.net or default_net) if self.parents and not self.exprs else None
         unset = "computed" if self.parents else "learned"
         params = {k: unset if v == UNSET else v for k, v in self.params.items()}
         family = FAMILIES.get(self.type) if self.kind in ("latent", "observed") else None
@@ -76,12 +87,14 @@ class Draft:
         if family is not None and initial is not None:  # likewise an initial distribution's
             initial = {**initial, **dict.fromkeys(param_spec(family, initial).computed, "learned")}
         guide = None
-        if self.guide_parents:
-            span = self.guide_parents[0].span
-            guide = ir.Guide(parents=tuple(self.guide_parents), net=self.guide_net or default_net, span=span)
+        if self.guided:
+            span = self.guide_cond.span if self.guide_cond else self.guide_parents[0].span
+            guide_net = None if self.guide_cond else self.guide_net or default_net
+            guide = ir.Guide(parents=tuple(self.guide_parents), net=guide_net, exprs=self.guide_exprs, span=span)
         return ir.Node(
             name=self.name, kind=self.kind, type=self.type, size=self.size, shape=self.shape, params=params,
             timed=self.timed, init=self.init, initial=initial, parents=tuple(self.parents), net=net, guide=guide,
+            exprs=self.exprs,
             span=self.decl.span,
         )
 

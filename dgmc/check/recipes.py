@@ -106,7 +106,7 @@ def _enumerated(ctx: Context, arg: s.Arg, drafts: dict[str, Draft]) -> tuple[str
         return ()
     if chains and not _chain_fits(ctx, arg, drafts[chains[0]], drafts):
         return ()
-    outside = [n for n in names if not drafts[n].guide_parents]
+    outside = [n for n in names if not drafts[n].guided]
     readers = {d.name: [p.name for p in d.guide_parents if p.name in outside] for d in drafts.values()}
     read = list(dict.fromkeys(n for names_read in readers.values() for n in names_read))
     if read:
@@ -143,7 +143,7 @@ def _chain_fits(ctx: Context, arg: s.Arg, chain: Draft, drafts: dict[str, Draft]
     """A chain s[t] is summed out of the model by the forward algorithm, which needs its
     every value at a step to be scored by the next step's transition and this step's
     observations alone: no guide, and nothing reads s but s[t+1] and observed nodes at t."""
-    if chain.guide_parents:
+    if chain.guided:
         ctx.error(arg.value.span, f"'{chain.name}' is a chain over time with a guide: a chain is summed out of the "
                   "model (the forward algorithm), so give it no guide.")
         return False
@@ -185,7 +185,7 @@ def _objective_fits(ctx: Context, stmt: s.TrainStmt, drafts: dict[str, Draft], s
             ctx.error(draft.decl.type.span, f"{objective.name} reparametrizes latents, but '{draft.name}' is "
                       f"{draft.type} (discrete): " + (f"sum it out (`enumerate = [{draft.name}]`), or " if summable
                                                       else "") + f"train with {' or '.join(fits)}.")
-        if not draft.guide_parents and draft.name not in summed:
+        if not draft.guided and draft.name not in summed:
             ctx.error(draft.decl.name.span, f"Latent '{draft.name}' has no guide, which {objective.name} "
                       f"needs: add an edge `... -> {draft.name}` inside `guide {{ }}`.")
         if draft.initial and LEARNED in draft.initial.values() and not objective.learns_initial:
@@ -265,7 +265,10 @@ def _items(
         divergence = item.divergence
         if divergence and _divergence_fits(ctx, divergence, draft) and _once(ctx, given, item, "divergence"):
             divergences[draft.name] = divergence.text
-        if item.via is not None and draft.net is not None and draft.net.shared:
+        if item.via is not None and draft.cond is not None:
+            ctx.error(item.via.span, f"'{draft.name}' has its conditional written out (line {draft.cond.span.line}), "
+                      "with no network, in the student as in the teacher: give it no network.")
+        elif item.via is not None and draft.net is not None and draft.net.shared:
             ctx.error(item.via.span, f"'{draft.name}' computes with the shared network '{draft.net.shared}', which "
                       "the student shares too, sized by its width: give it no network of its own.")
         elif item.via is not None:

@@ -16,9 +16,9 @@ from .nodes import UNSET, Draft
 
 def check_shapes(ctx: Context, drafts: dict[str, Draft], default_net: ir.Network) -> None:
     for draft in drafts.values():
-        if draft.parents:
+        if draft.parents and draft.cond is None:
             _check(ctx, drafts, draft, draft.net or default_net, draft.parents, draft.via, guide=False)
-        if draft.guide_parents:
+        if draft.guide_parents and draft.guide_cond is None:
             _check(ctx, drafts, draft, draft.guide_net or default_net, draft.guide_parents, draft.guide_via, guide=True)
 
 

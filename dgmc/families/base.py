@@ -164,6 +164,8 @@ class Family:
         out: Params = {}
         parts = {"computed": _chunks(computed, size), "learned": _chunks(learned, size)}
         for name in self.params:
+            if name in spec.given:
+                continue
             if name in spec.fixed:
                 out[name] = fixed_tensor(spec.fixed[name], batch, size, like)
             else:
@@ -223,17 +225,22 @@ class ParamSpec:
     learned: tuple[str, ...]
     computed: tuple[str, ...]
     settings: dict[str, float]
+    given: tuple[str, ...] = ()
+    """Parameters an expression of the parents gives (`x ~ Normal(loc = 2 * z, ...)`):
+    neither a network's nor the node's own; `assemble` leaves them to its caller."""
 
 
 def param_spec(family: Family, node_params: Mapping[str, float | tuple[float, ...] | str]) -> ParamSpec:
     """A node's IR parameters (numbers, lists of numbers, `learned`, `computed`) in the
     family's terms; a parameter fixed under one name (Categorical `probs`) is not also
     learned under the other (`logits`)."""
-    fixed, learned = {}, []
+    fixed, learned, given = {}, [], []
     for name, value in node_params.items():
         if name in family.settings:
             continue
-        if value == "learned":
+        if value == "expression":
+            given.append(name)
+        elif value == "learned":
             learned.append(family.fix(name, 0.0)[0])
         elif isinstance(value, tuple | list):
             own = family.fix(name, float(value[0]))[0]
@@ -242,9 +249,10 @@ def param_spec(family: Family, node_params: Mapping[str, float | tuple[float, ..
             own, number = family.fix(name, float(value))
             fixed[own] = number
     settings = {k: float(node_params[k]) for k in family.settings if k in node_params}
-    computed = tuple(p for p in family.params if p not in fixed and p not in learned)
+    computed = tuple(p for p in family.params if p not in fixed and p not in learned and p not in given)
     learned_in_order = tuple(p for p in family.params if p in learned and p not in fixed)
-    return ParamSpec(fixed=fixed, learned=learned_in_order, computed=computed, settings=settings)
+    return ParamSpec(fixed=fixed, learned=learned_in_order, computed=computed, settings=settings,
+                     given=tuple(p for p in family.params if p in given))
 
 
 def fixed_tensor(value: float | tuple[float, ...], batch: int, size: int, like: Tensor) -> Tensor:

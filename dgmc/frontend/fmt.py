@@ -97,6 +97,9 @@ def _line(stmt: s.Stmt) -> str:
         return f"init {stmt.name.text} = {_value(stmt.value)}"
     if isinstance(stmt, s.DefaultStmt):
         return f"default via {_network(stmt.via)}"
+    if isinstance(stmt, s.CondStmt):
+        args = ", ".join(f"{a.key.text} = {_expr(a.value)}" for a in stmt.args)
+        return f"{_ref(stmt.target)} ~ {stmt.family.text}({args})"
     if isinstance(stmt, s.NetworkStmt):
         return f"network {stmt.name.text} = {_network(stmt.net)}"
     if isinstance(stmt, s.DataStmt):
@@ -148,6 +151,39 @@ def _args(args: tuple[s.Arg, ...]) -> str:
     if not args:
         return ""
     return "(" + ", ".join((f"{a.key.text} = " if a.key else "") + _value(a.value) for a in args) + ")"
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+
+
+def _expr(expr: s.Expr) -> str:
+    """An expression with the parentheses its tree needs and no others: an operand binds
+    looser than its operator's (and a right operand of equal rank, the grammar being
+    left-associative) is parenthesised, so printing and parsing give the same tree."""
+    if isinstance(expr, s.BinOp):
+        rank = _PRECEDENCE[expr.op]
+        left, right = _expr(expr.left), _expr(expr.right)
+        if _rank(expr.left) < rank:
+            left = f"({left})"
+        if _rank(expr.right) <= rank:
+            right = f"({right})"
+        return f"{left} {expr.op} {right}"
+    if isinstance(expr, s.Neg):
+        inner = _expr(expr.operand)
+        plain = _rank(expr.operand) > 3 and not inner.startswith("-")
+        return f"-{inner}" if plain else f"-({inner})"
+    if isinstance(expr, s.Call):
+        return f"{expr.func.text}({_expr(expr.arg)})"
+    if isinstance(expr, s.Ref):
+        return _ref(expr)
+    return expr.text
+
+
+def _rank(expr: s.Expr) -> int:
+    """How tightly an expression binds: sums 1, products 2, negations 3, atoms 4."""
+    if isinstance(expr, s.BinOp):
+        return _PRECEDENCE[expr.op]
+    return 3 if isinstance(expr, s.Neg) else 4
 
 
 def _value(value: s.Value) -> str:

@@ -160,6 +160,27 @@ class ToSyntax:
     def default_stmt(self, meta, children):
         return s.DefaultStmt(via=children[0], span=_span(meta))
 
+    def cond_stmt(self, meta, children):
+        target, family, *args = children
+        return s.CondStmt(target=target, family=_name(family), args=tuple(a for a in args if a is not None),
+                          span=_span(meta))
+
+    def cond_arg(self, meta, children):
+        return s.CondArg(key=_name(children[0]), value=children[1], span=_span(meta))
+
+    def _binary(op):  # one method per operator rule
+        def build(self, meta, children):
+            return s.BinOp(op=op, left=children[0], right=children[1], span=_span(meta))
+        return build
+
+    add, sub, mul, div = _binary("+"), _binary("-"), _binary("*"), _binary("/")
+
+    def neg(self, meta, children):
+        return s.Neg(operand=children[0], span=_span(meta))
+
+    def call(self, meta, children):
+        return s.Call(func=_name(children[0]), arg=children[1], span=_span(meta))
+
     def network_stmt(self, meta, children):
         name, net = children
         return s.NetworkStmt(name=_name(name), net=net, span=_span(meta))

@@ -142,6 +142,53 @@ class DefaultStmt(Frozen):
     span: Span
 
 
+class Call(Frozen):
+    """`sqrt(1 - B)`: a function of one expression (`dgmc.ir.FUNCTIONS`)."""
+
+    func: Name
+    arg: Expr
+    span: Span
+
+
+class BinOp(Frozen):
+    """`a * b`, `1 - B`: an arithmetic operation."""
+
+    op: Literal["+", "-", "*", "/"]
+    left: Expr
+    right: Expr
+    span: Span
+
+
+class Neg(Frozen):
+    """`-x`."""
+
+    operand: Expr
+    span: Span
+
+
+Expr = Number | Ref | Call | BinOp | Neg
+"""An expression of a parameter-free conditional: numbers, constants and nodes (a `Ref`:
+a bare name is a constant where one is declared, else a node), arithmetic, functions."""
+
+
+class CondArg(Frozen):
+    """`loc = sqrt(1 - B) * x[t-1]`: one parameter of a conditional."""
+
+    key: Name
+    value: Expr
+    span: Span
+
+
+class CondStmt(Frozen):
+    """`x[t] ~ Normal(loc = sqrt(1 - B) * x[t-1], scale = sqrt(B))`: a conditional written
+    out, its parameters expressions of the parents (in the model, or in a guide block)."""
+
+    target: Ref
+    family: Name
+    args: tuple[CondArg, ...]
+    span: Span
+
+
 class NetworkStmt(Frozen):
     """`network dec = mlp(64, 64)`: a network several conditionals share (`via dec`), its
     weights one set."""
@@ -195,7 +242,7 @@ class GuideBlock(Frozen):
     deterministic states only the guide computes (`deterministic g[t] : Real[H]`, a
     backward RNN over the observations) with their initial values."""
 
-    stmts: tuple[NodeDecl | EdgeStmt | InitStmt, ...]
+    stmts: tuple[NodeDecl | EdgeStmt | InitStmt | CondStmt, ...]
     span: Span
 
     @property
@@ -209,6 +256,10 @@ class GuideBlock(Frozen):
     @property
     def inits(self) -> tuple[InitStmt, ...]:
         return tuple(x for x in self.stmts if isinstance(x, InitStmt))
+
+    @property
+    def conds(self) -> tuple[CondStmt, ...]:
+        return tuple(x for x in self.stmts if isinstance(x, CondStmt))
 
 
 class TrainStmt(Frozen):
@@ -238,7 +289,7 @@ class DistillStmt(Frozen):
 
 
 Stmt = (
-    ConstStmt | TimeStmt | NodeDecl | EdgeStmt | InitStmt | DefaultStmt | NetworkStmt
+    ConstStmt | TimeStmt | NodeDecl | EdgeStmt | InitStmt | DefaultStmt | NetworkStmt | CondStmt
     | DataStmt | GuideBlock | TrainStmt | DistillStmt
 )
 

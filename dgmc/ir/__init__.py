@@ -9,6 +9,7 @@ here is a Python object graph: nodes refer to each other by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import PrivateAttr
@@ -26,11 +27,11 @@ NODE_KINDS: dict[str, str] = {
     "deterministic": "a plain function of its parents (an RNN state); no noise",
 }
 
-Param = float | tuple[float, ...] | Literal["learned", "computed"]
+Param = float | tuple[float, ...] | Literal["learned", "computed", "expression"]
 """A family parameter: fixed by the spec (a number, also a family's settings such as a
 temperature), `learned` (a free parameter that does not depend on the parents: the
-default of a node without parents), or `computed` by the node's network from its
-parents (the default of a node with parents)."""
+default of a node without parents), `computed` by the node's network from its parents
+(the default of a node with parents), or an `expression` of its parents (`Node.exprs`)."""
 
 
 class Parent(Frozen):
@@ -44,6 +45,11 @@ class Parent(Frozen):
     at: int | None = None
     span: Span
 
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        """What the edge reads, wherever it is written: (name, lag, at)."""
+        return self.name, self.lag, self.at
+
     def ref(self, var: str = "t") -> str:
         """The parent as the spec writes it: `h`, `h[t-1]`, `g[t+1]`, `h[40]`."""
         if self.at is not None:
@@ -51,11 +57,60 @@ class Parent(Frozen):
         return f"{self.name}[{var}{-self.lag:+d}]" if self.lag else self.name
 
 
+FUNCTIONS = ("sqrt", "exp", "log", "sigmoid", "softplus", "tanh", "abs")
+"""The functions an expression may call, each of one argument, elementwise."""
+OPERATORS = ("+", "-", "*", "/")
+
+
+class Expr(Frozen):
+    """An expression of a parameter-free conditional (`x ~ Normal(loc = sqrt(1 - B) * z,
+    scale = 0.1)`), a closed set of operations: `number` (its `value`), `read` (the value
+    of `parent`), an operator of `OPERATORS` on two `args`, `neg`, or a function of
+    `FUNCTIONS` on one. Constants are substituted and every part without a read folded to
+    a number by the checker, so an operation always has a tensor among its operands."""
+
+    op: str
+    args: tuple[Expr, ...] = ()
+    value: float | None = None
+    parent: Parent | None = None
+
+    def reads(self) -> tuple[Parent, ...]:
+        """The parents it reads, in order of appearance (repeats kept once)."""
+        if self.parent is not None:
+            return (self.parent,)
+        found: dict[tuple, Parent] = {}
+        for arg in self.args:
+            for parent in arg.reads():
+                found.setdefault(parent.key, parent)
+        return tuple(found.values())
+
+    def code(self, read: Callable[[Parent], str]) -> str:
+        """Python source computing it with torch, each parent's value by `read`; fully
+        parenthesised, so that the text needs no precedence rules."""
+        if self.op == "number":
+            return repr(self.value)
+        if self.op == "read":
+            return read(self.parent)
+        if self.op in OPERATORS:
+            return f"({self.args[0].code(read)} {self.op} {self.args[1].code(read)})"
+        if self.op == "neg":
+            return f"(-{self.args[0].code(read)})"
+        where = "torch.nn.functional" if self.op == "softplus" else "torch"
+        return f"{where}.{self.op}({self.args[0].code(read)})"
+
+    def text(self, var: str = "t") -> str:
+        """As a spec writes it (fully parenthesised), for pictures and summaries."""
+        return self.code(lambda p: p.ref(var)).replace("torch.nn.functional.", "").replace("torch.", "")
+
+
 class Guide(Frozen):
-    """The inference network's conditional q(node | parents) for a latent node."""
+    """The inference network's conditional q(node | parents) for a latent node: computed
+    by `net`, or written out, every parameter an expression of the parents (`exprs`, and
+    then no net)."""
 
     parents: tuple[Parent, ...]
-    net: Network
+    net: Network | None = None
+    exprs: dict[str, Expr] = {}
     span: Span
 
 
@@ -63,9 +118,10 @@ class Node(Frozen):
     """One node of the graph and its conditional p(node | parents).
 
     `type` is a family name (latent, observed) or a domain name (input: Real, Binary,
-    OneHot; deterministic: Real). `net` is None exactly for inputs and for nodes with no
-    parents. `init` is the value before the first step, for time-indexed nodes that some
-    edge reads at `t-1` (a number, or `learned`); a latent node may instead have an
+    OneHot; deterministic: Real). `net` is None exactly for inputs, for nodes with no
+    parents and for those whose conditional is written out (`exprs`). `init` is the value
+    before the first step, for time-indexed nodes that some edge reads at `t-1` (a
+    number, or `learned`); a latent node may instead have an
     `initial` distribution, of its own family, whose parameters are numbers or `learned`
     (the value before the first step is then a sample, with its own noise). `shape` holds
     the dimensions of a node declared with several (`[1, 28, 28]`, channels first); every
@@ -83,6 +139,9 @@ class Node(Frozen):
     initial: dict[str, Param] | None = None
     parents: tuple[Parent, ...] = ()
     net: Network | None = None
+    exprs: dict[str, Expr] = {}
+    """The parameters its conditional gives as expressions of its parents (`x ~ Normal(loc =
+    ...)`), by the family's own names; such a node has no network."""
     guide: Guide | None = None
     span: Span
 

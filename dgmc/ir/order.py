@@ -160,8 +160,12 @@ def _problems(model: Model):
 def _node_problems(model: Model, node, position: dict[str, int]):
     if node.kind == "input" and node.parents:
         yield f"input {node.name!r} has parents"
-    if (node.net is None) != (not node.parents):
-        yield f"{node.name!r}: a network exactly when there are parents"
+    if (node.net is None) != (not node.parents or bool(node.exprs)):
+        yield f"{node.name!r}: a network exactly when there are parents and no expressions"
+    if {p.key for e in node.exprs.values() for p in e.reads()} - {p.key for p in node.parents}:
+        yield f"{node.name!r}: its expressions read nodes that are not its parents"
+    if node.guide is not None and (node.guide.net is None) != bool(node.guide.exprs):
+        yield f"{node.name!r}: a guide has a network exactly when it has no expressions"
     if node.kind in ("latent", "observed") and node.type not in FAMILIES:
         yield f"{node.name!r} has no family"
     if node.guide is not None and node.kind != "latent":

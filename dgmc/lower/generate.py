@@ -27,7 +27,7 @@ from .. import ir
 from ..families import Family
 from ..families.base import MIN_SCALE
 from ..networks import NETWORKS
-from .plan import Block, Pass, Read, Step
+from .plan import Block, Pass, Read, Step, read_of
 from .text import WIDTH, Names
 
 
@@ -219,9 +219,14 @@ class _Writer:
         learned = f"self.free[{step.key!r}].expand(batch, -1)" if step.key in self.free else "None"
         params, eps = self.name(step.node, "params"), self.name(step.node, "eps")
         if _plain(step.family):
-            lines += self._assemble(step, computed, learned, params)
+            lines += self._assemble(step, computed, learned, params, block)
         else:
             lines.append(f"{params} = {family}.assemble({computed}, {learned}, {spec}, {size}, batch, anchor)")
+            if step.exprs:  # the parameters expressions give, in the family's order
+                given = dict(step.exprs)
+                lines.append(f"{params} = {{" + ", ".join(
+                    f"{p!r}: {self._given(given[p], step, block)}" if p in given else f"{p!r}: {params}[{p!r}]"
+                    for p in step.family.params) + "}")
         if step.node in self.sig.noise:
             lines.append(f"{eps} = {self._supplied('noise', step.node, timed)}")
         elif step.node not in self.sig.given:
@@ -232,10 +237,18 @@ class _Writer:
             lines.append(f"{me} = {family}.reparam({eps}, {params})")
         return lines
 
-    def _assemble(self, step: Step, computed: str, learned: str, params: str) -> list[str]:
+    def _given(self, expr: ir.Expr, step: Step, block: Block) -> str:
+        """A parameter an expression of the parents gives, [batch, size] (a number, as in
+        a guide written out, filled in as a fixed one is)."""
+        if expr.op == "number":
+            return f"anchor.new_full((batch, {step.size}), {_literal(expr.value)})"
+        return f"{expr.code(lambda p: self._read(read_of(self.model, p), block))}.expand(batch, {step.size})"
+
+    def _assemble(self, step: Step, computed: str, learned: str, params: str, block: Block) -> list[str]:
         """`Family.assemble` written out: the raw vectors split into the parameters, each
-        constrained (softplus + MIN_SCALE for positive ones); fixed ones filled in."""
-        family, spec, size = step.family, step.spec, step.size
+        constrained (softplus + MIN_SCALE for positive ones); fixed ones filled in; those
+        expressions give computed from the parents' values."""
+        family, spec, size, given = step.family, step.spec, step.size, dict(step.exprs)
         lines, names = [], {p: self.name(step.node, p) for p in family.params}
         for raw, group in ((computed, spec.computed), (learned, spec.learned)):
             free = [p for p in family.params if p in group and p not in spec.fixed]
@@ -244,7 +257,9 @@ class _Writer:
             elif free:
                 lines.append(f"{', '.join(names[p] for p in free)} = {raw}.split({size}, dim=-1)")
         for p in family.params:
-            if p in spec.fixed and isinstance(spec.fixed[p], tuple):  # one number per dimension
+            if p in given:
+                lines.append(f"{names[p]} = {self._given(given[p], step, block)}")
+            elif p in spec.fixed and isinstance(spec.fixed[p], tuple):  # one number per dimension
                 lines.append(f"{names[p]} = anchor.new_tensor({_literal(spec.fixed[p])}).expand(batch, {size})")
             elif p in spec.fixed:
                 lines.append(f"{names[p]} = anchor.new_full((batch, {size}), {_literal(spec.fixed[p])})")
@@ -307,7 +322,9 @@ class _Writer:
         node = self.model.node(base)
         spans = [node.span]
         if step.key.startswith("q_") and node.guide is not None:
-            spans.append(node.guide.net.span)
+            spans.append(node.guide.net.span if node.guide.net else node.guide.span)
+        elif step.exprs and step.node == base:  # the `~` line: where its expressions read their parents
+            spans.append(step.exprs[0][1].reads()[0].span)
         elif step.net is not None and step.role != "given" and step.node == base:
             spans.append(step.net.span)
         lines = self.spec_lines

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .. import ir
 from ..families import Params
 from ..networks import NETWORKS
-from .plan import Pass, Read, Step
+from .plan import Pass, Read, Step, read_of
 from .trace import MissingValueError, Trace
 
 
@@ -87,6 +87,9 @@ class Run:
         computed = self.m.nets[step.key](self._inputs(step, t)) if step.key in self.m.nets else None
         learned = self.m.free[step.key].expand(self.batch, -1) if step.key in self.m.free else None
         params = family.assemble(computed, learned, step.spec, step.size, self.batch, self.m._anchor)
+        if step.exprs:  # the parameters expressions of the parents give, in the family's order
+            written = {p: self._given(e, step, t) for p, e in step.exprs}
+            params = {p: written[p] if p in written else params[p] for p in family.params}
         eps = _at(self.noise.get(step.node), t)
         if given is None:
             if eps is None:
@@ -97,6 +100,12 @@ class Run:
             self._record(self.eps, step, t, eps)
         self._record(self.params, step, t, params)
         self._record(self.values, step, t, given)
+
+    def _given(self, expr: ir.Expr, step: Step, t: int | None) -> Tensor:
+        """A parameter an expression of the parents gives, [batch, size]."""
+        if expr.op == "number":
+            return self.m._anchor.new_full((self.batch, step.size), expr.value)
+        return evaluate(expr, lambda parent: self.read(read_of(self.m.ir, parent), t)).expand(self.batch, step.size)
 
     def _inputs(self, step: Step, t: int | None, skip_self: bool = False) -> Tensor | None:
         parts = [self.read(r, t) for r in step.parents if not (skip_self and _own_state(step, r))]
@@ -143,3 +152,23 @@ def _at(value: Tensor | None, t: int | None) -> Tensor | None:
 
 def _stack(value: Tensor | list[Tensor]) -> Tensor:
     return torch.stack(value, dim=1) if isinstance(value, list) else value
+
+
+_FUNCTIONS = {"sqrt": torch.sqrt, "exp": torch.exp, "log": torch.log, "sigmoid": torch.sigmoid,
+              "softplus": torch.nn.functional.softplus, "tanh": torch.tanh, "abs": torch.abs}
+_OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
+
+
+def evaluate(expr: ir.Expr, read) -> Tensor | float:
+    """An expression's value, each parent's by `read` (the reference of `Expr.code`: the
+    same operations in the same order)."""
+    if expr.op == "number":
+        return expr.value
+    if expr.op == "read":
+        return read(expr.parent)
+    args = [evaluate(a, read) for a in expr.args]
+    if expr.op in _OPERATORS:
+        return _OPERATORS[expr.op](*args)
+    if expr.op == "neg":
+        return -args[0]
+    return _FUNCTIONS[expr.op](args[0])

@@ -52,6 +52,8 @@ class Step:
     net: ir.Network | None = None
     key: str = ""
     """Key of the step's network / free parameters in the module (`p_z`, `q_z`)."""
+    exprs: tuple[tuple[str, ir.Expr], ...] = ()
+    """The parameters expressions of the parents give (`spec.given`), in the family's order."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def generative_pass(model: ir.Model, width: float | None = None) -> Pass:
             parents=_reads(model, node.parents),
             family=_family(node) if role == "sample" else None,
             spec=param_spec(FAMILIES[node.type], node.params) if role == "sample" else None,
-            net=net, key=f"p_{name}",
+            net=net, key=f"p_{name}", exprs=tuple(node.exprs.items()),
         ))
     return Pass(schedule(steps))
 
@@ -133,15 +135,16 @@ def inference_pass(model: ir.Model, width: float | None = None) -> Pass | None:
     for name in order.topological_order(graph, rank):
         node = model.node(name)
         if node.kind == "latent" and node.guide is not None:
-            net = node.guide.net
-            if width:
+            net, exprs = node.guide.net, node.guide.exprs
+            if width and net is not None:
                 net = NETWORKS[net.name].student(net, width)
             family = _family(node)
-            computed = ParamSpec(fixed={}, learned=(), computed=family.params, settings=dict(family.values))
+            computed = ParamSpec(fixed={}, learned=(), computed=tuple(p for p in family.params if p not in exprs),
+                                 settings=dict(family.values), given=tuple(p for p in family.params if p in exprs))
             steps.append(Step(
                 node=name, role="sample", size=size[name], timed=node.timed,
                 parents=_reads(model, node.guide.parents),
-                family=family, spec=computed, net=net, key=f"q_{name}",
+                family=family, spec=computed, net=net, key=f"q_{name}", exprs=tuple(exprs.items()),
             ))
         elif node.kind == "deterministic":
             steps.append(Step(
@@ -160,8 +163,13 @@ def _family(node: ir.Node) -> Family:
 
 
 def _reads(model: ir.Model, parents: tuple[ir.Parent, ...]) -> tuple[Read, ...]:
+    return tuple(read_of(model, p) for p in parents)
+
+
+def read_of(model: ir.Model, parent: ir.Parent) -> Read:
+    """An edge as a step reads it: a fixed step counted from 0."""
     first = model.time.first if model.time else 0
-    return tuple(Read(p.name, p.lag, None if p.at is None else p.at - first) for p in parents)
+    return Read(parent.name, parent.lag, None if parent.at is None else parent.at - first)
 
 
 def schedule(steps: list[Step]) -> tuple[Block, ...]:

@@ -182,7 +182,7 @@ def _label(model: Model, node: Node, net: Network | None, size: int, guide: bool
         drawn = ", ".join(f"{k}={_value(v)}" for k, v in node.initial.items())
         lines.append(f"{model.initial_name(node.name)} ~ {node.type}({drawn})")
     if guide and node.guide is not None:
-        lines.append(f"q: {node.guide.net.label()}")
+        lines.append(f"q: {node.guide.net.label() if node.guide.net else 'written out'}")
     return "\n".join(lines)
 
 

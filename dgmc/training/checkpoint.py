@@ -53,6 +53,9 @@ _TRAIN_ADDED = {"enumerate": [], "alpha": 0.0, "beta": 1.0, "k": 1}
 out): the teachers of specs that do not use them keep loading."""
 _NET_ADDED = ("shared",)
 """Network fields added since, hashed only when set (a shared network's name)."""
+_EXPRS = "exprs"
+"""The expressions of a conditional written out, on a node and on its guide (added
+since): hashed only when there are some."""
 _PARAMS_ADDED = {"Categorical": {"logits": ("computed",)}}
 """Parameters a family has let a spec fix since checkpoints were first written, at the
 default under which the node's dump had none (a Categorical's computed logits), so that
@@ -93,6 +96,9 @@ def _node_part(node: dict[str, Any]) -> dict[str, Any]:
     added = _PARAMS_ADDED.get(node["type"], {})
     params = {k: v for k, v in node["params"].items() if v not in added.get(k, ())}
     hashed = {k: (params if k == "params" else v) for k, v in node.items() if v is not None or k not in _ADDED}
+    for part in (hashed, hashed.get("guide") or {}):
+        if not part.get(_EXPRS, True):
+            part.pop(_EXPRS)
     for edges in ("parents", "guide"):
         found = hashed.get(edges)
         parents = found.get("parents") if edges == "guide" and found else found if edges == "parents" else None

@@ -98,7 +98,8 @@ def _make(model: ir.Model, out: Path, methods: tuple[str, ...], quick: bool, dev
     """The claimed run directory's teacher, students, metrics and evaluation."""
     teacher = _teacher(model, out / "teacher", quick, device, progress, log)
     steps = quick_steps(model.distill.steps, quick)
-    grid = [StudentJob(method=method, width=width, seed=seed, lam=lam, steps=steps, device=device, progress=progress)
+    grid = [StudentJob(method=method, width=width, seed=seed, lam=lam, steps=steps, device=device, progress=progress,
+                       quick=quick)
             for width in model.distill.widths for method in methods
             for lam in lambdas_of(model, method) for seed in model.distill.seeds]
     if workers is None or workers.processes == 1:
@@ -291,7 +292,8 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
     meta_path, weights = out / "teacher.json", out / "teacher.pt"
     if meta_path.is_file() and checkpoint.matches(weights, model):
         log(f"teacher: reusing {weights}")
-        metrics = _with_exact(model, weights, json.loads(meta_path.read_text())["metrics"], device)
+        meta = json.loads(meta_path.read_text())
+        metrics = _with_exact(model, weights, meta["metrics"], device, meta.get("quick", False))
     else:
         result = train_teacher(model, out, seed=0, device=device, quick=quick, progress=progress)
         metrics = result.metrics
@@ -299,7 +301,7 @@ def _teacher(model: ir.Model, out: Path, quick: bool, device: str, progress: boo
     return {"model": "teacher", "name": "teacher", "method": "", "width": 1.0, "seed": 0, **metrics}
 
 
-def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> dict:
+def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str, quick: bool) -> dict:
     """A reused teacher's metrics with its exact test NLL and its test IWAE estimate where
     they apply, for a teacher trained before dgmc computed them
     (`dgmc.evaluation.likelihood`, `dgmc.training.iwae`)."""
@@ -308,7 +310,8 @@ def _with_exact(model: ir.Model, weights: Path, metrics: dict, device: str) -> d
         return metrics
     teacher, test = _load(model, weights, None, device), load_split(model).test
     test = {k: v.to(teacher._anchor.device) for k, v in test.items()}
-    return {**metrics, **({} if exact else exact_metrics(teacher, test)), **iwae_metrics(teacher, test, EVAL_SEED)}
+    estimate = iwae_metrics(teacher, test, EVAL_SEED, quick=quick)
+    return {**metrics, **({} if exact else exact_metrics(teacher, test)), **estimate}
 
 
 def _with_collapse(model: ir.Model, out: Path, name: str, width: float, metrics: dict, device: str) -> dict:

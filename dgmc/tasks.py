@@ -74,7 +74,7 @@ def distill_spec(model: ir.Model, teacher: Path, out: Path | None = None, data: 
     given = dict(zip(overrides.keys, overrides.args, strict=True))
     job = StudentJob(method=method, width=model.distill.widths[0], seed=model.distill.seeds[0],
                      lam=model.distill.lambdas[0] if "lambda" in given else None,
-                     steps=quick_steps(model.distill.steps, quick), device=device, progress=progress)
+                     steps=quick_steps(model.distill.steps, quick), device=device, progress=progress, quick=quick)
     check_inputs(model, device, teacher, method)  # a refused command creates nothing
     out = out or teacher.parent
     scalars_at(out, tensorboard)

@@ -35,8 +35,9 @@ def test_run_writes_the_run_directory(run_dir: Path) -> None:
     rows = json.loads((run_dir / "metrics.json").read_text())
     assert [r["model"] for r in rows] == ["teacher"] + ["student"] * 6
     assert all(r["test_exact_nll"] > 0 for r in rows)  # hm's binary latents summed out exactly
-    # the IWAE estimate bounds the exact NLL from above (on average over draws: a little slack)
-    assert all(r["test_iwae"] > r["test_exact_nll"] - 0.02 and r["iwae_k"] == 100 for r in rows)
+    # the IWAE estimate (a quick run's: 10 draws, on at most 64 rows, here Old Faithful's whole test split)
+    # bounds the exact NLL from above in expectation: on 54 rows, within the noise of 10 draws
+    assert all(r["test_iwae"] > r["test_exact_nll"] - 0.1 and r["iwae_k"] == 10 for r in rows)
     assert [r["lambda"] for r in rows[1:]] == [1, 1, 10, 10, None, None]
     assert all(set(f"fidelity[{n}]" for n in ("z4", "z3", "y2", "z2", "z1", "y1")) <= set(r) for r in rows[1:])
     with (run_dir / "metrics.csv").open() as file:
@@ -45,7 +46,7 @@ def test_run_writes_the_run_directory(run_dir: Path) -> None:
 
 def test_report_has_the_papers_layout(run_dir: Path) -> None:
     report = (run_dir / "report.md").read_text()
-    assert ("| student | method | #params | test -ELBO | test -ELBO (teacher's guide) | test NLL (IWAE-100) | "
+    assert ("| student | method | #params | test -ELBO | test -ELBO (teacher's guide) | test NLL (IWAE-10) | "
             "test NLL (exact) | dead units | dead layers | revived | L (fidelity) | L[z4] |") in report
     training, samples = report.split("## Samples")
     students, heat = training.split("### Distillation terms per node")

@@ -270,7 +270,8 @@ def _measured(term: Term) -> Term:
     return replace(term, divergence=instead) if instead else term
 
 
-def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: Split) -> dict[str, float]:
+def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: Split, quick: bool = False
+                        ) -> dict[str, float]:
     """-ELBO (NLL without latents) of the test split under the student through its own
     guide (`test_objective`; a distilled student's guide is distilled too), and, for a
     model with a guide, through the teacher's (`test_objective_teacher_guide`: still a
@@ -278,7 +279,7 @@ def held_out_objectives(teacher: CompiledModel, student: CompiledModel, split: S
     test IWAE estimate through its own guide (`test_iwae`) where it has one."""
     data = {k: v.to(student._anchor.device) for k, v in split.test.items()}
     own = {"test_objective": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED)),
-           **iwae_metrics(student, data, EVAL_SEED)}
+           **iwae_metrics(student, data, EVAL_SEED, quick=quick)}
     if not student.ir.fully_guided():
         return own
     return {**own, "test_objective_teacher_guide": evaluate(student, data, torch.Generator().manual_seed(EVAL_SEED),
@@ -326,6 +327,8 @@ class StudentJob:
     steps: int | None = None
     device: str = "cpu"
     progress: bool = True
+    quick: bool = False
+    """A smoke run: its estimates cheap (`training.iwae.QUICK`)."""
 
     @property
     def name(self) -> str:
@@ -359,7 +362,7 @@ def run_distill(model: ir.Model, teacher_path: Path, out: Path, job: StudentJob)
     used = (model.distill.lambdas[0] if lam is None else lam) if METHODS[method].weighs_latents else None
     metrics = {"method": method, "width": width, "seed": seed, "lambda": used, "steps": len(history.get("loss", [])),
                "parameters": sum(p.numel() for p in student.generative_parameters()),
-               **(held_out_objectives(teacher, student, split) if split else {"test_objective": None}),
+               **(held_out_objectives(teacher, student, split, job.quick) if split else {"test_objective": None}),
                **_exact(student, split),
                **collapse(model, teacher, student, split),
                **({"revived": int(sum(history["revived"]))} if "revived" in history else {}),

@@ -100,8 +100,8 @@ def _training_table(model: ir.Model, rows: list[dict], groups: dict[Group, list[
             "distillation terms (method ours, bce measured as KL so that 0 is perfect) between teacher and student "
             "on 1024 fresh noise draws, and their unweighted sum. #params: generative networks only."
             + (f" test NLL (IWAE-{_iwae_k(rows)}): -log of the importance-weighted estimate of p on {_iwae_k(rows)} "
-               "draws of the "
-               "student's guide per example, an upper bound on the test NLL, tighter than -ELBO."
+               f"draws of the student's guide per example, on the first {rows[0].get('iwae_rows', 'few')} test "
+               "rows: an upper bound on the test NLL, tighter than -ELBO."
                if "test_iwae" in extra else "")
             + (" test NLL (exact): -log p of the test split per example with the discrete latents summed out, "
                "which no guide blurs." if "test_exact_nll" in extra else "")

@@ -280,7 +280,7 @@ def fit(compiled: CompiledModel, recipe: ir.Train, data: Batch, steps: int, seed
                     label, progress)
 
 
-def report(compiled: CompiledModel, split: Split) -> dict[str, float]:
+def report(compiled: CompiledModel, split: Split, quick: bool = False) -> dict[str, float]:
     """The reported objective on the train and test splits, and the test IWAE estimate
     where the model has one (`iwae.iwae_metrics`), on fixed noise."""
     device = compiled._anchor.device
@@ -288,7 +288,7 @@ def report(compiled: CompiledModel, split: Split) -> dict[str, float]:
     for part in ("train", "test"):
         data = {k: v.to(device) for k, v in getattr(split, part).items()}
         metrics[f"{part}_objective"] = evaluate(compiled, data, torch.Generator().manual_seed(EVAL_SEED))
-    return {**metrics, **iwae_metrics(compiled, data, EVAL_SEED)}
+    return {**metrics, **iwae_metrics(compiled, data, EVAL_SEED, quick=quick)}
 
 
 def check_trainable(model: ir.Model) -> None:
@@ -312,7 +312,7 @@ def train_teacher(model: ir.Model, out: Path, seed: int = 0, device: str = "cpu"
         raise stopped(error, compiled, out / "teacher.last_good.pt", {"seed": seed}) from None
     if not ddp.world().main:  # rank 0 reports and writes
         return Trained(compiled, {}, history, [])
-    metrics = {"steps": steps, "seconds": round(time.perf_counter() - started, 2), **report(compiled, split)}
+    metrics = {"steps": steps, "seconds": round(time.perf_counter() - started, 2), **report(compiled, split, quick)}
     metrics.update(exact_metrics(compiled, split.test))
     metrics.update((f"train_missing[{name}]", round(float(torch.isnan(values).flatten(1).any(1).float().mean()), 4))
                    for name, values in split.train.items() if torch.isnan(values).any())  # the rows that lack it

@@ -340,3 +340,34 @@ def iwae_objectives(out: Path, by_elbo: str = "vae", by_iwae: str = "iwae") -> s
             f"{teacher[by_elbo]:.3f}, by IWAE-5 {teacher[by_iwae]:.3f}; the one trained by {better} is "
             f"{abs(teacher[by_iwae] - teacher[by_elbo]):.3f} nats better.")
     return lead + "\n\n" + "\n".join(lines)
+
+
+def causal_effect(out: Path, name: str = "cevae") -> str:
+    """The CEVAE's average treatment effect on the test split of the `confounded` data:
+    the teacher's and each student's (its own distilled guide inferring the confounder),
+    against the truth and the naive difference between treated and untreated rows."""
+    if not finished(out / name):
+        return f"Not run yet: `python bench/results.py --only {name}`."
+    import dgmc
+    from dgmc.datasets import load_split
+    from dgmc.datasets.builtin import CONFOUNDED_EFFECT
+
+    rows, _ = load(out / name)
+    teacher = dgmc.load_checkpoint(out / name)
+    test = load_split(teacher.ir).test
+    treated = test["t"][:, 0] == 1
+    naive = float(test["y"][treated].mean() - test["y"][~treated].mean())
+    found = {"teacher": dgmc.average_effect(teacher, "t", "y")}
+    for row in rows[1:]:
+        found[row["name"]] = dgmc.average_effect(dgmc.load_checkpoint(out / name, student=row["name"]), "t", "y")
+    lines = [f"Average effect of t on y over the {len(test['y'])} test rows: true {CONFOUNDED_EFFECT:g}, naive "
+             f"difference between treated and untreated rows {naive:.3f}, the teacher's estimate "
+             f"{found['teacher']:.3f}.", "",
+             "| model | method | width | seeds | estimated effect | error |", "|---|---|---|---|---|---|",
+             f"| teacher | | 1 | 1 | {found['teacher']:.3f} | {found['teacher'] - CONFOUNDED_EFFECT:+.3f} |"]
+    for width in _widths(rows):
+        for method in _methods(rows):
+            values = [found[r["name"]] for r in rows[1:] if r["width"] == width and r["method"] == method]
+            errors = [v - CONFOUNDED_EFFECT for v in values]
+            lines.append(f"| student | {method} | {width:g} | {len(values)} | {stat(values)} | {stat(errors)} |")
+    return "\n".join(lines)

@@ -68,6 +68,8 @@ EXPERIMENTS = {  # name -> the dgmc command, longest first (they are scheduled i
     # the VAE by the ELBO and by the importance-weighted bound, compared by IWAE-5000
     "iwae": ["run", "specs/iwae.dgm", "--methods", "ours", "scratch"],
     "vae": ["run", "specs/vae.dgm", "--widths", "0.25", "0.0625", "--methods", "ours", "scratch"],
+    # the causal effect VAE: the treatment effect its teacher and students recover
+    "cevae": ["run", "specs/cevae.dgm", "--methods", "ours", "scratch"],
     "classifier_tenth": ["run", "specs/classifier_tenth.dgm", "--methods", "ours", "scratch"],
     "conv_vae": ["run", "specs/conv_vae.dgm", "--threads", "2"],
     "conv_hvae": ["run", "specs/conv_hvae.dgm", "--threads", "2"],
@@ -336,6 +338,8 @@ def main() -> None:
         text = fill(text, "semi", findings.semi_supervised(out))
     if {"vae", "iwae"} <= set(finished):
         text = fill(text, "iwae_objectives", findings.iwae_objectives(out))
+    if "cevae" in finished:
+        text = fill(text, "effect", findings.causal_effect(out))
     drawn = [] if args.report_only else names  # the pictures are drawn by the invocation that ran
     if "hm" in drawn:
         hm_figure(out)

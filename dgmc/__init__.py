@@ -12,6 +12,7 @@ stand at the top:
 """
 
 from .api import (
+    average_effect,
     compile,
     distill,
     distributions,
@@ -40,8 +41,8 @@ from .training.objectives import Objective, register_objective
 __all__ = [
     "Column", "Dataset", "DgmError", "Diagnostic", "Family", "Model", "NetworkKind", "Node", "Objective", "Option",
     "UserError",
-    "check_text", "compile", "distill", "distributions", "evaluate", "export", "iwae_bound", "lint", "load",
-    "load_checkpoint", "load_plugin", "loads", "log_likelihood", "register_dataset", "register_family",
-    "register_network", "register_objective", "sample",
+    "average_effect", "check_text", "compile", "distill", "distributions", "evaluate", "export", "iwae_bound",
+    "lint", "load", "load_checkpoint", "load_plugin", "loads", "log_likelihood", "register_dataset",
+    "register_family", "register_network", "register_objective", "sample",
     "save_checkpoint", "to_digraph", "to_networkx", "topological_order", "train",
 ]

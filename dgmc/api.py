@@ -208,6 +208,19 @@ def iwae_bound(module: CompiledModel, data: Data | None = None, k: int = 100, se
         return bound(module, hidden, k, torch.Generator(device).manual_seed(seed), guide)
 
 
+def average_effect(module: CompiledModel, treatment: str, outcome: str, data: Data | None = None,
+                   seed: int = 0) -> float:
+    """E[outcome | do(treatment = 1)] - E[outcome | do(treatment = 0)] on the test split of
+    the module's data (or on `data`), the latents inferred by its guide from each row
+    (`dgmc.evaluation.effects`: the causal effect VAE's estimate)."""
+    from .evaluation.effects import average_effect as effect
+
+    rows = _rows(module.ir, data, "test")
+    module.check_shapes(rows)
+    device = module._anchor.device
+    return effect(module, {k: v.to(device) for k, v in rows.items()}, treatment, outcome, seed)
+
+
 def load_plugin(name: str | Path) -> None:
     """What `--plugin` does: import the plugin module `name` (a dotted name), or run the
     plugin file at the path `name`, so that specs can name what it registers."""

@@ -172,9 +172,9 @@ def _target(ctx: Context, ref: s.Ref, drafts: dict[str, Draft], time: ir.Time | 
         ctx.error(ref.index.span, f"An edge defines the current step: point it at "
                   f"{ref.name.text}[{ctx.time_var}], not at another step.")
         return None
-    if guide and draft.kind != "latent" and not draft.in_guide:
-        ctx.error(ref.span, f"The guide infers latent nodes and computes the states declared in it; "
-                  f"'{draft.name}' is {draft.kind}.")
+    if guide and draft.kind not in ("latent", "observed") and not draft.in_guide:
+        ctx.error(ref.span, f"The guide infers latent nodes, predicts observed ones (auxiliary predictors) and "
+                  f"computes the states declared in it; '{draft.name}' is {draft.kind}.")
         return None
     if not guide and draft.in_guide:
         ctx.error(ref.span, f"'{draft.name}' is declared in the guide: give its edges there.")

@@ -25,6 +25,7 @@ WEIGHTS = {
     "free_bits": (False, "free_bits is a floor in nats per latent dimension"),
     "beta": (True, "beta weighs the KL terms"),
     "alpha": (False, "alpha weighs the guide's log-probability of the values the data give"),
+    "aux": (False, "aux weighs the auxiliary predictors' log-probability of the observed values"),
 }
 """The recipe's numeric options: whether each must be > 0 (else >= 0), and what it is."""
 DEFAULTS = {"steps": 2000, "batch": 128, "lr": 1e-3, "weight_decay": 1e-4, "warmup": 0}
@@ -75,6 +76,11 @@ def check_bound(ctx: Context, spec: s.Spec, drafts: dict[str, Draft], data: ir.D
             fits = " or ".join(o.name for o in OBJECTIVES.values() if o.infers_bound)
             ctx.error(span, f"'{name}' is a latent bound to data: train with {fits}, which infers it where the "
                       "data miss it.")
+    predicted = [d.name for d in drafts.values() if d.kind == "observed" and d.guided]
+    aux = next((a for a in (stmt.args if stmt else ()) if a.key is not None and a.key.text == "aux"), None)
+    if aux is not None and not predicted:
+        ctx.error(aux.span, "aux weighs the auxiliary predictors (guide edges into observed nodes), but the guide "
+                  "predicts no observed node.")
     if train is not None and train.alpha and not bound and stmt is not None:
         arg = next(a for a in stmt.args if a.key is not None and a.key.text == "alpha")
         ctx.error(arg.span, "alpha weighs the guide's log-probability of a latent's values where the data give "

@@ -52,6 +52,29 @@ def _old_faithful() -> dict[str, np.ndarray]:
     return {column: table[:, [i]] for i, column in enumerate(header)}
 
 
+CONFOUNDED_EFFECT = 1.0
+"""The true average treatment effect of the `confounded` data set: E[y | do(t = 1)] -
+E[y | do(t = 0)]."""
+
+
+def _confounded() -> dict[str, np.ndarray]:
+    """A hidden binary confounder z ~ Bernoulli(0.5) drives five noisy proxies x ~ N(z - 0.5,
+    1), the treatment t ~ Bernoulli(0.75 if z else 0.25) and the outcome y ~ N(EFFECT * t +
+    2 z, 0.5): the naive difference of y between the treated and the untreated is
+    EFFECT + 2 (0.75 - 0.25) = 2, twice the true effect, which only a model of z recovers
+    (the CEVAE's setting, Louizos et al. 2017). 3000 rows, generated from a fixed seed."""
+    import numpy as np
+
+    rng = np.random.default_rng(2017)
+    rows = 3000
+    z = rng.random(rows) < 0.5
+    x = (z[:, None] - 0.5) + rng.standard_normal((rows, 5))
+    t = rng.random(rows) < np.where(z, 0.75, 0.25)
+    y = CONFOUNDED_EFFECT * t + 2.0 * z + 0.5 * rng.standard_normal(rows)
+    return {"proxies": x, "treatment": t[:, None].astype(np.float64), "outcome": y[:, None],
+            "confounder": z[:, None].astype(np.float64)}
+
+
 def _mnist1d() -> dict[str, np.ndarray]:
     """mnist1d's 5000 rows (its train part, then its test part), generated with
     `make_dataset` (never `get_dataset`, which downloads) and cached as .npz: generating
@@ -100,6 +123,12 @@ for _dataset in (
                              "waiting": Column(1, "real", doc="waiting time to the next eruption, minutes")},
             flags=("standardize",), exclusive=(), rows=272,
             doc="Old Faithful geyser, shipped in dgmc/data/old_faithful.csv", load=_old_faithful),
+    Dataset("confounded", {"proxies": Column(5, "real", doc="five noisy proxies of the hidden confounder"),
+                           "treatment": Column(1, "binary", doc="whether treated, 0 or 1"),
+                           "outcome": Column(1, "real", doc="the outcome; the true average effect of treatment is 1"),
+                           "confounder": Column(1, "binary", doc="the hidden confounder, for checking only")},
+            flags=(), exclusive=(), rows=3000, load=_confounded,
+            doc="synthetic causal data with a hidden confounder and a known treatment effect (CEVAE's setting)"),
     Dataset("mnist1d", {"signal": Column(40, "real", sequence=True, doc="a 40-point 1-d signal"),
                         "label": Column(10, "onehot", doc="the class, one-hot")},
             flags=("standardize",), exclusive=(), rows=5000,

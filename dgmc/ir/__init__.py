@@ -233,6 +233,9 @@ class Train(Frozen):
     ramp where there is one."""
     k: int = 1
     """The draws per row of `iwae`'s importance-weighted bound."""
+    aux: float = 1.0
+    """The weight of the auxiliary predictors' -log q(value | ...) of observed nodes with a
+    guide (CEVAE's q(t | x) and q(y | x, t), Louizos et al. 2017)."""
     alpha: float = 0.0
     """The weight of -log q(y | ...) on the rows where a latent bound to data is present
     (M2's classification term, Kingma et al. 2014); 0: none."""

@@ -47,10 +47,12 @@ def model_edges(model: Model, guide: bool = False) -> list[Edge]:
 
 def inference_edges(model: Model) -> list[Edge]:
     """The edges that inference follows: a latent is computed from its guide parents, a
-    deterministic node from its generative parents; observed and input nodes are data."""
+    deterministic node from its generative parents; observed and input nodes are data,
+    an observed node with a guide (an auxiliary predictor) predicted from its guide
+    parents where the data lack it."""
     edges = []
     for node in model.nodes:
-        if node.kind == "latent" and node.guide is not None:
+        if node.kind in ("latent", "observed") and node.guide is not None:
             edges.extend((p.name, node.name, p.lag) for p in node.guide.parents)
         elif node.kind == "deterministic":
             edges.extend((p.name, node.name, p.lag) for p in node.parents)
@@ -168,8 +170,8 @@ def _node_problems(model: Model, node, position: dict[str, int]):
         yield f"{node.name!r}: a guide has a network exactly when it has no expressions"
     if node.kind in ("latent", "observed") and node.type not in FAMILIES:
         yield f"{node.name!r} has no family"
-    if node.guide is not None and node.kind != "latent":
-        yield f"{node.name!r} has a guide but is not latent"
+    if node.guide is not None and node.kind not in ("latent", "observed"):
+        yield f"{node.name!r} has a guide but is neither latent nor observed"
     for parent in (*node.parents, *(node.guide.parents if node.guide else ())):
         if not model.has(parent.name):
             yield f"{node.name!r} has unknown parent {parent.name!r}"

@@ -49,11 +49,12 @@ def generate(model: ir.Model, method: str = "ours", lam: float | None = None) ->
 
 
 def guide_terms(model: ir.Model, method: str = "ours") -> tuple[Term, ...]:
-    """The guide's terms (of a `fully_guided` model): the latent terms of `generate` on
-    the inference graph, each weighted 1 (there is no surrogate to weigh them against); a
-    latent summed out of the model has no guide, so no term."""
-    latents = {n.name for n in model.of_kind("latent") if n.guide is not None}
-    return tuple(replace(t, weight=1.0) for t in generate(model, method) if t.node in latents)
+    """The guide's terms (of a `fully_guided` model): the terms of `generate` on the
+    inference graph of every node with a guide (latents, and observed nodes the guide
+    predicts), each weighted 1 (there is no surrogate to weigh them against); a latent
+    summed out of the model has no guide, so no term."""
+    guided = {n.name for n in model.of_kind("latent", "observed") if n.guide is not None}
+    return tuple(replace(t, weight=1.0) for t in generate(model, method) if t.node in guided)
 
 
 def guide_fed(model: ir.Model, method: str) -> tuple[str, ...]:

@@ -115,6 +115,9 @@ def elbo_source(model: ir.Model, generative: dict[str, Step]) -> str:
         f.line("p = self.run({}, given=q.values)")
     for node in model.of_kind("observed"):
         f.node(node.name, "nll", f"nll[{node.name}]", _nll(node, generative[node.name], "p"))
+    for node in model.of_kind("observed"):
+        if node.guide is not None:  # an auxiliary predictor: -log q of the observed value
+            f.node(node.name, "aux", f"aux[{node.name}]", f"-self.log_prob({node.name!r}, q)")
     for name, term in terms.items():
         if term.summed == "model":
             f.node(name, "kl", f"kl[{name}]", f"-self.log_prob({name!r}, p)")

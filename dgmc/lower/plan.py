@@ -134,7 +134,7 @@ def inference_pass(model: ir.Model, width: float | None = None) -> Pass | None:
     steps = initial_steps(model)
     for name in order.topological_order(graph, rank):
         node = model.node(name)
-        if node.kind == "latent" and node.guide is not None:
+        if node.kind in ("latent", "observed") and node.guide is not None:
             net, exprs = node.guide.net, node.guide.exprs
             if width and net is not None:
                 net = NETWORKS[net.name].student(net, width)

@@ -48,7 +48,7 @@ _PARENT_ADDED = ("at",)
 sequence)."""
 _DATA_ADDED = {"labelled": 1.0}
 """Data options added since, hashed only when not at their default (every label kept)."""
-_TRAIN_ADDED = {"enumerate": [], "alpha": 0.0, "beta": 1.0, "k": 1}
+_TRAIN_ADDED = {"enumerate": [], "alpha": 0.0, "beta": 1.0, "k": 1, "aux": 1.0}
 """Training settings added since, hashed only when not at their default (nothing summed
 out): the teachers of specs that do not use them keep loading."""
 _NET_ADDED = ("shared",)

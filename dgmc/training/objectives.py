@@ -65,8 +65,9 @@ def _elbo_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
     else:
         parts = summed_out(model, batch, generator, guide, _sampled_parts, present)
     for name, there in present.items():
-        if f"nll[{name}]" in parts:
-            parts[f"nll[{name}]"] = torch.where(there, parts[f"nll[{name}]"], 0)
+        for key in (f"nll[{name}]", f"aux[{name}]"):
+            if key in parts:
+                parts[key] = torch.where(there, parts[key], 0)
     return parts
 
 
@@ -110,8 +111,9 @@ def present_rows(model: ir.Model, batch: Batch) -> tuple[Batch, dict[str, Tensor
 
 
 def _bound_only(parts: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The ELBO's own terms: without the classification terms that `alpha` adds."""
-    return {k: v for k, v in parts.items() if not k.startswith("class[")}
+    """The ELBO's own terms: without the classification terms that `alpha` adds and the
+    auxiliary predictors' that `aux` weighs."""
+    return {k: v for k, v in parts.items() if not k.startswith(("class[", "aux["))}
 
 
 def _sampled_parts(model: CompiledModel, batch: Batch, generator: Generator | None,
@@ -149,6 +151,7 @@ def _parts_and_trace(model: CompiledModel, batch: Batch, generator: Generator | 
         given = {**{name: q.values[name] for name in random}, **outside}
     p = model.run({}, given=given)
     parts = {f"nll[{n.name}]": -model.log_prob(n.name, p) for n in model.ir.of_kind("observed")}
+    parts.update({f"aux[{n.name}]": -model.log_prob(n.name, q) for n in model.ir.of_kind("observed") if n.guide})
     if guide is not None:
         parts.update({f"kl[{name}]": kl_per_row(model, name, q, p) for name in drawn})
     for name, term in terms.items():
@@ -173,8 +176,9 @@ def elbo(model: CompiledModel, batch: Batch, generator: Generator | None = None,
     floors = {f"kl[{n.name}]": free_bits * n.size * (model.ir.time.steps if n.timed else 1)
               for n in model.ir.of_kind("latent")} if free_bits else {}
     alpha = model.ir.train.alpha if model.ir.train else 0.0
+    aux = model.ir.train.aux if model.ir.train else 1.0
     loss = sum(beta * v.clamp(min=floors.get(k, 0.0)) if k.startswith("kl") else alpha * v if k.startswith("class[")
-               else v for k, v in parts.items())
+               else aux * v if k.startswith("aux[") else v for k, v in parts.items())
     return loss, {**_detached(parts), "-elbo": sum(_bound_only(parts).values()).detach()}
 
 
@@ -274,7 +278,7 @@ def register_objective(objective: Objective, *, replace: bool = False) -> Object
     return OBJECTIVES.register(objective.name, objective, replace=replace)
 for _objective in (
     Objective("elbo", elbo, "evidence lower bound, latents reparametrized (continuous latents)", latents=True,
-              discrete_latents=False, options=("warmup", "free_bits", "beta", "enumerate", "alpha"),
+              discrete_latents=False, options=("warmup", "free_bits", "beta", "enumerate", "alpha", "aux"),
               infers_bound=True, parts="elbo_parts"),
     Objective("wake_sleep", wake_sleep, "wake-sleep: generative and guide networks in alternation "
               "(discrete latents)", latents=True, learns_initial=False, parts="wake_sleep_parts"),

@@ -287,7 +287,8 @@ def test_run_on_sample_noise_reproduces_the_sample(name: str, width: float | Non
 
 def test_semi_nodes_of_shipped_specs() -> None:
     semi = {name: compile_model(load(name)).semi for name in SPECS}
-    assert {name: nodes for name, nodes in semi.items() if nodes} == {"hm": ("y2",), "srnn": ("x",), "vrnn": ("x",)}
+    assert {name: nodes for name, nodes in semi.items() if nodes} == {"cevae": ("t",), "hm": ("y2",), "srnn": ("x",),
+                                                                 "vrnn": ("x",)}
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -67,4 +67,4 @@ def test_fidelity_measures_only_bce_in_another_divergences_place() -> None:
 
 def test_each_objective_names_its_generated_function() -> None:
     assert {name: how.parts for name, how in OBJECTIVES.items()} == {
-        "elbo": "elbo_parts", "wake_sleep": "wake_sleep_parts", "mle": "mle_parts"}
+        "elbo": "elbo_parts", "wake_sleep": "wake_sleep_parts", "mle": "mle_parts", "iwae": None}

@@ -72,10 +72,16 @@ def iwae_bound(model: CompiledModel, batch: Batch, k: int, generator: Generator 
                guide: CompiledModel | None = None) -> Tensor:
     """IWAE_k of each row of `batch` (nats): each row repeated k times (consecutive), one
     log weight per copy, then log of their mean, taken stably (logsumexp)."""
+    weights = _weights(model, batch, k, generator, guide)
+    return torch.logsumexp(weights, dim=1) - math.log(k)
+
+
+def _weights(model: CompiledModel, batch: Batch, k: int, generator: Generator | None = None,
+             guide: CompiledModel | None = None) -> Tensor:
+    """The log weights of k draws per row, [rows, k]: each row repeated k times."""
     rows = next(iter(batch.values())).shape[0]
     copies = {name: value.repeat_interleave(k, 0) for name, value in batch.items()}
-    weights = log_weights(model, copies, generator, guide).view(rows, k)
-    return torch.logsumexp(weights, dim=1) - math.log(k)
+    return log_weights(model, copies, generator, guide).view(rows, k)
 
 
 def iwae(model: CompiledModel, batch: Batch, generator: Generator | None = None,
@@ -83,9 +89,7 @@ def iwae(model: CompiledModel, batch: Batch, generator: Generator | None = None,
     """-IWAE_k (k from `train iwae(k = K)`), batch mean; logged beside it, -ELBO on the
     same draws (the mean log weight), which IWAE_k bounds from above."""
     k = model.ir.train.k if model.ir.train else 1
-    rows = next(iter(batch.values())).shape[0]
-    copies = {name: value.repeat_interleave(k, 0) for name, value in batch.items()}
-    weights = log_weights(model, copies, generator).view(rows, k)
+    weights = _weights(model, batch, k, generator)
     loss = -(torch.logsumexp(weights, dim=1) - math.log(k)).mean()
     return loss, {"-iwae": loss.detach(), "-elbo": -weights.mean().detach()}
 
